@@ -1,0 +1,229 @@
+"""The `poolswitch` command: start | validate | status | metrics.
+
+    poolswitch start --config FILE [--host H] [--port P] [--log-level L]
+    poolswitch validate --config FILE
+    poolswitch status [--url URL | --config FILE] [--json]
+    poolswitch metrics [--url URL | --config FILE]
+
+Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from poolswitch import __version__
+from poolswitch.app import PoolSwitchApp
+from poolswitch.config import Config, load_config
+from poolswitch.errors import ConfigError
+from poolswitch.proxy import ABSOLUTE_FORM
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+DRAIN_SECONDS = 30
+
+
+class _TargetAwareProtocol(HttpToolsProtocol):
+    """uvicorn's protocol, plus a scope flag when the request target was an absolute URL
+    (uvicorn keeps only its path, which would hide where the caller meant to go)."""
+
+    def on_headers_complete(self) -> None:
+        if not self.url.startswith(b"/"):
+            self.scope[ABSOLUTE_FORM] = True  # type: ignore[literal-required]
+        super().on_headers_complete()
+
+
+def build_server(
+    app: PoolSwitchApp, host: str, port: int, log_level: str = "info"
+) -> uvicorn.Server:
+    """The uvicorn server as `poolswitch start` runs it (tests use this too)."""
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http=_TargetAwareProtocol,
+            lifespan="on",
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            log_config=None,
+            log_level=log_level,
+            timeout_graceful_shutdown=DRAIN_SECONDS,
+            timeout_keep_alive=75,
+            backlog=4096,
+        )
+    )
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return None
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 2
+    setup_logging(args.log_level)
+    server = build_server(
+        PoolSwitchApp(config),
+        args.host or config.listen_host,
+        args.port or config.listen_port,
+        args.log_level,
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 2
+    print(
+        f"ok: {len(config.keys)} keys, strategy {config.strategy}, storage "
+        f"{config.storage.backend}, upstream {config.upstream_base_url}"
+    )
+    return 0
+
+
+def _base_url(args: argparse.Namespace) -> str | None:
+    if args.url:
+        return str(args.url).rstrip("/")
+    if args.config:
+        config = _load(args.config)
+        if config is None:
+            return None
+        host = "127.0.0.1" if config.listen_host in ("0.0.0.0", "::") else config.listen_host
+        return f"http://{host}:{config.listen_port}"
+    return "http://127.0.0.1:8080"
+
+
+def _fetch(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            data: bytes = resp.read()
+            return data
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"error: cannot reach the proxy at {url}: {reason}", file=sys.stderr)
+        return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    base = _base_url(args)
+    if base is None:
+        return 2
+    data = _fetch(base + "/status")
+    if data is None:
+        return 1
+    doc = json.loads(data)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_status(doc, time.time()))
+    return 0
+
+
+def format_status(doc: dict[str, Any], now: float) -> str:
+    """A readable table of `/status`."""
+    lines = [
+        f"strategy {doc['strategy']}, storage {doc['storage']}, "
+        f"upstream {doc['upstream_base_url']}",
+        "",
+    ]
+    rows = [("KEY", "STATE", "RETURNS IN", "REASON", "REQUESTS", "ERRORS", "FAILOVERS")]
+    for key in doc["keys"]:
+        until = key.get("cooldown_until")
+        rows.append(
+            (
+                key["id"],
+                key["state"],
+                f"{max(until - now, 0):.0f}s" if until else "-",
+                key.get("reason") or "-",
+                str(key["total_requests"]),
+                str(key["errors"]),
+                str(key["failovers"]),
+            )
+        )
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    lines += [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    base = _base_url(args)
+    if base is None:
+        return 2
+    data = _fetch(base + "/metrics")
+    if data is None:
+        return 1
+    sys.stdout.write(data.decode())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="poolswitch", description="API key pool proxy.")
+    p.add_argument("--version", action="version", version=f"poolswitch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    start = sub.add_parser("start", help="run the proxy until SIGINT/SIGTERM")
+    start.add_argument("--config", required=True, help="YAML configuration file")
+    start.add_argument("--host", help="listen address (default: listen_host)")
+    start.add_argument("--port", type=int, help="listen port (default: listen_port)")
+    start.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    start.set_defaults(run=cmd_start)
+
+    validate = sub.add_parser("validate", help="check a configuration file")
+    validate.add_argument("--config", required=True)
+    validate.set_defaults(run=cmd_validate)
+
+    for name, run, text in (
+        ("status", cmd_status, "show the key pool of a running proxy"),
+        ("metrics", cmd_metrics, "print a running proxy's metrics"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        where = cmd.add_mutually_exclusive_group()
+        where.add_argument("--url", help="the proxy's base URL (default http://127.0.0.1:8080)")
+        where.add_argument("--config", help="find the proxy from this configuration file")
+        if name == "status":
+            cmd.add_argument("--json", action="store_true", help="print the raw JSON")
+        cmd.set_defaults(run=run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""Configuration: YAML plus environment -> frozen, validated dataclasses.
+
+Every problem is reported at once, one line each, naming its YAML path:
+`keys[1].value: environment variable OPENAI_KEY_2 is not set`. A key value may be written
+`${ENV_VAR}` or `${ENV_VAR:-default}` (in fact any string setting may), and `POOLSWITCH_<SETTING>` environment variables
+override top-level settings (`POOLSWITCH_LISTEN_PORT=9000`, `POOLSWITCH_STORAGE_BACKEND=sqlite`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from poolswitch.errors import ConfigError
+
+STRATEGIES = ("round_robin", "least_used", "random", "quota_failover")
+STORAGE_BACKENDS = ("memory", "sqlite")
+MIB = 1024 * 1024
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    """One key of the pool. `value` is the secret; it never appears in a repr."""
+
+    id: str
+    value: str = field(repr=False)
+    weight: int = 1
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: str = "memory"
+    sqlite_path: str = "poolswitch.db"
+
+
+@dataclass(frozen=True)
+class Config:
+    upstream_base_url: str
+    keys: tuple[KeyConfig, ...]
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    auth_header_name: str = "Authorization"
+    auth_scheme: str | None = "Bearer"
+    strategy: str = "round_robin"
+    retry_attempts: int = 3
+    cooldown_seconds: float = 3600.0
+    request_timeout_seconds: float = 600.0
+    connect_timeout_seconds: float = 10.0
+    max_request_body_bytes: int = 32 * MIB
+    storage: StorageConfig = StorageConfig()
+
+
+_SCALARS = (
+    "listen_host",
+    "listen_port",
+    "upstream_base_url",
+    "auth_header_name",
+    "auth_scheme",
+    "strategy",
+    "retry_attempts",
+    "cooldown_seconds",
+    "request_timeout_seconds",
+    "connect_timeout_seconds",
+    "max_request_body_bytes",
+)
+TOP_LEVEL = (*_SCALARS, "storage", "keys")
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a YAML file; raise ConfigError listing every problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{path}: invalid YAML{where}"]) from None
+    return parse_config(
+        {} if raw is None else raw, env=os.environ if env is None else env, base_dir=file.parent
+    )
+
+
+def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = None) -> Config:
+    """Validate an already-parsed document (a mapping) against the schema."""
+    v = _Validator(env)
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): must be a mapping of settings"])
+    doc = dict(raw)
+    _apply_env_overrides(doc, env, v)
+    v.unknown(doc, TOP_LEVEL, "")
+
+    defaults = Config(upstream_base_url="", keys=())
+    url = v.url(doc, "upstream_base_url")
+    storage = v.storage(doc.get("storage"), base_dir)
+    keys = v.keys(doc.get("keys"))
+    cfg = Config(
+        upstream_base_url=url,
+        keys=keys,
+        listen_host=v.text(doc, "listen_host", defaults.listen_host),
+        listen_port=v.integer(doc, "listen_port", defaults.listen_port, low=1, high=65535),
+        auth_header_name=v.token(doc, "auth_header_name", defaults.auth_header_name),
+        auth_scheme=v.scheme(doc, "auth_scheme", defaults.auth_scheme),
+        strategy=v.choice(doc, "strategy", defaults.strategy, STRATEGIES),
+        retry_attempts=v.integer(doc, "retry_attempts", defaults.retry_attempts, low=1, high=100),
+        cooldown_seconds=v.number(doc, "cooldown_seconds", defaults.cooldown_seconds, low=0),
+        request_timeout_seconds=v.number(
+            doc, "request_timeout_seconds", defaults.request_timeout_seconds, positive=True
+        ),
+        connect_timeout_seconds=v.number(
+            doc, "connect_timeout_seconds", defaults.connect_timeout_seconds, positive=True
+        ),
+        max_request_body_bytes=v.integer(
+            doc, "max_request_body_bytes", defaults.max_request_body_bytes, low=0
+        ),
+        storage=storage,
+    )
+    if v.problems:
+        raise ConfigError(v.problems)
+    return cfg
+
+
+def _apply_env_overrides(doc: dict[str, Any], env: Mapping[str, str], v: _Validator) -> None:
+    """POOLSWITCH_<SETTING> replaces a top-level setting; POOLSWITCH_STORAGE_<X> a storage one."""
+    for name in _SCALARS:
+        var = "POOLSWITCH_" + name.upper()
+        if var in env:
+            doc[name] = _env_scalar(env[var])
+            v.origin[name] = var
+    for name in ("backend", "sqlite_path"):
+        var = "POOLSWITCH_STORAGE_" + name.upper()
+        if var in env:
+            storage = doc.get("storage")
+            merged = dict(storage) if isinstance(storage, dict) else {}
+            merged[name] = env[var]
+            doc["storage"] = merged
+            v.origin["storage." + name] = var
+
+
+def _env_scalar(text: str) -> Any:
+    """Environment values are typed as YAML scalars: `8080` is a number, `null` is null."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (str, int, float, bool)) or value is None else text
+
+
+class _Validator:
+    """Collects problems; each getter returns a usable value even when it records a problem."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+        self.origin: dict[str, str] = {}
+
+    def problem(self, where: str, message: str) -> None:
+        via = self.origin.get(where)
+        self.problems.append(f"{where}{f' (from {via})' if via else ''}: {message}")
+
+    def unknown(self, doc: Mapping[Any, Any], allowed: tuple[str, ...], prefix: str) -> None:
+        for name in doc:
+            if name not in allowed:
+                self.problem(f"{prefix}{name}", "unknown field")
+
+    def expand(self, value: Any, where: str) -> Any:
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name not in self.env and default is not None:
+                return default
+            if name not in self.env:
+                self.problem(where, f"environment variable {name} is not set")
+                return ""
+            return self.env[name]
+
+        return _ENV_REF.sub(substitute, value)
+
+    def _get(self, doc: Mapping[str, Any], name: str, where: str) -> Any:
+        return self.expand(doc.get(name), where)
+
+    def text(self, doc: Mapping[str, Any], name: str, default: str, where: str = "") -> str:
+        where = where or name
+        value = self._get(doc, name, where)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.problem(where, "must be a non-empty string")
+            return default
+        return value
+
+    def token(self, doc: Mapping[str, Any], name: str, default: str) -> str:
+        value = self.text(doc, name, default)
+        if not _TOKEN.match(value):
+            self.problem(name, f"{value!r} is not a valid HTTP header name")
+        return value
+
+    def scheme(self, doc: Mapping[str, Any], name: str, default: str | None) -> str | None:
+        if name in doc and doc[name] is None:
+            return None
+        value = self.text(doc, name, default or "")
+        if not _TOKEN.match(value):
+            self.problem(name, "must be a single word such as Bearer, or null for the raw key")
+        return value
+
+    def choice(
+        self,
+        doc: Mapping[str, Any],
+        name: str,
+        default: str,
+        allowed: tuple[str, ...],
+        where: str = "",
+    ) -> str:
+        value = self.text(doc, name, default, where)
+        if value not in allowed:
+            self.problem(where or name, f"unknown value {value!r} (one of: {', '.join(allowed)})")
+            return default
+        return value
+
+    def _typed(
+        self,
+        doc: Mapping[str, Any],
+        name: str,
+        default: Any,
+        check: Callable[[Any], bool],
+        kind: str,
+        where: str,
+    ) -> Any:
+        value = self._get(doc, name, where)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            value = _env_scalar(value)
+        if isinstance(value, bool) or not check(value):
+            self.problem(where, f"must be {kind}, got {value!r}")
+            return default
+        return value
+
+    def integer(
+        self,
+        doc: Mapping[str, Any],
+        name: str,
+        default: int,
+        *,
+        low: int,
+        high: int | None = None,
+        where: str = "",
+    ) -> int:
+        where = where or name
+        value: int = self._typed(
+            doc, name, default, lambda x: isinstance(x, int), "an integer", where
+        )
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            self.problem(where, f"must be {bound}, got {value}")
+            return default
+        return value
+
+    def number(
+        self,
+        doc: Mapping[str, Any],
+        name: str,
+        default: float,
+        *,
+        low: float = 0,
+        positive: bool = False,
+    ) -> float:
+        value = float(
+            self._typed(doc, name, default, lambda x: isinstance(x, (int, float)), "a number", name)
+        )
+        if value < low or (positive and value <= 0) or value != value:
+            self.problem(
+                name, f"must be {'greater than 0' if positive else 'at least 0'}, got {value:g}"
+            )
+            return default
+        return value
+
+    def url(self, doc: Mapping[str, Any], name: str) -> str:
+        value = self._get(doc, name, name)
+        if value is None:
+            self.problem(name, "missing (the API to forward to, e.g. https://api.openai.com)")
+            return ""
+        if not isinstance(value, str):
+            self.problem(name, "must be an http or https URL")
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.problem(name, f"must be an http or https URL with a host, got {value!r}")
+            return ""
+        if parts.query or parts.fragment or parts.username or parts.password:
+            self.problem(name, "must not carry a query, fragment or credentials")
+            return ""
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            self.problem(name, f"has an invalid port: {value!r}")
+            return ""
+        return value.rstrip("/")
+
+    def storage(self, raw: Any, base_dir: Path | None) -> StorageConfig:
+        if raw is None:
+            return StorageConfig()
+        if not isinstance(raw, dict):
+            self.problem("storage", "must be a mapping with backend and sqlite_path")
+            return StorageConfig()
+        self.unknown(raw, ("backend", "sqlite_path"), "storage.")
+        backend = self.choice(raw, "backend", "memory", STORAGE_BACKENDS, "storage.backend")
+        path = self.text(raw, "sqlite_path", StorageConfig.sqlite_path, "storage.sqlite_path")
+        if base_dir is not None and not Path(path).is_absolute():
+            path = str(base_dir / path)
+        return StorageConfig(backend=backend, sqlite_path=path)
+
+    def keys(self, raw: Any) -> tuple[KeyConfig, ...]:
+        if raw is None:
+            self.problem("keys", "missing (at least one key is needed)")
+            return ()
+        if not isinstance(raw, list) or not raw:
+            self.problem("keys", "must be a non-empty list of {id, value} entries")
+            return ()
+        keys: list[KeyConfig] = []
+        seen_ids: dict[str, int] = {}
+        seen_values: dict[str, int] = {}
+        for i, entry in enumerate(raw):
+            at = f"keys[{i}]"
+            if not isinstance(entry, dict):
+                self.problem(at, "must be a mapping with id and value")
+                continue
+            self.unknown(entry, ("id", "value", "weight", "metadata"), at + ".")
+            key_id = self.expand(entry.get("id"), at + ".id")
+            value = self.expand(entry.get("value"), at + ".value")
+            if key_id is None:
+                self.problem(at + ".id", "missing")
+            elif not isinstance(key_id, str) or not _KEY_ID.match(key_id):
+                self.problem(at + ".id", "must be 1-64 characters of letters, digits, . _ : -")
+            elif key_id in seen_ids:
+                self.problem(at + ".id", f"duplicate id {key_id!r} (also keys[{seen_ids[key_id]}])")
+            else:
+                seen_ids[key_id] = i
+            if value is None:
+                self.problem(at + ".value", "missing")
+            elif not isinstance(value, str) or not value:
+                if "${" not in str(entry.get("value")):
+                    self.problem(at + ".value", "must be a non-empty string")
+            elif any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+                self.problem(at + ".value", "must not contain whitespace or control characters")
+            elif value in seen_values:
+                self.problem(at + ".value", f"same value as keys[{seen_values[value]}]")
+            else:
+                seen_values[value] = i
+            weight = self.integer(entry, "weight", 1, low=1, high=1000, where=at + ".weight")
+            metadata = self.metadata(entry.get("metadata"), at + ".metadata")
+            if isinstance(key_id, str) and isinstance(value, str):
+                keys.append(KeyConfig(key_id, value, weight, metadata))
+        return tuple(keys)
+
+    def metadata(self, raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, dict) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in raw.items()
+        ):
+            self.problem(where, "must be a mapping of names to plain values")
+            return ()
+        return tuple((k, str(v)) for k, v in raw.items())

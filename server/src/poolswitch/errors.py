@@ -1,0 +1,86 @@
+"""Every exception PoolSwitch raises, in one tree.
+
+    PoolSwitchError
+     ├── ConfigError             the configuration is invalid; one message per problem
+     ├── StorageError            the key-state store failed
+     ├── TransportError          the upstream exchange failed before a response arrived
+     │    ├── ConnectError        no connection (the request was never sent)
+     │    └── ReadTimeout         connected, but no answer in time
+     └── ProxyError              an answer the proxy makes itself (wire contract, docs/protocol.md)
+          ├── BadRequest          400 bad_request
+          ├── PayloadTooLarge     413 payload_too_large
+          ├── UpstreamUnreachable 502 upstream_unreachable
+          ├── NoAvailableKeys     503 no_available_keys
+          └── UpstreamTimeout     504 upstream_timeout
+
+No message built here ever contains a key's value: keys are named by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class PoolSwitchError(Exception):
+    """Base of every PoolSwitch exception."""
+
+
+class ConfigError(PoolSwitchError):
+    """The configuration is invalid; `problems` holds one line per problem, naming its field."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class StorageError(PoolSwitchError):
+    """The key-state store could not be read or written."""
+
+
+class TransportError(PoolSwitchError):
+    """The upstream exchange failed before a response status arrived."""
+
+
+class ConnectError(TransportError):
+    """The connection to the upstream could not be made; nothing was sent."""
+
+
+class ReadTimeout(TransportError):
+    """The upstream accepted the request but did not answer in time."""
+
+
+class ProxyError(PoolSwitchError):
+    """A response the proxy makes itself: `x-poolswitch-error: <code>` and a JSON envelope."""
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.message = message
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class BadRequest(ProxyError):
+    code = "bad_request"
+    status = 400
+
+
+class PayloadTooLarge(ProxyError):
+    code = "payload_too_large"
+    status = 413
+
+
+class UpstreamUnreachable(ProxyError):
+    code = "upstream_unreachable"
+    status = 502
+
+
+class NoAvailableKeys(ProxyError):
+    code = "no_available_keys"
+    status = 503
+
+
+class UpstreamTimeout(ProxyError):
+    code = "upstream_timeout"
+    status = 504

@@ -1,0 +1,127 @@
+"""The upstream HTTP exchange: the only module that knows aiohttp.
+
+One shared `ClientSession` with a connection pool sized for the concurrency, no automatic
+decompression (bodies pass through as the upstream encoded them), no headers of its own beyond
+Host and Content-Length, and the request target sent as given (no re-quoting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from poolswitch.errors import ConnectError, ReadTimeout, TransportError
+
+_SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+CHUNK = 64 * 1024
+
+
+class UpstreamResponse:
+    """An upstream answer whose body has not been read yet. Always `release()` it."""
+
+    __slots__ = ("_resp", "content_length", "headers", "raw_headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.headers: Mapping[str, str] = resp.headers
+        self.raw_headers = resp.raw_headers
+        self.content_length = resp.content_length
+
+    async def read(self, limit: int) -> tuple[bytes, bool]:
+        """Up to `limit` bytes of the body, and whether that was all of it."""
+        try:
+            data = await self._resp.content.read(limit)
+            while len(data) < limit and not self._resp.content.at_eof():
+                more = await self._resp.content.read(limit - len(data))
+                if not more:
+                    break
+                data += more
+            return data, self._resp.content.at_eof()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _transport_error(exc) from exc
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The rest of the body, piece by piece as it arrives."""
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _transport_error(exc) from exc
+
+    def release(self) -> None:
+        """Return the connection to the pool (or drop it if the body was not read to the end)."""
+        if self._resp.content.at_eof():
+            self._resp.release()
+        else:
+            self._resp.close()
+
+
+class Forwarder:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int = 256,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            ttl_dns_cache=300,
+            enable_cleanup_closed=False,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(
+        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> UpstreamResponse:
+        """Send `method base_url+target`; `target` is the raw path and query, already encoded."""
+        assert self._session is not None, "Forwarder.open() was not called"
+        url = URL(self.base_url + target, encoded=True)
+        try:
+            resp = await self._session.request(
+                method,
+                url,
+                headers=CIMultiDict(headers),
+                data=body if body or method not in ("GET", "HEAD") else None,
+                allow_redirects=False,
+                compress=None,
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _transport_error(exc) from exc
+        return UpstreamResponse(resp)
+
+
+def _transport_error(exc: BaseException) -> TransportError:
+    """Map aiohttp's errors onto ours; the message names the failure, never a header."""
+    if isinstance(exc, (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError)):
+        return ConnectError(f"cannot connect to upstream: {type(exc).__name__}")
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return ReadTimeout("upstream did not answer in time")
+    return TransportError(f"upstream connection failed: {type(exc).__name__}")

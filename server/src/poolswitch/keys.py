@@ -1,0 +1,79 @@
+"""Keys and their state.
+
+A `Key` is what the config says about one key: its id, weight and the header value that carries
+its secret (never shown in a repr). A `KeyState` is what the pool has learned about it: whether it
+may be used now, why not, and its counters. `KeyState` methods are the only state transitions;
+they do no I/O and take the time as an argument.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from poolswitch.config import KeyConfig
+
+AVAILABLE = "available"
+COOLING_DOWN = "cooling_down"
+DISABLED = "disabled"
+
+
+class Key:
+    """A configured key. `auth_value` is the full auth header value; `secret` the bare key."""
+
+    __slots__ = ("auth_value", "id", "metadata", "secret", "weight")
+
+    def __init__(self, config: KeyConfig, auth_scheme: str | None) -> None:
+        self.id = config.id
+        self.weight = config.weight
+        self.metadata = dict(config.metadata)
+        self.secret = config.value
+        self.auth_value = f"{auth_scheme} {config.value}" if auth_scheme else config.value
+
+    def __repr__(self) -> str:
+        return f"Key(id={self.id!r})"
+
+
+@dataclass(slots=True)
+class KeyState:
+    """Mutable state of one key, updated in place by the pool (one event loop: no locks).
+
+    `available_at` folds the state into one number compared on the hot path: 0 when available,
+    the cooldown deadline (epoch seconds) when cooling down, +inf when disabled.
+    """
+
+    key_id: str
+    available_at: float = 0.0
+    disabled: bool = False
+    reason: str | None = None
+    total_requests: int = 0
+    successes: int = 0
+    errors: int = 0
+    failovers: int = 0
+    estimated_remaining_quota: int | None = None
+    last_used_at: float | None = None
+
+    def state(self, now: float) -> str:
+        if self.disabled:
+            return DISABLED
+        return COOLING_DOWN if self.available_at > now else AVAILABLE
+
+    def cooldown_until(self, now: float) -> float | None:
+        return self.available_at if not self.disabled and self.available_at > now else None
+
+    def park(self, until: float, reason: str) -> None:
+        """Cool down until `until`; an existing later deadline wins."""
+        if not self.disabled:
+            self.available_at = max(self.available_at, until)
+            self.reason = reason
+
+    def disable(self, reason: str) -> None:
+        self.disabled = True
+        self.available_at = math.inf
+        self.reason = reason
+
+    def restore(self) -> None:
+        """Back in service: no cooldown, not disabled."""
+        self.disabled = False
+        self.available_at = 0.0
+        self.reason = None

@@ -1,0 +1,114 @@
+"""Prometheus metrics on an injected registry.
+
+Counters and histograms are updated on the request path; key state is read from the pool at
+scrape time by a collector, so there is nothing to keep in sync. Labels come from closed sets
+only: method, status class, outcome, reason, configured key id. Never a path or a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from poolswitch.keys import AVAILABLE, COOLING_DOWN, DISABLED
+from poolswitch.pool import Clock, KeySnapshot
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "OTHER"
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class Metrics:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        snapshot: Callable[[], Sequence[KeySnapshot]],
+        clock: Clock,
+    ) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "poolswitch_requests",
+            "Requests answered, by method and status class.",
+            ["method", "status_class"],
+            registry=registry,
+        )
+        self.proxy_errors = Counter(
+            "poolswitch_proxy_errors",
+            "Answers the proxy made itself, by error code.",
+            ["code"],
+            registry=registry,
+        )
+        self.upstream_attempts = Counter(
+            "poolswitch_upstream_attempts",
+            "Attempts sent upstream, by key and outcome.",
+            ["key_id", "outcome"],
+            registry=registry,
+        )
+        self.failovers = Counter(
+            "poolswitch_failovers",
+            "Times a request moved on to another key, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "poolswitch_request_duration_seconds",
+            "Time from request received to response headers sent, retries included.",
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_duration = Histogram(
+            "poolswitch_upstream_duration_seconds",
+            "Time of one upstream attempt until its response headers arrived.",
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        registry.register(_KeyCollector(snapshot, clock))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _KeyCollector(Collector):
+    """Key state gauges, computed from the pool at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], Sequence[KeySnapshot]], clock: Clock) -> None:
+        self.snapshot = snapshot
+        self.clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        keys = self.snapshot()
+        now = self.clock()
+        state = GaugeMetricFamily(
+            "poolswitch_key_state",
+            "1 for the state each key is in, 0 for the others.",
+            labels=["key_id", "state"],
+        )
+        cooldown = GaugeMetricFamily(
+            "poolswitch_key_cooldown_remaining_seconds",
+            "Seconds until a cooling key returns (0 when available or disabled).",
+            labels=["key_id"],
+        )
+        available = 0
+        for key in keys:
+            for name in (AVAILABLE, COOLING_DOWN, DISABLED):
+                state.add_metric([key.id, name], 1.0 if key.state == name else 0.0)
+            until = key.cooldown_until
+            cooldown.add_metric([key.id], 0.0 if until is None else max(until - now, 0.0))
+            available += key.state == AVAILABLE
+        yield state
+        yield cooldown
+        yield GaugeMetricFamily(
+            "poolswitch_keys_available", "Keys that can serve a request now.", value=available
+        )
+        yield GaugeMetricFamily("poolswitch_keys", "Keys configured.", value=len(keys))

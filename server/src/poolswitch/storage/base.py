@@ -1,0 +1,67 @@
+"""The key-state store interface.
+
+The pool keeps every key's state in memory and serves from it; a store persists that state and,
+for a shared backend, spreads it between proxy replicas. What moves through the interface:
+
+- `load()` -> the stored `KeyRecord` of each key id the store knows.
+- `write(updates)` -> persist `KeyUpdate`s: the key's current status fields (absolute) and its
+  counters as deltas since the last write, so a shared backend can add them atomically
+  (SQL `x = x + ?`, Redis `HINCRBY`) without replicas overwriting each other's counts.
+
+Rare transitions (cooldown, disable, restore) are written promptly; counters in batches.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    available_at: float = 0.0
+    disabled: bool = False
+    reason: str | None = None
+    total_requests: int = 0
+    successes: int = 0
+    errors: int = 0
+    failovers: int = 0
+    estimated_remaining_quota: int | None = None
+    last_used_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdate:
+    key_id: str
+    available_at: float
+    disabled: bool
+    reason: str | None
+    estimated_remaining_quota: int | None
+    last_used_at: float | None
+    add_requests: int = 0
+    add_successes: int = 0
+    add_errors: int = 0
+    add_failovers: int = 0
+
+
+class Store(ABC):
+    """Persists key state. Implementations never block the event loop."""
+
+    name = ""
+    persistent = True
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Acquire resources (connections, files)."""
+
+    @abstractmethod
+    async def load(self) -> Mapping[str, KeyRecord]:
+        """The stored record of every key the store knows."""
+
+    @abstractmethod
+    async def write(self, updates: Sequence[KeyUpdate]) -> None:
+        """Persist the updates, atomically per key."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; no call follows."""

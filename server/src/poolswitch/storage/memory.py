@@ -1,0 +1,18 @@
+"""The in-memory store: state lives only in the pool and is lost on restart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from poolswitch.storage.base import KeyRecord, KeyUpdate, Store
+
+
+class MemoryStore(Store):
+    name = "memory"
+    persistent = False
+
+    async def load(self) -> Mapping[str, KeyRecord]:
+        return {}
+
+    async def write(self, updates: Sequence[KeyUpdate]) -> None:
+        return None

@@ -1,0 +1,114 @@
+"""Shared fixtures: a fake upstream and a real proxy (uvicorn) on loopback, each in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fake_upstream import FakeUpstream
+
+from poolswitch.app import PoolSwitchApp
+from poolswitch.cli import build_server
+from poolswitch.config import Config, parse_config
+
+# key value -> key id, as the fake upstream knows them
+KEYS = {
+    "sk-test-alpha-0001-SECRET": "a",
+    "sk-test-bravo-0002-SECRET": "b",
+    "sk-test-charlie-0003-SECRET": "c",
+}
+VALUES = {key_id: value for value, key_id in KEYS.items()}
+
+
+def config_dict(upstream_url: str, ids: str = "abc", **overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "upstream_base_url": upstream_url,
+        "keys": [{"id": i, "value": VALUES[i]} for i in ids],
+    }
+    doc.update(overrides)
+    return doc
+
+
+def make_config(upstream_url: str, ids: str = "abc", **overrides: Any) -> Config:
+    return parse_config(config_dict(upstream_url, ids, **overrides), env={})
+
+
+class RunningProxy:
+    """The app served by the same uvicorn setup as `poolswitch start`, in a thread."""
+
+    def __init__(self, config: Config, **app_options: Any) -> None:
+        self.app = PoolSwitchApp(config, **app_options)
+        self.server = build_server(self.app, "127.0.0.1", 0, "info")
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def start(self) -> RunningProxy:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("proxy did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
+
+    def client(self, **options: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, **options)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream(KEYS) as fake:
+        yield fake
+
+
+ProxyFactory = Callable[..., RunningProxy]
+
+
+@pytest.fixture
+def make_proxy(upstream: FakeUpstream) -> Iterator[ProxyFactory]:
+    """make_proxy(ids="ab", strategy=..., **settings) -> a started proxy in front of `upstream`."""
+    started: list[RunningProxy] = []
+
+    def factory(
+        ids: str = "abc", app_options: dict[str, Any] | None = None, **settings: Any
+    ) -> RunningProxy:
+        proxy = RunningProxy(make_config(upstream.url, ids, **settings), **(app_options or {}))
+        started.append(proxy.start())
+        return proxy
+
+    yield factory
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture
+def tmp_config(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str) -> Path:
+        path = tmp_path / "poolswitch.yaml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poolswitch.config import MIB, Config, load_config, parse_config
+from poolswitch.errors import ConfigError
+
+BASE: dict[str, Any] = {
+    "upstream_base_url": "https://api.example.com/v1",
+    "keys": [{"id": "a", "value": "sk-a"}, {"id": "b", "value": "sk-b"}],
+}
+
+
+def problems(doc: Any, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, env=env or {})
+    return list(info.value.problems)
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    return {**BASE, **changes}
+
+
+def test_defaults() -> None:
+    cfg = parse_config(BASE, env={})
+    assert cfg.listen_host == "127.0.0.1"
+    assert cfg.listen_port == 8080
+    assert cfg.auth_header_name == "Authorization"
+    assert cfg.auth_scheme == "Bearer"
+    assert cfg.strategy == "round_robin"
+    assert cfg.retry_attempts == 3
+    assert cfg.cooldown_seconds == 3600
+    assert cfg.request_timeout_seconds == 600
+    assert cfg.connect_timeout_seconds == 10
+    assert cfg.max_request_body_bytes == 32 * MIB
+    assert cfg.storage.backend == "memory"
+    assert [k.id for k in cfg.keys] == ["a", "b"]
+    assert cfg.keys[0].weight == 1
+
+
+def test_base_path_kept_and_trailing_slash_dropped() -> None:
+    cfg = parse_config(with_(upstream_base_url="http://gw.local:8000/openai/"), env={})
+    assert cfg.upstream_base_url == "http://gw.local:8000/openai"
+
+
+def test_null_auth_scheme_means_raw_key() -> None:
+    assert parse_config(with_(auth_scheme=None), env={}).auth_scheme is None
+
+
+def test_env_reference_in_key_value() -> None:
+    doc = with_(keys=[{"id": "a", "value": "${OPENAI_KEY_1}"}])
+    cfg = parse_config(doc, env={"OPENAI_KEY_1": "sk-from-env"})
+    assert cfg.keys[0].value == "sk-from-env"
+
+
+def test_env_reference_default() -> None:
+    doc = with_(keys=[{"id": "a", "value": "${NOPE:-sk-default}"}])
+    assert parse_config(doc, env={}).keys[0].value == "sk-default"
+
+
+def test_unset_env_reference_names_field_and_variable() -> None:
+    doc = with_(keys=[{"id": "a", "value": "sk-a"}, {"id": "b", "value": "${OPENAI_KEY_2}"}])
+    assert problems(doc) == ["keys[1].value: environment variable OPENAI_KEY_2 is not set"]
+
+
+def test_environment_overrides_top_level_settings() -> None:
+    env = {
+        "POOLSWITCH_LISTEN_PORT": "9000",
+        "POOLSWITCH_STRATEGY": "least_used",
+        "POOLSWITCH_AUTH_SCHEME": "null",
+        "POOLSWITCH_COOLDOWN_SECONDS": "12.5",
+        "POOLSWITCH_STORAGE_BACKEND": "sqlite",
+    }
+    cfg = parse_config(BASE, env=env)
+    assert (cfg.listen_port, cfg.strategy, cfg.auth_scheme) == (9000, "least_used", None)
+    assert cfg.cooldown_seconds == 12.5
+    assert cfg.storage.backend == "sqlite"
+
+
+def test_bad_environment_override_names_variable() -> None:
+    assert problems(BASE, {"POOLSWITCH_RETRY_ATTEMPTS": "many"}) == [
+        "retry_attempts (from POOLSWITCH_RETRY_ATTEMPTS): must be an integer, got 'many'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (with_(colour="blue"), "colour: unknown field"),
+        (with_(storage={"backend": "memory", "path": "x"}), "storage.path: unknown field"),
+        (with_(keys=[{"id": "a", "value": "x", "secret": 1}]), "keys[0].secret: unknown field"),
+        (
+            with_(keys=[{"id": "a", "value": "x"}, {"id": "a", "value": "y"}]),
+            "keys[1].id: duplicate id 'a' (also keys[0])",
+        ),
+        (with_(keys=[]), "keys: must be a non-empty list of {id, value} entries"),
+        ({"upstream_base_url": "http://x"}, "keys: missing (at least one key is needed)"),
+        (with_(keys=[{"value": "x"}]), "keys[0].id: missing"),
+        (with_(keys=[{"id": "a"}]), "keys[0].value: missing"),
+        (
+            with_(keys=[{"id": "a b", "value": "x"}]),
+            "keys[0].id: must be 1-64 characters of letters, digits, . _ : -",
+        ),
+        (
+            with_(keys=[{"id": "a", "value": "x y"}]),
+            "keys[0].value: must not contain whitespace or control characters",
+        ),
+        (
+            with_(keys=[{"id": "a", "value": "x", "weight": 0}]),
+            "keys[0].weight: must be between 1 and 1000, got 0",
+        ),
+        (
+            with_(upstream_base_url="ftp://x"),
+            "upstream_base_url: must be an http or https URL with a host, got 'ftp://x'",
+        ),
+        (
+            with_(upstream_base_url="not a url"),
+            "upstream_base_url: must be an http or https URL with a host, got 'not a url'",
+        ),
+        (
+            {"keys": BASE["keys"]},
+            "upstream_base_url: missing (the API to forward to, e.g. https://api.openai.com)",
+        ),
+        (
+            with_(strategy="fastest"),
+            "strategy: unknown value 'fastest' "
+            "(one of: round_robin, least_used, random, quota_failover)",
+        ),
+        (with_(retry_attempts=-1), "retry_attempts: must be between 1 and 100, got -1"),
+        (with_(cooldown_seconds=-5), "cooldown_seconds: must be at least 0, got -5"),
+        (
+            with_(request_timeout_seconds=0),
+            "request_timeout_seconds: must be greater than 0, got 0",
+        ),
+        (
+            with_(connect_timeout_seconds=-1),
+            "connect_timeout_seconds: must be greater than 0, got -1",
+        ),
+        (with_(max_request_body_bytes=-1), "max_request_body_bytes: must be at least 0, got -1"),
+        (with_(listen_port=70000), "listen_port: must be between 1 and 65535, got 70000"),
+        (with_(listen_port=True), "listen_port: must be an integer, got True"),
+        (
+            with_(storage={"backend": "redis"}),
+            "storage.backend: unknown value 'redis' (one of: memory, sqlite)",
+        ),
+        (
+            with_(auth_header_name="Bad Header"),
+            "auth_header_name: 'Bad Header' is not a valid HTTP header name",
+        ),
+    ],
+)
+def test_each_problem_names_its_field(doc: dict[str, Any], expected: str) -> None:
+    assert problems(doc) == [expected]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems({"strategy": "x", "retry_attempts": 0, "keys": [{"id": "a"}]})
+    assert len(found) == 4
+    assert [p.split(":")[0] for p in found] == [
+        "upstream_base_url",
+        "keys[0].value",
+        "strategy",
+        "retry_attempts",
+    ]
+
+
+def test_repr_never_shows_a_key_value() -> None:
+    cfg = parse_config(with_(keys=[{"id": "a", "value": "sk-very-secret-value"}]), env={})
+    assert "sk-very-secret-value" not in repr(cfg)
+    assert "sk-very-secret-value" not in str(cfg.keys)
+
+
+def test_load_config_file_and_sqlite_path_relative_to_it(
+    tmp_config: Callable[[str], Path],
+) -> None:
+    path = tmp_config(
+        "upstream_base_url: http://127.0.0.1:1\n"
+        "storage: {backend: sqlite, sqlite_path: state.db}\n"
+        "keys:\n  - {id: a, value: sk-a}\n"
+    )
+    cfg = load_config(path, env={})
+    assert isinstance(cfg, Config)
+    assert cfg.storage.sqlite_path == str(path.parent / "state.db")
+
+
+def test_invalid_yaml_and_missing_file(tmp_config: Callable[[str], Path], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_config("keys: [unclosed\n"), env={})
+    assert "invalid YAML at line" in info.value.problems[0]
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml", env={})
+    assert "cannot read" in info.value.problems[0]
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "poolswitch.example.yaml"
+    cfg = load_config(example, env={})
+    assert cfg.upstream_base_url and cfg.keys

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from poolswitch.classifier import NETWORK_ERROR, SUCCESS, Outcome, Verdict
+from poolswitch.config import parse_config
+from poolswitch.pool import Pool
+from poolswitch.storage import KeyRecord, KeyUpdate, MemoryStore, SQLiteStore, Store
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingStore(Store):
+    name = "recording"
+
+    def __init__(self, records: Mapping[str, KeyRecord] | None = None) -> None:
+        self.records = dict(records or {})
+        self.writes: list[list[KeyUpdate]] = []
+
+    async def load(self) -> Mapping[str, KeyRecord]:
+        return self.records
+
+    async def write(self, updates: Sequence[KeyUpdate]) -> None:
+        self.writes.append(list(updates))
+
+
+def make_pool(
+    store: Store | None = None, ids: str = "ab", **settings: object
+) -> tuple[Pool, Clock]:
+    doc: dict[str, object] = {
+        "upstream_base_url": "http://u",
+        "keys": [{"id": i, "value": f"sk-{i}"} for i in ids],
+    }
+    doc.update(settings)
+    clock = Clock()
+    return Pool(parse_config(doc, env={}), store or MemoryStore(), clock=clock), clock
+
+
+RATE_LIMITED = Verdict(Outcome.RATE_LIMITED, True, 30.0)
+
+
+def test_select_counts_requests_and_record_parks() -> None:
+    pool, clock = make_pool()
+    i = pool.select()
+    assert i == 0
+    pool.record(0, RATE_LIMITED, failover=True)
+    snap = {k.id: k for k in pool.snapshot()}
+    assert snap["a"].state == "cooling_down"
+    assert snap["a"].cooldown_until == clock.now + 30
+    assert snap["a"].reason == "rate_limited"
+    assert (snap["a"].total_requests, snap["a"].errors, snap["a"].failovers) == (1, 1, 1)
+    assert pool.select() == 1
+    assert pool.select() == 1  # a is cooling down
+    assert pool.counts() == (1, 2)
+
+
+def test_key_returns_when_cooldown_ends() -> None:
+    pool, clock = make_pool()
+    pool.select()
+    pool.record(0, RATE_LIMITED)
+    clock.now += 30
+    assert {k.id: k.state for k in pool.snapshot()} == {"a": "available", "b": "available"}
+    assert pool.select({1}) == 0
+    assert pool.snapshot()[0].reason is None
+
+
+def test_retry_after_is_the_earliest_return() -> None:
+    pool, clock = make_pool()
+    assert pool.retry_after() == 0.0
+    pool.record(0, Verdict(Outcome.RATE_LIMITED, True, 40.0))
+    pool.record(1, Verdict(Outcome.QUOTA_EXHAUSTED, True, 3600.0))
+    assert pool.select() is None
+    assert pool.retry_after() == 40.0
+    clock.now += 15
+    assert pool.retry_after() == 25.0
+    pool.states[0].disable("key_invalid")
+    pool.states[1].disable("key_invalid")
+    assert pool.retry_after() is None
+
+
+def test_success_records_quota_estimate_and_failures_do_not_park_on_5xx() -> None:
+    pool, _ = make_pool()
+    pool.record(0, SUCCESS, remaining_quota=42)
+    pool.record(1, NETWORK_ERROR, failover=True)
+    snap = pool.snapshot()
+    assert snap[0].estimated_remaining_quota == 42 and snap[0].successes == 1
+    assert snap[1].state == "available" and snap[1].errors == 1
+
+
+def test_flush_writes_deltas_and_urgent_changes() -> None:
+    async def scenario() -> RecordingStore:
+        store = RecordingStore({"a": KeyRecord("a", total_requests=10, successes=10)})
+        pool, _ = make_pool(store)
+        await pool.open()
+        assert pool.snapshot()[0].total_requests == 10
+        pool.select()
+        pool.record(0, SUCCESS)
+        pool.select()
+        pool.record(1, RATE_LIMITED)  # urgent: wakes the writer at once
+        await asyncio.sleep(0.05)
+        assert store.writes, "an urgent change was not written promptly"
+        await pool.close()
+        return store
+
+    store = asyncio.run(scenario())
+    updates = {u.key_id: u for batch in store.writes for u in batch}
+    assert updates["a"].add_requests == 1 and updates["a"].add_successes == 1
+    assert updates["b"].reason == "rate_limited" and updates["b"].available_at > 0
+    assert sum(u.add_requests for batch in store.writes for u in batch) == 2
+
+
+def test_state_survives_reopen_with_sqlite(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+
+    async def first() -> None:
+        pool, _ = make_pool(SQLiteStore(path))
+        await pool.store.open()
+        await pool.open()
+        pool.select()
+        pool.record(0, RATE_LIMITED)
+        pool.select()
+        pool.record(1, SUCCESS)
+        pool.states[1].disable("key_invalid")
+        pool._changed(1, urgent=True)
+        await pool.close()
+        await pool.store.close()
+
+    async def second() -> list[tuple[str, str, str | None, int]]:
+        pool, _ = make_pool(SQLiteStore(path))
+        await pool.store.open()
+        await pool.open()
+        snap = [(k.id, k.state, k.reason, k.total_requests) for k in pool.snapshot()]
+        await pool.close()
+        await pool.store.close()
+        return snap
+
+    asyncio.run(first())
+    assert asyncio.run(second()) == [
+        ("a", "cooling_down", "rate_limited", 1),
+        ("b", "disabled", "key_invalid", 1),
+    ]
