@@ -27,8 +27,9 @@ def ensure_apt(session: nox.Session, command: str, package: str) -> None:
         session.error(f"{command} is missing: install the Debian package {package!r}")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-q", external=True, env=env)
-    session.run("apt-get", "install", "-y", "-q", "--no-install-recommends", package,
-                external=True, env=env)
+    session.run(
+        "apt-get", "install", "-y", "-q", "--no-install-recommends", package, external=True, env=env
+    )
 
 
 @nox.session
@@ -37,9 +38,16 @@ def lint(session: nox.Session) -> None:
     session.install("-e", f"{SERVER}[test]", "ruff", "mypy", "types-PyYAML")
     session.run("ruff", "check", *PY_SOURCES)
     session.run("ruff", "format", "--check", *PY_SOURCES)
-    session.run("mypy", "--strict", "--config-file", "server/pyproject.toml", "server/src")
-    session.run("mypy", "--strict", "--config-file", "server/pyproject.toml",
-                "conformance/fake_upstream.py")
+    session.run(
+        "mypy",
+        "--strict",
+        "--config-file",
+        "server/pyproject.toml",
+        "server/src",
+        "conformance/fake_upstream.py",
+    )
+    with session.chdir("server"):
+        session.run("mypy", "--strict", "tests")
 
 
 @nox.session
@@ -47,8 +55,16 @@ def tests(session: nox.Session) -> None:
     """The server's tests: unit tests and end-to-end tests over loopback HTTP."""
     ensure_apt(session, "promtool", "prometheus")
     session.install("-e", f"{SERVER}[test]")
-    session.run("pytest", "-c", "server/pyproject.toml", "--rootdir", "server",
-                "server/tests", "conformance/test_fake_upstream.py", *session.posargs)
+    session.run(
+        "pytest",
+        "-c",
+        "server/pyproject.toml",
+        "--rootdir",
+        "server",
+        "server/tests",
+        "conformance/test_fake_upstream.py",
+        *session.posargs,
+    )
 
 
 @nox.session(default=False)

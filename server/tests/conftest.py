@@ -11,11 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_upstream import FakeUpstream
 
 from poolswitch.app import PoolSwitchApp
 from poolswitch.cli import build_server
 from poolswitch.config import Config, parse_config
+
+from fake_upstream import FakeUpstream
 
 # key value -> key id, as the fake upstream knows them
 KEYS = {

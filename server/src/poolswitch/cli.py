@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -43,11 +44,20 @@ class _TargetAwareProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGINT/SIGTERM shutdown exits 0 rather than re-raising
+    the signal once drained: a signal is how the proxy is asked to stop."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def build_server(
     app: PoolSwitchApp, host: str, port: int, log_level: str = "info"
 ) -> uvicorn.Server:
     """The uvicorn server as `poolswitch start` runs it (tests use this too)."""
-    return uvicorn.Server(
+    return _Server(
         uvicorn.Config(
             app,
             host=host,

@@ -1,9 +1,10 @@
 """Configuration: YAML plus environment -> frozen, validated dataclasses.
 
 Every problem is reported at once, one line each, naming its YAML path:
-`keys[1].value: environment variable OPENAI_KEY_2 is not set`. A key value may be written
-`${ENV_VAR}` or `${ENV_VAR:-default}` (in fact any string setting may), and `POOLSWITCH_<SETTING>` environment variables
-override top-level settings (`POOLSWITCH_LISTEN_PORT=9000`, `POOLSWITCH_STORAGE_BACKEND=sqlite`).
+`keys[1].value: environment variable OPENAI_KEY_2 is not set`. Any string setting (a key value
+above all) may be written `${ENV_VAR}` or `${ENV_VAR:-default}`, and `POOLSWITCH_<SETTING>`
+environment variables override top-level settings (`POOLSWITCH_LISTEN_PORT=9000`,
+`POOLSWITCH_STORAGE_BACKEND=sqlite`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ Host and Content-Length, and the request target sent as given (no re-quoting).
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Iterable, Mapping
 
 import aiohttp
@@ -109,13 +110,20 @@ class Forwarder:
                 method,
                 url,
                 headers=CIMultiDict(headers),
-                data=body if body or method not in ("GET", "HEAD") else None,
+                data=_payload(body, method),
                 allow_redirects=False,
                 compress=None,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _transport_error(exc) from exc
         return UpstreamResponse(resp)
+
+
+def _payload(body: bytes, method: str) -> bytes | io.BytesIO | None:
+    """The body as aiohttp should send it: large ones as a stream, so writes are paced."""
+    if not body:
+        return None if method in ("GET", "HEAD") else body
+    return io.BytesIO(body) if len(body) > CHUNK * 16 else body
 
 
 def _transport_error(exc: BaseException) -> TransportError:

@@ -1,0 +1,226 @@
+"""The `poolswitch` command, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from poolswitch.cli import format_status, main
+
+from conftest import VALUES, free_port
+from fake_upstream import FakeUpstream
+
+
+def poolswitch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "poolswitch", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def config_text(upstream_url: str, *extra: str, ids: str = "ab") -> str:
+    keys = "".join(f"  - {{id: {i}, value: {VALUES[i]}}}\n" for i in ids)
+    return (
+        f"upstream_base_url: {upstream_url}\n" + "".join(e + "\n" for e in extra) + "keys:\n" + keys
+    )
+
+
+class Started:
+    def __init__(self, config: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = config.with_suffix(f".{port}.log")
+        command = [sys.executable, "-m", "poolswitch", "start", "--config", str(config)]
+        with self.log.open("w") as log:  # a file, not a pipe: a full pipe would block the proxy
+            self.process = subprocess.Popen(
+                [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.process.kill()
+                raise RuntimeError("proxy did not start: " + self.log.read_text())
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        self.process.wait(timeout=40)
+        return self.process.returncode, self.log.read_text()
+
+
+@pytest.fixture
+def start(tmp_config: Callable[[str], Path]) -> Iterator[Callable[[str], Started]]:
+    running: list[Started] = []
+
+    def run(text: str) -> Started:
+        proxy = Started(tmp_config(text), free_port())
+        running.append(proxy)
+        return proxy
+
+    yield run
+    for proxy in running:
+        if proxy.process.poll() is None:
+            proxy.process.kill()
+            proxy.process.wait(timeout=10)
+
+
+def test_validate_ok(tmp_config: Callable[[str], Path]) -> None:
+    result = poolswitch("validate", "--config", str(tmp_config(config_text("http://u"))))
+    assert result.returncode == 0
+    assert result.stdout.strip() == (
+        "ok: 2 keys, strategy round_robin, storage memory, upstream http://u"
+    )
+
+
+def test_validate_reports_one_line_per_problem(tmp_config: Callable[[str], Path]) -> None:
+    text = (
+        config_text("ftp://u", "strategy: fastest", "surprise: 1")
+        + '  - {id: c, value: "${OPENAI_KEY_2}"}\n'
+    )
+    for command in ("validate", "start"):
+        result = poolswitch(command, "--config", str(tmp_config(text)))
+        assert result.returncode == 2
+        assert result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert lines == [
+            "config error: surprise: unknown field",
+            "config error: upstream_base_url: must be an http or https URL with a host, "
+            "got 'ftp://u'",
+            "config error: keys[2].value: environment variable OPENAI_KEY_2 is not set",
+            "config error: strategy: unknown value 'fastest' (one of: round_robin, least_used, "
+            "random, quota_failover)",
+        ]
+        assert "Traceback" not in result.stderr
+
+
+def test_start_serves_and_drains_in_flight_requests_on_sigterm(
+    start: Callable[[str], Started],
+) -> None:
+    with FakeUpstream({v: k for k, v in VALUES.items()}) as upstream:
+        upstream.script("a", {"kind": "ok", "delay": 0.7})
+        proxy = start(config_text(upstream.url))
+        result: dict[str, int] = {}
+
+        def slow_request() -> None:
+            result["status"] = httpx.get(proxy.url + "/v1/slow", timeout=10).status_code
+
+        thread = threading.Thread(target=slow_request)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while not upstream.attempts and time.monotonic() < deadline:
+            time.sleep(0.01)
+        code, stderr = proxy.stop(signal.SIGTERM)
+        thread.join(timeout=10)
+    assert result == {"status": 200}
+    assert code == 0
+    assert "GET /v1/slow 200 key=a attempts=1" in stderr
+    for value in VALUES.values():
+        assert value not in stderr
+
+
+def test_status_and_metrics_commands(start: Callable[[str], Started]) -> None:
+    with FakeUpstream({v: k for k, v in VALUES.items()}) as upstream:
+        upstream.script("a", {"kind": "quota_exhausted"})
+        proxy = start(config_text(upstream.url))
+        httpx.get(proxy.url + "/v1/models", timeout=10)
+        table = poolswitch("status", "--url", proxy.url)
+        as_json = poolswitch("status", "--url", proxy.url, "--json")
+        metrics = poolswitch("metrics", "--url", proxy.url)
+        proxy.stop()
+    assert table.returncode == 0
+    assert "cooling_down" in table.stdout and "quota_exhausted" in table.stdout
+    assert '"id": "a"' in as_json.stdout
+    assert "poolswitch_keys_available 1.0" in metrics.stdout
+
+
+def test_status_of_a_proxy_that_is_not_running() -> None:
+    result = poolswitch("status", "--url", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach the proxy at")
+
+
+def test_sqlite_state_survives_kill_9_one_second_after_a_cooldown(
+    start: Callable[[str], Started], tmp_path: Path
+) -> None:
+    db = tmp_path / "state.db"
+    with FakeUpstream({v: k for k, v in VALUES.items()}) as upstream:
+        upstream.script("a", {"kind": "quota_exhausted"})
+        text = config_text(upstream.url, f"storage: {{backend: sqlite, sqlite_path: {db}}}")
+        first = start(text)
+        assert httpx.get(first.url + "/v1/models", timeout=10).status_code == 200
+        time.sleep(1.0)
+        first.stop(signal.SIGKILL)
+        second = start(text)
+        keys = {k["id"]: k for k in httpx.get(second.url + "/status").json()["keys"]}
+        for _ in range(3):
+            assert httpx.get(second.url + "/v1/models").headers["x-poolswitch-key-id"] == "b"
+        second.stop()
+    assert keys["a"]["state"] == "cooling_down"
+    assert keys["a"]["reason"] == "quota_exhausted"
+    assert keys["a"]["cooldown_until"] > time.time() + 3500
+    assert upstream.key_ids() == ["a", "b", "b", "b", "b"]
+
+
+def test_format_status_table() -> None:
+    doc = {
+        "strategy": "round_robin",
+        "storage": "memory",
+        "upstream_base_url": "http://u",
+        "keys": [
+            {
+                "id": "a",
+                "state": "cooling_down",
+                "cooldown_until": 130.0,
+                "reason": "rate_limited",
+                "total_requests": 3,
+                "errors": 1,
+                "failovers": 1,
+            },
+            {
+                "id": "b",
+                "state": "available",
+                "cooldown_until": None,
+                "reason": None,
+                "total_requests": 2,
+                "errors": 0,
+                "failovers": 0,
+            },
+        ],
+    }
+    lines = format_status(doc, now=100.0).splitlines()
+    assert lines[0] == "strategy round_robin, storage memory, upstream http://u"
+    assert lines[2].split() == [
+        "KEY",
+        "STATE",
+        "RETURNS",
+        "IN",
+        "REASON",
+        "REQUESTS",
+        "ERRORS",
+        "FAILOVERS",
+    ]
+    assert lines[3].split() == ["a", "cooling_down", "30s", "rate_limited", "3", "1", "1"]
+    assert lines[4].split() == ["b", "available", "-", "-", "2", "0", "0"]
+
+
+def test_main_requires_a_command() -> None:
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
