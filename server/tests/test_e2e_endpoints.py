@@ -19,6 +19,7 @@ STATUS_KEY_FIELDS = {
     "estimated_remaining_quota",
     "last_used_at",
     "successes",
+    "cooldown_source",
 }
 
 

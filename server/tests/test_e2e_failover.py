@@ -33,12 +33,11 @@ def test_quota_exhausted_key_is_skipped_until_its_cooldown_ends(
     [
         ({"kind": "rate_limit", "headers": {"retry-after": "30"}}, "rate_limited"),
         ({"kind": "quota_exhausted"}, "quota_exhausted"),
-        ({"kind": "invalid_key"}, "key_invalid"),
-        ({"kind": "invalid_key", "status": 403}, "key_invalid"),
+        ({"kind": "invalid_key"}, "disabled"),
+        ({"kind": "invalid_key", "status": 403}, "disabled"),
         ({"kind": "server_error"}, None),
         ({"kind": "server_error", "status": 503}, None),
         ({"kind": "overloaded"}, None),
-        ({"kind": "drop"}, None),
     ],
 )
 def test_fails_over_on_each_error_kind(
@@ -57,10 +56,27 @@ def test_fails_over_on_each_error_kind(
     assert resp.headers["x-poolswitch-attempts"] == "2"
     assert upstream.key_ids() == ["a", "b"]
     assert key_a["failovers"] == 1
-    if parked:
+    if parked == "disabled":
+        assert (key_a["state"], key_a["reason"]) == ("disabled", "key_invalid")
+    elif parked:
         assert (key_a["state"], key_a["reason"]) == ("cooling_down", parked)
     else:
         assert key_a["state"] == "available"
+
+
+def test_dropped_connection_is_retried_for_get_but_not_for_post(
+    upstream: FakeUpstream, make_proxy: ProxyFactory
+) -> None:
+    upstream.script("a", {"kind": "drop"})
+    proxy = make_proxy("ab", strategy="quota_failover")
+    with proxy.client() as client:
+        get = client.get("/v1/models")
+        post = client.post("/v1/chat/completions", json={})
+        key_a = client.get("/status").json()["keys"][0]
+    assert get.status_code == 200 and get.headers["x-poolswitch-key-id"] == "b"
+    assert post.status_code == 502 and post.headers["x-poolswitch-attempts"] == "1"
+    assert post.json()["error"]["code"] == "upstream_unreachable"
+    assert key_a["state"] == "available"
 
 
 def test_retry_after_is_honoured_then_the_key_returns(
@@ -117,15 +133,18 @@ def test_attempts_are_bounded_by_retry_attempts(
     assert upstream.key_ids() == ["a", "b"]
 
 
-def test_rotation_never_reuses_a_key_within_a_request(
+def test_rotation_walks_the_pool_before_reusing_a_key(
     upstream: FakeUpstream, make_proxy: ProxyFactory
 ) -> None:
-    for key in "ab":
+    for key in "abc":
         upstream.script(key, {"kind": "server_error"})
-    proxy = make_proxy("ab", retry_attempts=5)
+    proxy = make_proxy("abc", retry_attempts=5)
     with proxy.client() as client:
         resp = client.get("/v1/models")
-    assert resp.status_code == 500 and resp.headers["x-poolswitch-attempts"] == "2"
+    assert resp.status_code == 500 and resp.headers["x-poolswitch-attempts"] == "5"
+    seen = upstream.key_ids()
+    assert set(seen[:3]) == {"a", "b", "c"}  # every key once before any is reused
+    assert len(seen) == 5
 
 
 @pytest.mark.parametrize(

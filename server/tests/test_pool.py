@@ -147,3 +147,60 @@ def test_state_survives_reopen_with_sqlite(tmp_path: Path) -> None:
         ("a", "cooling_down", "rate_limited", 1),
         ("b", "disabled", "key_invalid", 1),
     ]
+
+
+def test_failing_the_same_way_again_after_returning_doubles_the_cooldown() -> None:
+    pool, clock = make_pool(cooldown_seconds=100)
+    limited = Verdict(Outcome.RATE_LIMITED, True, 10.0, source="retry-after")
+    pool.record(0, limited)
+    assert pool.states[0].available_at == clock.now + 10
+    pool.record(0, limited)  # a straggler while still parked: no escalation
+    assert pool.states[0].available_at == clock.now + 10
+    for expected in (20, 40, 80, 100, 100):  # doubling, capped at cooldown_seconds
+        clock.now = pool.states[0].available_at
+        pool.record(0, limited)
+        assert pool.states[0].available_at - clock.now == expected
+    assert "failed again after returning" in (pool.snapshot()[0].source or "")
+    clock.now = pool.states[0].available_at
+    pool.record(0, SUCCESS)
+    pool.record(0, limited)
+    assert pool.states[0].available_at - clock.now == 10  # a success resets it
+
+
+def test_escalation_never_shortens_a_long_provider_reset() -> None:
+    pool, clock = make_pool(cooldown_seconds=100)
+    spend = Verdict(Outcome.QUOTA_EXHAUSTED, True, 5000.0, source="spend limit")
+    pool.record(0, spend)
+    clock.now = pool.states[0].available_at
+    pool.record(0, spend)
+    assert pool.states[0].available_at - clock.now == 5000
+
+
+def test_invalid_key_is_disabled_until_an_operator_enables_it() -> None:
+    pool, clock = make_pool()
+    pool.record(0, Verdict(Outcome.KEY_INVALID, True, disable=True))
+    clock.now += 10**9
+    assert pool.snapshot()[0].state == "disabled"
+    assert pool.select() == 1 and pool.select() == 1
+    assert pool.enable("a") and not pool.enable("nope")
+    assert pool.snapshot()[0].state == "available"
+    assert pool.disable("b")
+    assert pool.snapshot()[1].reason == "disabled_by_operator"
+
+
+def test_repeated_5xx_parks_a_key_unless_the_upstream_is_down() -> None:
+    error = Verdict(Outcome.UPSTREAM_ERROR, True)
+    pool, _ = make_pool(ids="abc")
+    pool.record(0, error)
+    pool.record(0, error)
+    assert pool.snapshot()[0].state == "available"
+    pool.record(0, error)
+    assert pool.snapshot()[0].state == "cooling_down"
+    assert pool.snapshot()[0].source == "3 consecutive 5xx"
+
+    pool, _ = make_pool(ids="abc")
+    for _ in range(3):
+        for i in range(3):
+            pool.record(i, error)
+    assert pool.guard.tripped
+    assert {k.state for k in pool.snapshot()} == {"available"}

@@ -8,6 +8,7 @@ the store, the pool's background writer and the upstream client session.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import random
 import time
@@ -21,16 +22,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from poolswitch.config import Config
-from poolswitch.errors import ProxyError
+from poolswitch.errors import NotFound, ProxyError, Unauthorized
 from poolswitch.forwarder import Forwarder
 from poolswitch.metrics import CONTENT_TYPE, Metrics
 from poolswitch.pool import Clock, Pool
-from poolswitch.proxy import Proxy, Receive, Scope, Send, error_response
+from poolswitch.proxy import Proxy, error_response
+from poolswitch.request import Receive, Scope, Send
 from poolswitch.storage import create_store
 
 log = logging.getLogger("poolswitch.app")
 
 BUILTIN_PATHS = frozenset({"/health", "/status", "/metrics"})
+ADMIN_PREFIX = "/poolswitch/admin/keys"
+"""The admin API (list, enable, disable keys); served only when `admin_token` is set."""
 
 
 class PoolSwitchApp:
@@ -54,21 +58,30 @@ class PoolSwitchApp:
             read_timeout=config.request_timeout_seconds,
             max_connections=max_connections,
         )
-        self.metrics = Metrics(registry or CollectorRegistry(), self.pool.snapshot, clock)
-        self.proxy = Proxy(config, self.pool, self.forwarder, self.metrics)
+        self.metrics = Metrics(
+            registry or CollectorRegistry(),
+            self.pool.snapshot,
+            clock,
+            degraded=lambda: self.pool.guard.tripped,
+        )
+        self.proxy = Proxy(config, self.pool, self.forwarder, self.metrics, rng=rng)
+        self.admin = config.admin_token is not None
         self.builtins = Starlette(
             routes=[
                 Route("/health", self.health, methods=["GET"]),
                 Route("/status", self.status, methods=["GET"]),
                 Route("/metrics", self.prometheus, methods=["GET"]),
+                Route(ADMIN_PREFIX, self.admin_list, methods=["GET"]),
+                Route(ADMIN_PREFIX + "/{key_id}/{action:str}", self.admin_action, methods=["POST"]),
             ],
-            exception_handlers={Exception: _internal_error},
+            exception_handlers={ProxyError: _proxy_error, Exception: _internal_error},
             lifespan=self.lifespan,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not (
-            scope["path"] in BUILTIN_PATHS and scope["method"] in ("GET", "HEAD")
+            (scope["path"] in BUILTIN_PATHS and scope["method"] in ("GET", "HEAD"))
+            or (self.admin and scope["path"].startswith(ADMIN_PREFIX))
         ):
             await self.proxy(scope, receive, send)
         else:
@@ -97,7 +110,7 @@ class PoolSwitchApp:
         available, total = self.pool.counts()
         return JSONResponse(
             {
-                "status": "ok" if available else "degraded",
+                "status": "ok" if available and not self.pool.guard.tripped else "degraded",
                 "keys_available": available,
                 "keys_total": total,
             }
@@ -111,12 +124,18 @@ class PoolSwitchApp:
             "strategy": self.config.strategy,
             "storage": self.store.name,
             "upstream_base_url": self.config.upstream_base_url,
+            "provider": self.proxy.classifier.profile,
+            "degraded": self.pool.guard.tripped,
+            "outage": None
+            if self.pool.guard.tripped_kind is None
+            else {"kind": self.pool.guard.tripped_kind, "since": self.pool.guard.since},
             "keys": [
                 {
                     "id": k.id,
                     "state": k.state,
                     "cooldown_until": k.cooldown_until,
                     "reason": k.reason,
+                    "cooldown_source": k.source,
                     "total_requests": k.total_requests,
                     "successes": k.successes,
                     "errors": k.errors,
@@ -128,13 +147,43 @@ class PoolSwitchApp:
             ],
         }
 
+    def _check_admin(self, request: Request) -> None:
+        token = self.config.admin_token or ""
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("the admin API needs Authorization: Bearer <admin_token>")
+
+    async def admin_list(self, request: Request) -> Response:
+        self._check_admin(request)
+        return JSONResponse({"keys": self.status_document()["keys"]})
+
+    async def admin_action(self, request: Request) -> Response:
+        self._check_admin(request)
+        key_id, action = request.path_params["key_id"], request.path_params["action"]
+        if action not in ("enable", "disable"):
+            raise NotFound(f"unknown admin action {action!r} (enable or disable)")
+        done = self.pool.enable(key_id) if action == "enable" else self.pool.disable(key_id)
+        if not done:
+            raise NotFound(f"no key with id {key_id!r}")
+        keys = {k["id"]: k for k in self.status_document()["keys"]}
+        return JSONResponse(keys[key_id])
+
     async def prometheus(self, _request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
 
+async def _proxy_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProxyError)
+    return _envelope(exc)
+
+
 async def _internal_error(_request: Request, exc: Exception) -> Response:
     log.error("internal error in a built-in endpoint: %s", type(exc).__name__)
-    status, headers, body = error_response(ProxyError("internal error"))
+    return _envelope(ProxyError("internal error"))
+
+
+def _envelope(err: ProxyError) -> Response:
+    status, headers, body = error_response(err)
     return Response(
         body,
         status_code=status,

@@ -1,37 +1,117 @@
 """Read an upstream answer: (status, headers, body head) -> Verdict.
 
-The verdict says what happened (`Outcome`), whether another key may do better (`failover`), and
-for how long the key that answered should be parked (`cooldown`, seconds; None = not at all).
-Pure functions over values: no I/O, the time is an argument.
+The verdict says what happened (`Outcome`) and what it means for the key that answered: move on
+(`failover`), park it (`cooldown` seconds, with the `source` of that time), disable it, or wait
+before the next attempt without blaming it (`backoff`). Pure and table-driven: no I/O, the time
+is an argument, nothing raises whatever the upstream sends.
 
-    status                          outcome           failover  cooldown
-    < 400                           success           no        -
-    429 + quota marker in body      quota_exhausted   yes       cooldown_seconds
-    429                             rate_limited      yes       provider's reset, else short
-    402                             quota_exhausted   yes       cooldown_seconds
-    401, 403                        key_invalid       yes       cooldown_seconds
-    5xx                             upstream_error    yes       - (not the key's fault)
-    other 4xx                       client_error      no        - (the caller's request)
-    connection failed               network_error     yes       -
-    no answer in time               timeout           yes       -
+    outcome              typical answer                             failover  the key
+    success              status < 400                               no        -
+    rate_limited         429; rate_limit_error, rate_limit_exceeded yes       cooled for the reset
+                         Gemini RESOURCE_EXHAUSTED per minute                 stated, else min(60 s,
+                                                                              cooldown_seconds)
+    quota_exhausted      402; insufficient_quota, billing codes,    yes       parked until the
+                         Anthropic spend limits, Gemini per-day               provider's reset, else
+                         quota and "limit: 0", FAILED_PRECONDITION            cooldown_seconds
+    key_invalid          401, 403; invalid_api_key, API_KEY_INVALID yes       disabled
+                         (a Gemini 400), PERMISSION_DENIED
+    upstream_overloaded  503, 529; overloaded_error, slow_down,     yes       - (backoff; never
+                         Gemini UNAVAILABLE                                   penalised)
+    upstream_error       other 5xx                                  yes       - (the pool parks it
+                                                                              after repeated 5xx)
+    client_error         other 4xx (400, 404, 413, 422...);         no        -
+                         "region not supported" (OpenAI, Gemini)
+    network_error        connection failed (the proxy's own)        yes       -
+    timeout              no answer in time (the proxy's own)        yes       -
+
+How an answer is read (status >= 400; anything below is `SUCCESS` without looking further, and
+no rule applies to it):
+1. `on_status` rules, in order, first match wins: same status and, if the rule has `match`, that
+   text anywhere in the body's head (case-insensitive). See `_rule_verdict` for the actions.
+2. Phrases of the profile (`_PHRASES`), found anywhere in the body's head.
+3. Error identifiers from the JSON body - `details.error_code`, `code`, ErrorInfo `reason`,
+   `status`, `type`, most specific first - looked up in `_MARKERS`: `_COMMON` identifiers, which
+   mean one thing whoever sends them, plus the profile's own. A body that is not JSON
+   (truncated, HTML) is searched for the same quoted fields; with none, for the snake_case
+   identifiers themselves. A body compressed beyond reading counts as empty.
+4. The status alone (`_STATUS_KINDS`). On a 5xx only an "overloaded" identifier counts.
+A rate limit becomes a quota when a Gemini body says so: a `...PerDay...` quota id (parked until
+midnight Pacific) or "limit: 0" / quotaValue "0" (no quota for this model on this tier: parked
+for the longest of cooldown_seconds, the next midnight Pacific and any signal - waiting does not
+help, so the key is tried again at most once a day).
+
+Reset times (see `resets.py`): a rate limit uses every header signal (the exhausted dimension's
+window only), Gemini's `retryDelay`, else a delay in the message; a quota ignores the
+per-dimension windows (they describe rates) and adds its own deadline: Anthropic's spend limits
+00:00 UTC on the 1st of next month, Gemini's daily quota midnight America/Los_Angeles.
+
+The profile (`provider:` setting, or `detect_provider(upstream_base_url)`) picks the tables;
+`generic` uses only the status and the `_COMMON` identifiers:
+
+    every profile  enforced_spend_limit_reached -> quota until next month; insufficient_quota,
+                   billing_hard_limit_reached, credit_balance_exhausted, billing_error -> quota;
+                   invalid_api_key, api_key_invalid, authentication_error -> invalid;
+                   rate_limit_exceeded, rate_limit_error, resource_exhausted -> rate;
+                   overloaded_error -> overloaded; unsupported_country_region_territory -> client
+    openai         slow_down -> overloaded; billing_not_active -> quota; access_terminated,
+                   account_deactivated -> invalid; rate_limited (Mistral) -> rate;
+                   "country, region, or territory not supported" -> client
+    anthropic      permission_error -> invalid; "monthly spend limit", "reached your specified
+                   api usage limits" -> quota until next month; "credit balance is too low" -> quota
+    gemini         permission_denied, unauthenticated -> invalid; failed_precondition -> quota;
+                   unavailable -> overloaded; "location is not supported" -> client
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from poolswitch.resets import (
+    MAX_RESET_SECONDS,
+    Signal,
+    header_signals,
+    longest,
+    pacific,
+    parse_duration,
+    parse_retry_after,
+    prose_signal,
+    reset_after,
+    until_midnight,
+    until_month_start,
+)
+
+if TYPE_CHECKING:
+    from poolswitch.config import Config, StatusRule
+
+__all__ = [
+    "CLIENT_ERROR",
+    "DEFAULT_RATE_LIMIT_COOLDOWN",
+    "KEY_INVALID",
+    "MAX_RESET_SECONDS",
+    "NETWORK_ERROR",
+    "PROFILES",
+    "SUCCESS",
+    "TIMEOUT",
+    "UPSTREAM_ERROR",
+    "UPSTREAM_OVERLOADED",
+    "Classifier",
+    "Outcome",
+    "Verdict",
+    "detect_provider",
+    "parse_duration",
+    "parse_retry_after",
+    "reset_after",
+]
 
 DEFAULT_RATE_LIMIT_COOLDOWN = 60.0
-MAX_RESET_SECONDS = 86400.0 * 31
-
-QUOTA_MARKERS = (b"insufficient_quota",)
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+PROFILES = ("openai", "anthropic", "gemini", "generic")
+_BODY_LIMIT = 64 * 1024
 
 
 class Outcome(str, Enum):
@@ -39,6 +119,7 @@ class Outcome(str, Enum):
     RATE_LIMITED = "rate_limited"
     QUOTA_EXHAUSTED = "quota_exhausted"
     KEY_INVALID = "key_invalid"
+    UPSTREAM_OVERLOADED = "upstream_overloaded"
     UPSTREAM_ERROR = "upstream_error"
     CLIENT_ERROR = "client_error"
     NETWORK_ERROR = "network_error"
@@ -48,89 +129,370 @@ class Outcome(str, Enum):
 @dataclass(frozen=True, slots=True)
 class Verdict:
     outcome: Outcome
-    failover: bool = False
-    cooldown: float | None = None
+    failover: bool = False  # the request moves on (another key, or the same after backoff)
+    cooldown: float | None = None  # park the key for this many seconds (None: don't)
+    disable: bool = False  # disable the key until an operator re-enables it
+    backoff: bool = False  # not the key's fault: wait (full jitter) first, don't penalise
+    source: str | None = None  # where `cooldown` came from, or which on_status rule decided
 
 
 SUCCESS = Verdict(Outcome.SUCCESS)
 CLIENT_ERROR = Verdict(Outcome.CLIENT_ERROR)
+KEY_INVALID = Verdict(Outcome.KEY_INVALID, failover=True, disable=True)
+UPSTREAM_OVERLOADED = Verdict(Outcome.UPSTREAM_OVERLOADED, failover=True, backoff=True)
 UPSTREAM_ERROR = Verdict(Outcome.UPSTREAM_ERROR, failover=True)
 NETWORK_ERROR = Verdict(Outcome.NETWORK_ERROR, failover=True)
 TIMEOUT = Verdict(Outcome.TIMEOUT, failover=True)
 
+# Kinds: an outcome, finer where the cooldown differs.
+_OUTCOMES = {
+    "rate": Outcome.RATE_LIMITED,
+    "quota": Outcome.QUOTA_EXHAUSTED,
+    "spend_cap": Outcome.QUOTA_EXHAUSTED,  # until 00:00 UTC on the 1st of next month
+    "daily_quota": Outcome.QUOTA_EXHAUSTED,  # until midnight Pacific
+    "no_quota": Outcome.QUOTA_EXHAUSTED,  # Gemini "limit: 0"
+    "invalid": Outcome.KEY_INVALID,
+    "overloaded": Outcome.UPSTREAM_OVERLOADED,
+    "error": Outcome.UPSTREAM_ERROR,
+    "client": Outcome.CLIENT_ERROR,
+}
+_FIXED = {
+    "invalid": KEY_INVALID,
+    "overloaded": UPSTREAM_OVERLOADED,
+    "error": UPSTREAM_ERROR,
+    "client": CLIENT_ERROR,
+}
+_STATUS_KINDS = {
+    401: "invalid",
+    402: "quota",
+    403: "invalid",
+    429: "rate",
+    503: "overloaded",
+    529: "overloaded",  # Anthropic
+}
 
-def classify(
-    status: int, headers: Mapping[str, str], body: bytes, *, cooldown_seconds: float, now: float
-) -> Verdict:
-    """Classify one upstream answer. `headers` must be case-insensitive or lower-cased."""
-    if status < 400:
-        return SUCCESS
-    if status == 429:
-        if any(marker in body for marker in QUOTA_MARKERS):
-            return Verdict(Outcome.QUOTA_EXHAUSTED, True, cooldown_seconds)
-        reset = reset_after(headers, now)
-        if reset is None:
-            reset = min(DEFAULT_RATE_LIMIT_COOLDOWN, cooldown_seconds)
-        return Verdict(Outcome.RATE_LIMITED, True, reset)
-    if status == 402:
-        return Verdict(Outcome.QUOTA_EXHAUSTED, True, cooldown_seconds)
-    if status in (401, 403):
-        return Verdict(Outcome.KEY_INVALID, True, cooldown_seconds)
-    if status >= 500:
-        return UPSTREAM_ERROR
-    return CLIENT_ERROR
+# Error identifiers (lower-cased) that mean the same whoever sends them: every profile.
+_COMMON = {
+    "enforced_spend_limit_reached": "spend_cap",  # Anthropic 429, details.error_code
+    "insufficient_quota": "quota",  # OpenAI 429
+    "billing_hard_limit_reached": "quota",  # OpenAI
+    "credit_balance_exhausted": "quota",  # OpenAI billing code
+    "billing_error": "quota",  # Anthropic 402
+    "invalid_api_key": "invalid",  # OpenAI 401
+    "api_key_invalid": "invalid",  # Gemini 400 ErrorInfo.reason
+    "authentication_error": "invalid",  # Anthropic 401
+    "rate_limit_exceeded": "rate",  # OpenAI, Groq 429
+    "rate_limit_error": "rate",  # Anthropic 429
+    "resource_exhausted": "rate",  # Gemini 429 (refined below)
+    "overloaded_error": "overloaded",  # Anthropic 529
+    "unsupported_country_region_territory": "client",  # OpenAI 403: the proxy's egress, not the key
+}
+_PROFILE_MARKERS: dict[str, dict[str, str]] = {
+    "openai": {  # also Groq, Mistral, Azure OpenAI
+        "slow_down": "overloaded",  # 429 (formerly 503): ramping up too fast
+        "billing_not_active": "quota",
+        "access_terminated": "invalid",
+        "account_deactivated": "invalid",
+        "rate_limited": "rate",  # Mistral 429
+    },
+    "anthropic": {"permission_error": "invalid"},  # 403
+    "gemini": {
+        "permission_denied": "invalid",  # 403
+        "unauthenticated": "invalid",  # 401
+        "failed_precondition": "quota",  # 400: billing must be enabled for this project
+        "unavailable": "overloaded",  # 503
+    },
+    "generic": {},
+}
+_MARKERS = {profile: {**_COMMON, **own} for profile, own in _PROFILE_MARKERS.items()}
+
+# Phrases (lower-cased) that refine an identifier; checked first.
+_PHRASES: dict[str, tuple[tuple[str, str], ...]] = {
+    "openai": (("country, region, or territory not supported", "client"),),  # 403
+    "anthropic": (
+        ("monthly spend limit", "spend_cap"),  # 429 rate_limit_error
+        ("reached your specified api usage limits", "spend_cap"),  # 400: workspace spend limit
+        ("credit balance is too low", "quota"),  # 400 invalid_request_error
+    ),
+    "gemini": (("location is not supported", "client"),),  # 400 FAILED_PRECONDITION
+    "generic": (),
+}
+
+# The status an error event at the start of a 2xx stream would have had as an answer.
+_EVENT_STATUS = {
+    "enforced_spend_limit_reached": 429,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "resource_exhausted": 429,
+    "slow_down": 429,
+    "overloaded_error": 529,
+    "unavailable": 503,
+    "authentication_error": 401,
+    "invalid_api_key": 401,
+    "unauthenticated": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "permission_denied": 403,
+    "invalid_request_error": 400,
+    "invalid_argument": 400,
+    "not_found_error": 404,
+    "request_too_large": 413,
+}
+
+_HOSTS = {
+    "api.openai.com": "openai",
+    "api.groq.com": "openai",
+    "api.mistral.ai": "openai",
+    "api.anthropic.com": "anthropic",
+    "generativelanguage.googleapis.com": "gemini",
+}
+_HOST_SUFFIXES = ((".openai.azure.com", "openai"),)
+
+_SPECIFICITY = ("error_code", "code", "reason", "status", "type")
+_WANTED = frozenset((*_SPECIFICITY, "quotaId", "quotaValue", "retryDelay"))
+_QUOTED = re.compile(
+    r'"(error_code|code|reason|status|type|quotaId|quotaValue|retryDelay)"\s*:\s*"([^"\\]{0,200})"'
+)
+_LIMIT_ZERO = re.compile(r"\blimit: 0(?![\d.])")
+_LINES = re.compile(r"\r\n|\r|\n")
 
 
-def reset_after(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds until the provider says the key may be used again; the longest signal wins."""
-    found: list[float] = []
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        with contextlib.suppress(ValueError):
-            found.append(float(value) / 1000.0)
-    value = headers.get("retry-after")
-    if value is not None:
-        seconds = parse_retry_after(value, now)
-        if seconds is not None:
-            found.append(seconds)
-    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
-        value = headers.get(name)
-        if value is not None:
-            seconds = parse_duration(value)
-            if seconds is not None:
-                found.append(seconds)
-    if not found:
-        return None
-    return min(max(max(found), 0.0), MAX_RESET_SECONDS)
-
-
-def parse_retry_after(value: str, now: float) -> float | None:
-    """RFC 9110 Retry-After: delay-seconds or an HTTP-date."""
-    value = value.strip()
+def detect_provider(upstream_base_url: str) -> str:
+    """The profile for an upstream: by host, else "generic"."""
+    url = upstream_base_url.strip()
     try:
-        return max(float(value), 0.0)
+        host = (urlsplit(url if "//" in url else "//" + url).hostname or "").rstrip(".")
     except ValueError:
-        pass
+        return "generic"
+    found = _HOSTS.get(host)
+    if found is not None:
+        return found
+    return next((p for suffix, p in _HOST_SUFFIXES if host.endswith(suffix)), "generic")
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What an error body says, for the tables."""
+
+    text: str = ""  # the body's head, lower-cased: phrases and rule matches
+    fields: tuple[str, ...] = ()  # error identifiers, lower-cased, most specific first
+    dimension: str | None = None  # OpenAI/Groq `type`: "requests" or "tokens"
+    quota_ids: tuple[str, ...] = ()  # Gemini QuotaFailure violations, lower-cased
+    zero_quota: bool = False  # a Gemini violation with quotaValue "0"
+    retry_delay: float | None = None  # Gemini RetryInfo.retryDelay, seconds
+    http_code: int | None = None  # a numeric `code` that is an HTTP status (Gemini)
+
+
+_NOTHING = _Facts()
+
+
+def _read(body: bytes, encoding: str | None) -> _Facts:
+    head = body[:_BODY_LIMIT]
+    if head[:2] == b"\x1f\x8b":
+        return _NOTHING
+    if encoding not in (None, "", "identity") and head.lstrip()[:1] not in (b"{", b"["):
+        return _NOTHING
+    text = head.decode("utf-8", "replace")
+    return _facts(text, _json(text))
+
+
+def _json(text: str) -> Any:
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return json.loads(text)
+    except (ValueError, RecursionError):
         return None
-    return max(when.timestamp() - now, 0.0)
 
 
-def parse_duration(value: str) -> float | None:
-    """Go-style durations as sent by OpenAI and Groq: `12ms`, `1s`, `6m0s`, `2m59.56s`."""
-    value = value.strip()
-    total = 0.0
-    pos = 0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != pos:
+def _facts(text: str, doc: Any) -> _Facts:
+    values: dict[str, list[Any]] = {}
+    if isinstance(doc, (dict, list)):
+        _collect(doc, values)
+    else:
+        for match in _QUOTED.finditer(text):
+            values.setdefault(match.group(1), []).append(match.group(2))
+    strings = {k: [str(v).lower() for v in vs if isinstance(v, str)] for k, vs in values.items()}
+    delays = [parse_duration(v) for v in values.get("retryDelay", []) if isinstance(v, str)]
+    codes = [v for v in values.get("code", []) if type(v) is int and 400 <= v <= 599]
+    return _Facts(
+        text=text.lower(),
+        fields=tuple(v for name in _SPECIFICITY for v in strings.get(name, [])),
+        dimension=next((t for t in strings.get("type", []) if t in ("requests", "tokens")), None),
+        quota_ids=tuple(strings.get("quotaId", [])),
+        zero_quota=any(str(v) == "0" for v in values.get("quotaValue", [])),
+        retry_delay=max((d for d in delays if d is not None), default=None),
+        http_code=codes[0] if codes else None,
+    )
+
+
+def _collect(doc: dict[str, Any] | list[Any], into: dict[str, list[Any]]) -> None:
+    """The wanted fields anywhere in a JSON document, depth first."""
+    stack: list[Any] = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            children = []
+            for key, value in node.items():
+                if key in _WANTED and isinstance(value, (str, int)):
+                    into.setdefault(key, []).append(value)
+                elif isinstance(value, (dict, list)):
+                    children.append(value)
+            stack.extend(reversed(children))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+
+
+@dataclass(frozen=True, slots=True)
+class Classifier:
+    profile: str  # openai | anthropic | gemini | generic (resolved, never "auto")
+    cooldown_seconds: float
+    rules: tuple[StatusRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown provider profile {self.profile!r}: one of {PROFILES}")
+
+    @classmethod
+    def from_config(cls, config: Config) -> Classifier:
+        profile = config.provider
+        if profile == "auto":
+            profile = detect_provider(config.upstream_base_url)
+        return cls(profile, config.cooldown_seconds, tuple(config.on_status))
+
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes, now: float) -> Verdict:
+        """Classify one answer. `headers`: case-insensitive or lower-cased; `body`: its head;
+        `now`: Unix time, for absolute resets."""
+        if status < 400:
+            return SUCCESS
+        return self._classify(status, headers, _read(body, headers.get("content-encoding")), now)
+
+    def classify_stream_start(
+        self, first_event: bytes, headers: Mapping[str, str], now: float
+    ) -> Verdict | None:
+        """The first event of a 2xx `text/event-stream`: None when it is content; when it is an
+        error (`event: error`, or a JSON payload with a top-level "error"), the verdict the same
+        error would get as an answer (status from a numeric `code`, else `_EVENT_STATUS`, else
+        500), on_status rules included."""
+        event, data = _sse_event(first_event)
+        doc = _json(data[:_BODY_LIMIT]) if event == "error" or '"error"' in data else None
+        if event != "error" and not _carries_error(doc):
             return None
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(value) or pos == 0:
-        try:
-            return float(value) if pos == 0 else None
-        except ValueError:
+        facts = _facts(data[:_BODY_LIMIT], doc)
+        status = facts.http_code
+        if status is None:
+            status = next((_EVENT_STATUS[f] for f in facts.fields if f in _EVENT_STATUS), 500)
+        return self._classify(status, headers, facts, now)
+
+    def _classify(
+        self, status: int, headers: Mapping[str, str], facts: _Facts, now: float
+    ) -> Verdict:
+        kind = self._kind(status, facts)
+        for i, rule in enumerate(self.rules):
+            if rule.status == status and (rule.match is None or rule.match.lower() in facts.text):
+                verdict = _rule_verdict(i, rule, _OUTCOMES[kind])
+                if verdict is not None:
+                    return verdict
+        return self._verdict(kind, headers, facts, now)
+
+    def _kind(self, status: int, facts: _Facts) -> str:
+        marked = self._marker(facts)
+        if status >= 500:
+            kind = "overloaded" if marked == "overloaded" else _STATUS_KINDS.get(status, "error")
+        else:
+            kind = marked or _STATUS_KINDS.get(status, "client")
+        if kind == "rate" and (facts.quota_ids or "resource_exhausted" in facts.fields):
+            if facts.zero_quota or _LIMIT_ZERO.search(facts.text):  # Gemini
+                return "no_quota"
+            if any("perday" in quota_id for quota_id in facts.quota_ids):
+                return "daily_quota"
+        return kind
+
+    def _marker(self, facts: _Facts) -> str | None:
+        if not facts.text:
             return None
-    return total
+        for phrase, kind in _PHRASES[self.profile]:
+            if phrase in facts.text:
+                return kind
+        markers = _MARKERS[self.profile]
+        for field in facts.fields:
+            if field in markers:
+                return markers[field]
+        if not facts.fields:  # not even quoted fields: look for the identifiers themselves
+            for marker, kind in markers.items():
+                if "_" in marker and marker in facts.text:
+                    return kind
+        return None
+
+    def _verdict(self, kind: str, headers: Mapping[str, str], facts: _Facts, now: float) -> Verdict:
+        fixed = _FIXED.get(kind)
+        if fixed is not None:
+            return fixed
+        found: list[Signal] = []
+        if facts.retry_delay is not None:
+            found.append((facts.retry_delay, "retryDelay"))
+        if kind == "rate":
+            found += header_signals(headers, now, dimension=facts.dimension)
+            best = longest(found) or prose_signal(facts.text, now)
+            if best is None:
+                best = (min(DEFAULT_RATE_LIMIT_COOLDOWN, self.cooldown_seconds), "default")
+            return Verdict(Outcome.RATE_LIMITED, failover=True, cooldown=best[0], source=best[1])
+        found += header_signals(headers, now, windows=False)
+        prose = None if found else prose_signal(facts.text, now)
+        if kind == "spend_cap":
+            found.insert(0, (until_month_start(now), "spend limit: next month"))
+        elif kind in ("daily_quota", "no_quota"):
+            found.insert(0, (until_midnight(now, pacific()), "daily quota: midnight Pacific"))
+        best = longest([*found, prose] if prose else found)
+        if kind == "no_quota":
+            seconds = max(best[0] if best else 0.0, self.cooldown_seconds)
+            best = (seconds, "limit: 0")
+        elif best is None:
+            best = (self.cooldown_seconds, "cooldown_seconds")
+        return Verdict(Outcome.QUOTA_EXHAUSTED, failover=True, cooldown=best[0], source=best[1])
+
+
+def _rule_verdict(i: int, rule: StatusRule, outcome: Outcome) -> Verdict | None:
+    """An on_status rule's verdict. A rule changes what happens, not what it is called: the
+    outcome stays the profile's, except that a client error the rule moves on is counted as an
+    upstream_error, a `cooldown` of anything but a rate limit or quota as rate_limited, and a
+    `disable` as key_invalid. `source` names the rule."""
+    source = f"on_status[{i}]"
+    moved = Outcome.UPSTREAM_ERROR if outcome is Outcome.CLIENT_ERROR else outcome
+    if rule.action == "retry":
+        return Verdict(moved, failover=True, backoff=True, source=source)
+    if rule.action == "failover":
+        return Verdict(moved, failover=True, source=source)
+    if rule.action == "cooldown":
+        parked = outcome if outcome in (Outcome.RATE_LIMITED, Outcome.QUOTA_EXHAUSTED) else None
+        seconds = max(rule.seconds or 0.0, 0.0)
+        outcome = parked or Outcome.RATE_LIMITED
+        return Verdict(outcome, failover=True, cooldown=seconds, source=source)
+    if rule.action == "disable":
+        return Verdict(Outcome.KEY_INVALID, failover=True, disable=True, source=source)
+    if rule.action == "relay":
+        return Verdict(outcome, source=source)
+    return None  # not an action: the rule is skipped
+
+
+def _sse_event(block: bytes) -> tuple[str, str]:
+    """The `event` name and the joined `data` lines of one SSE event block."""
+    event = ""
+    data: list[str] = []
+    for line in _LINES.split(block.decode("utf-8", "replace")):
+        if not line:
+            if event or data:
+                break
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value.strip()
+        elif name == "data":
+            data.append(value)
+    return event, "\n".join(data)
+
+
+def _carries_error(doc: Any) -> bool:
+    if isinstance(doc, list) and doc:
+        doc = doc[0]
+    return isinstance(doc, dict) and bool(doc.get("error"))

@@ -4,6 +4,7 @@
     poolswitch validate --config FILE
     poolswitch status [--url URL | --config FILE] [--json]
     poolswitch metrics [--url URL | --config FILE]
+    poolswitch keys list|enable ID|disable ID [--url URL | --config FILE] [--token T]
 
 Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usage or config.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import urllib.error
@@ -25,10 +27,10 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from poolswitch import __version__
-from poolswitch.app import PoolSwitchApp
+from poolswitch.app import ADMIN_PREFIX, PoolSwitchApp
 from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
-from poolswitch.proxy import ABSOLUTE_FORM
+from poolswitch.request import ABSOLUTE_FORM
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DRAIN_SECONDS = 30
@@ -133,11 +135,21 @@ def _base_url(args: argparse.Namespace) -> str | None:
     return "http://127.0.0.1:8080"
 
 
-def _fetch(url: str) -> bytes | None:
+def _fetch(url: str, method: str = "GET", token: str | None = None) -> bytes | None:
+    request = urllib.request.Request(url, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(request, timeout=10) as resp:
             data: bytes = resp.read()
             return data
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code}"
+        print(f"error: {message}", file=sys.stderr)
+        return None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         print(f"error: cannot reach the proxy at {url}: {reason}", file=sys.stderr)
@@ -161,11 +173,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def format_status(doc: dict[str, Any], now: float) -> str:
     """A readable table of `/status`."""
-    lines = [
-        f"strategy {doc['strategy']}, storage {doc['storage']}, "
-        f"upstream {doc['upstream_base_url']}",
-        "",
-    ]
+    lines = []
+    if "strategy" in doc:
+        lines += [
+            f"strategy {doc['strategy']}, storage {doc['storage']}, "
+            f"upstream {doc['upstream_base_url']}"
+            + (f" — DEGRADED: {doc['outage']['kind']} outage" if doc.get("outage") else ""),
+            "",
+        ]
     rows = [("KEY", "STATE", "RETURNS IN", "REASON", "REQUESTS", "ERRORS", "FAILOVERS")]
     for key in doc["keys"]:
         until = key.get("cooldown_until")
@@ -199,6 +214,38 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    base = _base_url(args)
+    if base is None:
+        return 2
+    token = args.token or os.environ.get("POOLSWITCH_ADMIN_TOKEN")
+    if not token and args.config:
+        config = _load(args.config)
+        token = config.admin_token if config else None
+    if not token:
+        print(
+            "error: an admin token is needed: --token, POOLSWITCH_ADMIN_TOKEN or admin_token "
+            "in --config",
+            file=sys.stderr,
+        )
+        return 2
+    if args.action == "list":
+        data = _fetch(base + ADMIN_PREFIX, token=token)
+        if data is None:
+            return 1
+        print(format_status({"keys": json.loads(data)["keys"]}, time.time()))
+        return 0
+    if not args.key_id:
+        print(f"error: poolswitch keys {args.action} needs a key id", file=sys.stderr)
+        return 2
+    data = _fetch(f"{base}{ADMIN_PREFIX}/{args.key_id}/{args.action}", "POST", token)
+    if data is None:
+        return 1
+    key = json.loads(data)
+    print(f"{key['id']}: {key['state']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="poolswitch", description="API key pool proxy.")
     p.add_argument("--version", action="version", version=f"poolswitch {__version__}")
@@ -226,6 +273,15 @@ def parser() -> argparse.ArgumentParser:
         if name == "status":
             cmd.add_argument("--json", action="store_true", help="print the raw JSON")
         cmd.set_defaults(run=run)
+
+    keys = sub.add_parser("keys", help="list, enable or disable keys of a running proxy")
+    keys.add_argument("action", choices=("list", "enable", "disable"))
+    keys.add_argument("key_id", nargs="?", help="the key's id (enable, disable)")
+    where = keys.add_mutually_exclusive_group()
+    where.add_argument("--url", help="the proxy's base URL (default http://127.0.0.1:8080)")
+    where.add_argument("--config", help="find the proxy (and admin_token) from this file")
+    keys.add_argument("--token", help="the admin token (default: $POOLSWITCH_ADMIN_TOKEN)")
+    keys.set_defaults(run=cmd_keys)
     return p
 
 

@@ -23,6 +23,8 @@ from poolswitch.errors import ConfigError
 
 STRATEGIES = ("round_robin", "least_used", "random", "quota_failover")
 STORAGE_BACKENDS = ("memory", "sqlite")
+PROVIDERS = ("auto", "openai", "anthropic", "gemini", "generic")
+RULE_ACTIONS = ("retry", "failover", "cooldown", "disable", "relay")
 MIB = 1024 * 1024
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -38,6 +40,17 @@ class KeyConfig:
     value: str = field(repr=False)
     weight: int = 1
     metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class StatusRule:
+    """An `on_status` override: answers with `status` (and, if set, `match` somewhere in the
+    body's head, case-insensitive) get `action`; `seconds` goes with `cooldown`."""
+
+    status: int
+    action: str
+    match: str | None = None
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,12 @@ class Config:
     connect_timeout_seconds: float = 10.0
     max_request_body_bytes: int = 32 * MIB
     storage: StorageConfig = StorageConfig()
+    provider: str = "auto"
+    auth_query_param: str | None = None
+    admin_token: str | None = field(default=None, repr=False)
+    retry_non_idempotent: bool = False
+    queue_timeout_seconds: float = 0.0
+    on_status: tuple[StatusRule, ...] = ()
 
 
 _SCALARS = (
@@ -75,8 +94,13 @@ _SCALARS = (
     "request_timeout_seconds",
     "connect_timeout_seconds",
     "max_request_body_bytes",
+    "provider",
+    "auth_query_param",
+    "admin_token",
+    "retry_non_idempotent",
+    "queue_timeout_seconds",
 )
-TOP_LEVEL = (*_SCALARS, "storage", "keys")
+TOP_LEVEL = (*_SCALARS, "storage", "keys", "on_status")
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -130,6 +154,12 @@ def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = No
             doc, "max_request_body_bytes", defaults.max_request_body_bytes, low=0
         ),
         storage=storage,
+        provider=v.choice(doc, "provider", defaults.provider, PROVIDERS),
+        auth_query_param=v.optional_token(doc, "auth_query_param"),
+        admin_token=v.optional_secret(doc, "admin_token"),
+        retry_non_idempotent=v.boolean(doc, "retry_non_idempotent", False),
+        queue_timeout_seconds=v.number(doc, "queue_timeout_seconds", 0.0, low=0),
+        on_status=v.rules(doc.get("on_status")),
     )
     if v.problems:
         raise ConfigError(v.problems)
@@ -212,6 +242,70 @@ class _Validator:
         if not _TOKEN.match(value):
             self.problem(name, f"{value!r} is not a valid HTTP header name")
         return value
+
+    def optional_token(self, doc: Mapping[str, Any], name: str) -> str | None:
+        if doc.get(name) is None:
+            return None
+        return self.token(doc, name, "")
+
+    def optional_secret(self, doc: Mapping[str, Any], name: str) -> str | None:
+        if doc.get(name) is None:
+            return None
+        value = self.text(doc, name, "")
+        if len(value) < 16 or any(c.isspace() for c in value):
+            self.problem(name, "must be at least 16 characters without whitespace")
+            return None
+        return value
+
+    def boolean(self, doc: Mapping[str, Any], name: str, default: bool) -> bool:
+        value = self._get(doc, name, name)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            value = _env_scalar(value)
+        if not isinstance(value, bool):
+            self.problem(name, f"must be true or false, got {value!r}")
+            return default
+        return value
+
+    def rules(self, raw: Any) -> tuple[StatusRule, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.problem("on_status", "must be a list of {status, match?, action} rules")
+            return ()
+        rules = []
+        for i, entry in enumerate(raw):
+            at = f"on_status[{i}]"
+            if not isinstance(entry, dict):
+                self.problem(at, "must be a mapping with status, match and action")
+                continue
+            self.unknown(entry, ("status", "match", "action"), at + ".")
+            if entry.get("status") is None:
+                self.problem(at + ".status", "missing")
+            status = self.integer(entry, "status", 0, low=100, high=599, where=at + ".status")
+            match = entry.get("match")
+            if match is not None and (not isinstance(match, str) or not match):
+                self.problem(at + ".match", "must be a non-empty string")
+                match = None
+            action, seconds = self.action(entry.get("action"), at + ".action")
+            if status and action:
+                rules.append(StatusRule(status, action, match, seconds))
+        return tuple(rules)
+
+    def action(self, raw: Any, where: str) -> tuple[str, float | None]:
+        words = raw.split() if isinstance(raw, str) else []
+        if len(words) == 1 and words[0] in RULE_ACTIONS and words[0] != "cooldown":
+            return words[0], None
+        if len(words) == 2 and words[0] == "cooldown":
+            try:
+                seconds = float(words[1])
+            except ValueError:
+                seconds = -1.0
+            if seconds >= 0:
+                return "cooldown", seconds
+        self.problem(where, "must be one of: retry, failover, cooldown SECONDS, disable, relay")
+        return "", None
 
     def scheme(self, doc: Mapping[str, Any], name: str, default: str | None) -> str | None:
         if name in doc and doc[name] is None:

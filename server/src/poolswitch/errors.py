@@ -11,6 +11,9 @@
           ├── PayloadTooLarge     413 payload_too_large
           ├── UpstreamUnreachable 502 upstream_unreachable
           ├── NoAvailableKeys     503 no_available_keys
+          ├── UpstreamUnavailable 503 upstream_unavailable (the outage guard holds requests)
+          ├── Unauthorized        401 unauthorized
+          ├── NotFound            404 not_found
           └── UpstreamTimeout     504 upstream_timeout
 
 No message built here ever contains a key's value: keys are named by id.
@@ -79,6 +82,21 @@ class UpstreamUnreachable(ProxyError):
 class NoAvailableKeys(ProxyError):
     code = "no_available_keys"
     status = 503
+
+
+class UpstreamUnavailable(ProxyError):
+    code = "upstream_unavailable"
+    status = 503
+
+
+class Unauthorized(ProxyError):
+    code = "unauthorized"
+    status = 401
+
+
+class NotFound(ProxyError):
+    code = "not_found"
+    status = 404
 
 
 class UpstreamTimeout(ProxyError):

@@ -46,6 +46,20 @@ class UpstreamResponse:
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _transport_error(exc) from exc
 
+    async def read_event(self, limit: int) -> bytes:
+        """Read until the first server-sent event is complete (a blank line), the body ends or
+        `limit` bytes have come; return all that was read."""
+        content = self._resp.content
+        data = b""
+        try:
+            while len(data) < limit and not content.at_eof():
+                data += await content.readany()
+                if b"\n\n" in data or b"\r\n\r\n" in data:
+                    break
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _transport_error(exc) from exc
+        return data
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """The rest of the body, piece by piece as it arrives."""
         try:
@@ -100,9 +114,15 @@ class Forwarder:
             self._session = None
 
     async def send(
-        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        read_timeout: float | None = None,
     ) -> UpstreamResponse:
-        """Send `method base_url+target`; `target` is the raw path and query, already encoded."""
+        """Send `method base_url+target`; `target` is the raw path and query, already encoded.
+        `read_timeout` overrides the session's wait for an answer (a request near its deadline)."""
         assert self._session is not None, "Forwarder.open() was not called"
         url = URL(self.base_url + target, encoded=True)
         try:
@@ -113,6 +133,14 @@ class Forwarder:
                 data=_payload(body, method),
                 allow_redirects=False,
                 compress=None,
+                timeout=self._timeout
+                if read_timeout is None
+                else aiohttp.ClientTimeout(
+                    total=None,
+                    connect=None,
+                    sock_connect=self._timeout.sock_connect,
+                    sock_read=read_timeout,
+                ),
             )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _transport_error(exc) from exc

@@ -46,6 +46,9 @@ class KeyState:
     available_at: float = 0.0
     disabled: bool = False
     reason: str | None = None
+    source: str | None = None
+    strikes: int = 0
+    consecutive_errors: int = 0
     total_requests: int = 0
     successes: int = 0
     errors: int = 0
@@ -61,19 +64,40 @@ class KeyState:
     def cooldown_until(self, now: float) -> float | None:
         return self.available_at if not self.disabled and self.available_at > now else None
 
-    def park(self, until: float, reason: str) -> None:
+    def park(self, until: float, reason: str, source: str | None = None) -> None:
         """Cool down until `until`; an existing later deadline wins."""
-        if not self.disabled:
-            self.available_at = max(self.available_at, until)
+        if not self.disabled and until >= self.available_at:
+            self.available_at = until
             self.reason = reason
+            self.source = source
 
-    def disable(self, reason: str) -> None:
+    def escalated(self, seconds: float, reason: str, cap: float, now: float) -> float:
+        """How long to park for `reason`: doubled for each time the key failed the same way
+        again after returning, since its last success (capped at `cap`, never below the
+        provider's `seconds`). A late answer while still parked is no new failure."""
+        if self.available_at > now:
+            return seconds
+        if self.reason == reason and self.strikes:
+            longer = min(seconds * (2**self.strikes), cap)
+            seconds = max(seconds, longer)
+        self.strikes += 1
+        return seconds
+
+    def succeeded(self) -> None:
+        self.strikes = 0
+        self.consecutive_errors = 0
+
+    def disable(self, reason: str, source: str | None = None) -> None:
         self.disabled = True
         self.available_at = math.inf
         self.reason = reason
+        self.source = source
 
     def restore(self) -> None:
-        """Back in service: no cooldown, not disabled."""
+        """Back in service: no cooldown, not disabled, no strikes."""
         self.disabled = False
         self.available_at = 0.0
         self.reason = None
+        self.source = None
+        self.strikes = 0
+        self.consecutive_errors = 0

@@ -35,6 +35,7 @@ class Metrics:
         registry: CollectorRegistry,
         snapshot: Callable[[], Sequence[KeySnapshot]],
         clock: Clock,
+        degraded: Callable[[], bool] = lambda: False,
     ) -> None:
         self.registry = registry
         self.requests = Counter(
@@ -73,7 +74,7 @@ class Metrics:
             buckets=_BUCKETS,
             registry=registry,
         )
-        registry.register(_KeyCollector(snapshot, clock))
+        registry.register(_KeyCollector(snapshot, clock, degraded))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -82,9 +83,15 @@ class Metrics:
 class _KeyCollector(Collector):
     """Key state gauges, computed from the pool at scrape time."""
 
-    def __init__(self, snapshot: Callable[[], Sequence[KeySnapshot]], clock: Clock) -> None:
+    def __init__(
+        self,
+        snapshot: Callable[[], Sequence[KeySnapshot]],
+        clock: Clock,
+        degraded: Callable[[], bool],
+    ) -> None:
         self.snapshot = snapshot
         self.clock = clock
+        self.degraded = degraded
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         keys = self.snapshot()
@@ -112,3 +119,8 @@ class _KeyCollector(Collector):
             "poolswitch_keys_available", "Keys that can serve a request now.", value=available
         )
         yield GaugeMetricFamily("poolswitch_keys", "Keys configured.", value=len(keys))
+        yield GaugeMetricFamily(
+            "poolswitch_outage_guard_tripped",
+            "1 while the outage guard holds requests (most keys failing alike), else 0.",
+            value=1.0 if self.degraded() else 0.0,
+        )

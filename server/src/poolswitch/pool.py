@@ -21,11 +21,16 @@ from dataclasses import dataclass
 
 from poolswitch.classifier import Outcome, Verdict
 from poolswitch.config import Config
+from poolswitch.guard import OutageGuard
 from poolswitch.keys import Key, KeyState
 from poolswitch.storage import KeyUpdate, Store
 from poolswitch.strategies import STRATEGIES
 
 log = logging.getLogger("poolswitch.pool")
+
+ERRORS_BEFORE_PARKING = 3
+"""Consecutive 5xx answers on one key (with the upstream otherwise healthy) that park it."""
+SERVER_ERROR_COOLDOWN = 30.0
 
 Clock = Callable[[], float]
 
@@ -38,6 +43,7 @@ class KeySnapshot:
     state: str
     cooldown_until: float | None
     reason: str | None
+    source: str | None
     total_requests: int
     successes: int
     errors: int
@@ -60,6 +66,8 @@ class Pool:
         self.states: list[KeyState] = [KeyState(k.id) for k in self.keys]
         self.index = {k.id: i for i, k in enumerate(self.keys)}
         self.strategy = STRATEGIES[config.strategy](self.keys, self.states, rng or random.Random())
+        self.cooldown_seconds = config.cooldown_seconds
+        self.guard = OutageGuard(len(self.keys), clock)
         self.store = store
         self.clock = clock
         self.flush_interval = flush_interval
@@ -81,6 +89,8 @@ class Pool:
             state.available_at = record.available_at
             state.disabled = record.disabled
             state.reason = record.reason
+            state.source = record.source
+            state.strikes = record.strikes
             state.total_requests = record.total_requests
             state.successes = record.successes
             state.errors = record.errors
@@ -110,9 +120,6 @@ class Pool:
         i = self.strategy.select(now, tried)
         if i is not None:
             state = self.states[i]
-            if state.reason is not None and not state.disabled:
-                state.reason = None  # its cooldown has ended
-                self._changed(i, urgent=True)
             state.total_requests += 1
             state.last_used_at = now
             self._changed(i)
@@ -128,25 +135,67 @@ class Pool:
     ) -> None:
         """Apply an attempt's verdict to key `i`; `failover` when the request moves on."""
         state = self.states[i]
-        if verdict.outcome is Outcome.SUCCESS:
+        outcome = verdict.outcome
+        if outcome is Outcome.SUCCESS:
             state.successes += 1
+            if state.strikes or state.consecutive_errors:
+                state.succeeded()
             if remaining_quota is not None:
                 state.estimated_remaining_quota = remaining_quota
-        else:
-            state.errors += 1
+            self.guard.success()
+            self._changed(i)
+            return
+        state.errors += 1
         if failover:
             state.failovers += 1
-        if verdict.cooldown is not None:
-            state.park(self.clock() + verdict.cooldown, verdict.outcome.value)
-            self._changed(i, urgent=True)
-            log.info(
-                "key %s cooling down for %.1fs: %s",
-                state.key_id,
-                verdict.cooldown,
-                verdict.outcome.value,
+        self.guard.failure(i, outcome.value)
+        if verdict.disable:
+            state.disable(outcome.value, verdict.source)
+            log.warning("key %s disabled: %s", state.key_id, outcome.value)
+        elif verdict.cooldown is not None:
+            self._park(i, verdict.cooldown, outcome.value, verdict.source)
+        elif outcome is Outcome.UPSTREAM_ERROR and not self.guard.tripped:
+            state.consecutive_errors += 1
+            if state.consecutive_errors < ERRORS_BEFORE_PARKING:
+                self._changed(i)
+                return
+            state.consecutive_errors = 0
+            self._park(
+                i, SERVER_ERROR_COOLDOWN, outcome.value, f"{ERRORS_BEFORE_PARKING} consecutive 5xx"
             )
         else:
             self._changed(i)
+            return
+        self._changed(i, urgent=True)
+
+    def _park(self, i: int, seconds: float, reason: str, source: str | None) -> None:
+        state = self.states[i]
+        now = self.clock()
+        longer = state.escalated(seconds, reason, max(self.cooldown_seconds, seconds), now)
+        if longer > seconds:
+            source = f"{source or reason}, x{longer / seconds:g} (failed again after returning)"
+        state.park(now + longer, reason, source)
+        log.info("key %s cooling down for %.1fs: %s (%s)", state.key_id, longer, reason, source)
+
+    def enable(self, key_id: str) -> bool:
+        """Operator action: put a key back in service. False if the id is unknown."""
+        i = self.index.get(key_id)
+        if i is None:
+            return False
+        self.states[i].restore()
+        self._changed(i, urgent=True)
+        log.warning("key %s enabled by an operator", key_id)
+        return True
+
+    def disable(self, key_id: str) -> bool:
+        """Operator action: take a key out of service until enabled again."""
+        i = self.index.get(key_id)
+        if i is None:
+            return False
+        self.states[i].disable("disabled_by_operator", "admin")
+        self._changed(i, urgent=True)
+        log.warning("key %s disabled by an operator", key_id)
+        return True
 
     def _changed(self, i: int, urgent: bool = False) -> None:
         if self._wake is not None:
@@ -177,6 +226,7 @@ class Pool:
                 state=s.state(now),
                 cooldown_until=s.cooldown_until(now),
                 reason=s.reason if s.available_at > now else None,
+                source=s.source if s.available_at > now else None,
                 total_requests=s.total_requests,
                 successes=s.successes,
                 errors=s.errors,
@@ -202,6 +252,8 @@ class Pool:
             available_at=s.available_at,
             disabled=s.disabled,
             reason=s.reason,
+            source=s.source,
+            strikes=s.strikes,
             estimated_remaining_quota=s.estimated_remaining_quota,
             last_used_at=s.last_used_at,
             add_requests=counts[0] - before[0],

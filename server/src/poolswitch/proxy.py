@@ -13,58 +13,45 @@ import contextlib
 import json
 import logging
 import math
+import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-from urllib.parse import unquote
+from dataclasses import dataclass
+from urllib.parse import quote
 
-from poolswitch.classifier import NETWORK_ERROR, SUCCESS, TIMEOUT, Verdict, classify
+from poolswitch.classifier import NETWORK_ERROR, SUCCESS, TIMEOUT, Classifier, Verdict
 from poolswitch.config import Config
 from poolswitch.errors import (
-    BadRequest,
+    ConnectError,
     NoAvailableKeys,
-    PayloadTooLarge,
     ProxyError,
     ReadTimeout,
     TransportError,
     UpstreamTimeout,
+    UpstreamUnavailable,
     UpstreamUnreachable,
 )
 from poolswitch.forwarder import Forwarder, UpstreamResponse
 from poolswitch.metrics import Metrics, method_label, status_class
 from poolswitch.pool import Pool
-from poolswitch.retry import should_fail_over
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from poolswitch.request import (
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    forward_headers,
+    read_body,
+    request_target,
+    without_query_param,
+)
+from poolswitch.retry import backoff, may_retry, may_reuse
 
 log = logging.getLogger("poolswitch.access")
 errlog = logging.getLogger("poolswitch.proxy")
-
-ABSOLUTE_FORM = "poolswitch.absolute_form"
-"""Scope flag set by the HTTP protocol when the request target was an absolute URL."""
 
 BUFFER_LIMIT = 1024 * 1024
 """Bodies up to this size with a Content-Length are relayed in one piece; error bodies are read
 whole up to it to be classified."""
 
-_REQUEST_DROP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"host",
-        b"content-length",
-        b"expect",
-    }
-)
 _RESPONSE_DROP = frozenset(
     {
         "connection",
@@ -77,11 +64,21 @@ _RESPONSE_DROP = frozenset(
         "upgrade",
     }
 )
+FIRST_EVENT_LIMIT = 64 * 1024
+"""A 2xx event stream's first event is held back (up to this much) to see if it is an error."""
+
+_BUFFERED_DROP = _RESPONSE_DROP | {"content-length"}
 _QUOTA_HEADERS = ("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining")
 
 
-class _ClientGone(Exception):
-    """The caller disconnected before we answered."""
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An upstream error answer read whole, kept to relay if no other key does better."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    key: int
 
 
 class _Exchange:
@@ -97,21 +94,38 @@ class _Exchange:
 
 
 class Proxy:
-    def __init__(self, config: Config, pool: Pool, forwarder: Forwarder, metrics: Metrics):
+    def __init__(
+        self,
+        config: Config,
+        pool: Pool,
+        forwarder: Forwarder,
+        metrics: Metrics,
+        *,
+        rng: random.Random | None = None,
+    ):
         self.config = config
         self.pool = pool
         self.forwarder = forwarder
         self.metrics = metrics
-        self.auth_header = config.auth_header_name
-        self._drop = _REQUEST_DROP | {config.auth_header_name.lower().encode("latin-1")}
+        self.classifier = Classifier.from_config(config)
+        self.rng = rng or random.Random()
+        self.query_param = config.auth_query_param
+        # With auth_query_param the key travels in the query string, not in a header.
+        self.auth_header = None if self.query_param else config.auth_header_name
+        self._caller_auth = config.auth_header_name.lower().encode("latin-1")
         self._key_ids = [key.id.encode("ascii") for key in pool.keys]
+        self._secrets = [(key.secret.encode(), key.id.encode()) for key in pool.keys]
+        self._query_keys = [
+            f"{self.query_param}={quote(key.secret, safe='')}" if self.query_param else ""
+            for key in pool.keys
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         ex = _Exchange()
         try:
             await self._serve(scope, receive, send, ex)
-        except _ClientGone:
+        except ClientGone:
             ex.status = 499
         except ProxyError as err:
             if not ex.started:
@@ -137,65 +151,128 @@ class Proxy:
             )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, ex: _Exchange) -> None:
-        method: str = scope["method"]
         target = request_target(scope)
-        headers, declared = self._request_headers(scope["headers"])
-        body = await self._read_body(receive, declared)
+        if self.query_param:
+            target = without_query_param(target, self.query_param)
+        headers, declared = forward_headers(scope["headers"], self._caller_auth)
+        body = await read_body(receive, declared, self.config.max_request_body_bytes)
+        guard = self.pool.guard
+        if not guard.tripped:
+            await self._attempts(scope["method"], target, headers, body, receive, send, ex)
+            return
+        if not guard.admit():
+            raise UpstreamUnavailable(
+                "the upstream is failing for most keys; requests are held while a probe "
+                "checks for its recovery",
+                retry_after=guard.retry_after(),
+            )
+        try:
+            await self._attempts(scope["method"], target, headers, body, receive, send, ex)
+        finally:
+            guard.probe_done()
 
-        pool, config = self.pool, self.config
+    async def _attempts(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        receive: Receive,
+        send: Send,
+        ex: _Exchange,
+    ) -> None:
+        """Select -> forward -> classify -> record, until an answer is relayed or the request
+        runs out of attempts, keys or time; then answer with what was learned."""
+        pool, config, classifier = self.pool, self.config, self.classifier
+        now = time.monotonic()
+        deadline = now + config.request_timeout_seconds
+        queue_deadline = min(now + config.queue_timeout_seconds, deadline)
         tried: set[int] = set()
-        last_answer: tuple[int, list[tuple[bytes, bytes]], bytes, int] | None = None
+        last_answer: _Answer | None = None
         last_failure: TransportError | None = None
+        last_verdict: Verdict | None = None
+        rounds = 0
         while True:
             i = pool.select(tried)
             if i is None:
+                now = time.monotonic()
+                if (
+                    tried
+                    and last_verdict is not None
+                    and may_reuse(last_verdict)
+                    and ex.attempts < config.retry_attempts
+                ):
+                    delay = backoff(rounds, self.rng)
+                    rounds += 1
+                    if now + delay >= deadline:
+                        break
+                    await asyncio.sleep(delay)
+                    tried.clear()
+                    continue
+                wait = pool.retry_after()
+                if (
+                    last_answer is None
+                    and last_failure is None
+                    and wait is not None
+                    and now + wait < queue_deadline
+                ):
+                    await asyncio.sleep(wait + 0.005)  # a key returns then: serve with it
+                    continue
                 break
             tried.add(i)
             ex.attempts += 1
-            key = pool.keys[i]
+            remaining = deadline - time.monotonic()
             sent_at = time.perf_counter()
             resp = None
             try:
                 resp = await self.forwarder.send(
-                    method, target, [*headers, (self.auth_header, key.auth_value)], body
+                    method,
+                    self._target(target, i),
+                    self._headers(headers, i),
+                    body,
+                    None if remaining >= config.request_timeout_seconds else max(remaining, 0.001),
                 )
                 self.metrics.upstream_duration.observe(time.perf_counter() - sent_at)
                 if resp.status < 400:
-                    await self._relay(resp, i, ex, send, receive)
-                    return
-                head, complete = await _read_or_release(resp)
+                    if not _is_event_stream(resp):
+                        await self._relay(resp, i, ex, send, receive)
+                        return
+                    head = await _read_event_or_release(resp)
+                    verdict = classifier.classify_stream_start(head, resp.headers, pool.clock())
+                    if verdict is None:
+                        self._record_success(i, resp)
+                        await self._stream(resp, i, ex, send, receive, head)
+                        return
+                    complete = False  # an error as the first event of a stream
+                else:
+                    head, complete = await _read_or_release(resp)
+                    verdict = classifier.classify(resp.status, resp.headers, head, pool.clock())
             except TransportError as exc:
                 if resp is None:
                     self.metrics.upstream_duration.observe(time.perf_counter() - sent_at)
-                last_failure = exc
-                verdict = TIMEOUT if isinstance(exc, ReadTimeout) else NETWORK_ERROR
-                if self._after_attempt(i, verdict, ex):
+                last_failure, last_answer = exc, None
+                last_verdict = TIMEOUT if isinstance(exc, ReadTimeout) else NETWORK_ERROR
+                sent = not isinstance(exc, ConnectError)
+                if self._after_attempt(i, last_verdict, ex, method, sent, deadline):
                     continue
                 break
-            verdict = classify(
-                resp.status,
-                resp.headers,
-                head,
-                cooldown_seconds=config.cooldown_seconds,
-                now=pool.clock(),
-            )
-            if not complete:  # an error body over the limit: relay it as it comes
-                self._after_attempt(i, verdict, ex, final=True)
+            last_verdict = verdict
+            again = self._after_attempt(i, verdict, ex, method, True, deadline)
+            if not complete and not again:  # too large to hold, or a stream: relay as it comes
+                if resp.content_length is None:
+                    head = self._redact(head, resp)
                 await self._stream(resp, i, ex, send, receive, head)
                 return
             resp.release()
-            last_answer = (resp.status, self._response_headers(resp, i, ex), head, i)
+            last_answer = _Answer(
+                resp.status, self._error_headers(resp, i), self._redact(head, resp), i
+            )
             last_failure = None
-            if not self._after_attempt(i, verdict, ex):
+            if not again:
                 break
 
         if last_answer is not None:
-            status, raw, content, i = last_answer
-            ex.key_id = pool.keys[i].id
-            raw[-1] = (b"x-poolswitch-attempts", str(ex.attempts).encode())  # the final count
-            ex.status, ex.started = status, True
-            await send({"type": "http.response.start", "status": status, "headers": raw})
-            await send({"type": "http.response.body", "body": content})
+            await self._answer(last_answer, ex, send)
             return
         if last_failure is not None:
             if isinstance(last_failure, ReadTimeout):
@@ -209,18 +286,69 @@ class Proxy:
         raise NoAvailableKeys(
             "every key is cooling down or disabled"
             + (f"; the first returns in {wait:.1f}s" if wait is not None else ""),
-            retry_after=None if wait is None else float(max(1, math.ceil(wait))),
+            retry_after=None if wait is None else max(1, math.ceil(wait)),
         )
 
-    def _after_attempt(self, i: int, verdict: Verdict, ex: _Exchange, final: bool = False) -> bool:
-        """Record an unsuccessful attempt; True when the request should move to another key."""
+    def _target(self, target: str, i: int) -> str:
+        if not self.query_param:
+            return target
+        return target + ("&" if "?" in target else "?") + self._query_keys[i]
+
+    def _headers(self, headers: list[tuple[str, str]], i: int) -> list[tuple[str, str]]:
+        if self.auth_header is None:
+            return headers
+        return [*headers, (self.auth_header, self.pool.keys[i].auth_value)]
+
+    def _after_attempt(
+        self, i: int, verdict: Verdict, ex: _Exchange, method: str, sent: bool, deadline: float
+    ) -> bool:
+        """Record an unsuccessful attempt; True when the request should be tried again."""
         outcome = verdict.outcome.value
         self.metrics.upstream_attempts.labels(self.pool.keys[i].id, outcome).inc()
-        fail_over = not final and should_fail_over(verdict, ex.attempts, self.config.retry_attempts)
-        self.pool.record(i, verdict, failover=fail_over)
-        if fail_over:
+        again = (
+            may_retry(
+                verdict,
+                ex.attempts,
+                self.config.retry_attempts,
+                method=method,
+                sent=sent,
+                retry_non_idempotent=self.config.retry_non_idempotent,
+            )
+            and time.monotonic() < deadline
+        )
+        self.pool.record(i, verdict, failover=again)
+        if again:
             self.metrics.failovers.labels(outcome).inc()
-        return fail_over
+        return again
+
+    async def _answer(self, answer: _Answer, ex: _Exchange, send: Send) -> None:
+        ex.key_id = self.pool.keys[answer.key].id
+        headers = [
+            *answer.headers,
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"x-poolswitch-key-id", self._key_ids[answer.key]),
+            (b"x-poolswitch-attempts", str(ex.attempts).encode()),
+        ]
+        ex.status, ex.started = answer.status, True
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+    def _error_headers(self, resp: UpstreamResponse, i: int) -> list[tuple[bytes, bytes]]:
+        """An error answer's headers, to be sent with its (possibly redacted) body."""
+        return [
+            (name.lower(), value)
+            for name, value in resp.raw_headers
+            if name.lower().decode("latin-1") not in _BUFFERED_DROP
+        ]
+
+    def _redact(self, body: bytes, resp: UpstreamResponse) -> bytes:
+        """Replace any configured key value in an error body by its key id."""
+        if "content-encoding" in resp.headers:
+            return body  # compressed: nothing readable to redact
+        for secret, key_id in self._secrets:
+            if secret in body:
+                body = body.replace(secret, key_id)
+        return body
 
     async def _relay(
         self, resp: UpstreamResponse, i: int, ex: _Exchange, send: Send, receive: Receive
@@ -307,51 +435,6 @@ class Proxy:
         headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
         return headers
 
-    def _request_headers(
-        self, raw: list[tuple[bytes, bytes]]
-    ) -> tuple[list[tuple[str, str]], int | None]:
-        """The caller's headers minus hop-by-hop ones and its own auth; and its Content-Length."""
-        drop = self._drop
-        declared: int | None = None
-        out: list[tuple[str, str]] = []
-        listed: set[bytes] = set()
-        for name, value in raw:
-            if name in drop:
-                if name == b"content-length":
-                    try:
-                        declared = int(value)
-                    except ValueError:
-                        raise BadRequest("invalid Content-Length header") from None
-                elif name == b"connection":
-                    listed.update(t.strip().lower() for t in value.split(b","))
-                continue
-            out.append((name.decode("latin-1"), value.decode("latin-1")))
-        if listed:
-            out = [(n, v) for n, v in out if n.encode("latin-1") not in listed]
-        return out, declared
-
-    async def _read_body(self, receive: Receive, declared: int | None) -> bytes:
-        limit = self.config.max_request_body_bytes
-        if declared is not None and declared > limit:
-            raise PayloadTooLarge(
-                f"request body of {declared} bytes is over the limit of {limit} bytes"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk: bytes = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
     async def _answer_error(self, send: Send, err: ProxyError, ex: _Exchange) -> None:
         status, headers, body = error_response(err)
         if ex.attempts:
@@ -384,39 +467,17 @@ def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], byt
     return err.status, headers, body
 
 
-def request_target(scope: Scope) -> str:
-    """The raw path and query to append to the upstream base URL, or BadRequest."""
-    if scope.get(ABSOLUTE_FORM):
-        raise BadRequest("absolute-form request targets are not proxied; send the path only")
-    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-    if not raw_path.startswith(b"/"):
-        raise BadRequest("the request target must be a path starting with /")
-    if escapes_base(raw_path):
-        raise BadRequest("the request path climbs above the upstream base path")
-    query: bytes = scope.get("query_string", b"")
-    target = raw_path.decode("latin-1")
-    return target + "?" + query.decode("latin-1") if query else target
-
-
-def escapes_base(raw_path: bytes) -> bool:
-    """True when `..` segments (plain or percent-encoded) climb above the path's root."""
-    if b"." not in raw_path and b"%" not in raw_path and b"\\" not in raw_path:
-        return False
-    path = unquote(raw_path.decode("latin-1")).replace("\\", "/")
-    depth = 0
-    for segment in path.split("/"):
-        if segment == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif segment and segment != ".":
-            depth += 1
-    return False
-
-
 async def _read_or_release(resp: UpstreamResponse, limit: int = BUFFER_LIMIT) -> tuple[bytes, bool]:
     try:
         return await resp.read(limit)
+    except TransportError:
+        resp.release()
+        raise
+
+
+async def _read_event_or_release(resp: UpstreamResponse) -> bytes:
+    try:
+        return await resp.read_event(FIRST_EVENT_LIMIT)
     except TransportError:
         resp.release()
         raise

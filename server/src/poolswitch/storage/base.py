@@ -24,6 +24,8 @@ class KeyRecord:
     available_at: float = 0.0
     disabled: bool = False
     reason: str | None = None
+    source: str | None = None
+    strikes: int = 0
     total_requests: int = 0
     successes: int = 0
     errors: int = 0
@@ -38,6 +40,8 @@ class KeyUpdate:
     available_at: float
     disabled: bool
     reason: str | None
+    source: str | None
+    strikes: int
     estimated_remaining_quota: int | None
     last_used_at: float | None
     add_requests: int = 0

@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS key_state (
     available_at REAL NOT NULL DEFAULT 0,
     disabled INTEGER NOT NULL DEFAULT 0,
     reason TEXT,
+    source TEXT,
+    strikes INTEGER NOT NULL DEFAULT 0,
     total_requests INTEGER NOT NULL DEFAULT 0,
     successes INTEGER NOT NULL DEFAULT 0,
     errors INTEGER NOT NULL DEFAULT 0,
@@ -34,13 +36,16 @@ CREATE TABLE IF NOT EXISTS key_state (
 """
 
 _UPSERT = """
-INSERT INTO key_state (key_id, available_at, disabled, reason, estimated_remaining_quota,
-                       last_used_at, total_requests, successes, errors, failovers)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO key_state (key_id, available_at, disabled, reason, source, strikes,
+                       estimated_remaining_quota, last_used_at,
+                       total_requests, successes, errors, failovers)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(key_id) DO UPDATE SET
     available_at = excluded.available_at,
     disabled = excluded.disabled,
     reason = excluded.reason,
+    source = excluded.source,
+    strikes = excluded.strikes,
     estimated_remaining_quota = excluded.estimated_remaining_quota,
     last_used_at = excluded.last_used_at,
     total_requests = total_requests + excluded.total_requests,
@@ -51,7 +56,7 @@ ON CONFLICT(key_id) DO UPDATE SET
 
 _SELECT = (
     "SELECT key_id, available_at, disabled, reason, total_requests, successes, errors, failovers,"
-    " estimated_remaining_quota, last_used_at FROM key_state"
+    " estimated_remaining_quota, last_used_at, source, strikes FROM key_state"
 )
 
 _INF = 1e308  # SQLite REAL cannot hold inf portably; disabled keys are marked by `disabled`.
@@ -102,6 +107,8 @@ class SQLiteStore(Store):
                     failovers=row[7],
                     estimated_remaining_quota=row[8],
                     last_used_at=row[9],
+                    source=row[10],
+                    strikes=row[11],
                 )
                 for row in rows
             }
@@ -115,6 +122,8 @@ class SQLiteStore(Store):
                 min(u.available_at, _INF),
                 int(u.disabled),
                 u.reason,
+                u.source,
+                u.strikes,
                 u.estimated_remaining_quota,
                 u.last_used_at,
                 u.add_requests,

@@ -1,0 +1,94 @@
+"""The outage guard: tell an upstream outage from failing keys.
+
+When most keys fail the same not-the-key's-fault way within a short window — 5xx, overload,
+connection errors or timeouts; or the same 429 on many keys at once, the signature of an
+account- or IP-wide limit — parking keys one by one would only darken the pool. The guard trips
+instead: the pool reports itself degraded, keys are no longer parked for repeated 5xx, and only
+one request at a time (a probe, at most one per `probe_interval`) goes upstream; the others are
+answered at once. The first success clears it, without operator action. Pure: time is injected.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+
+WINDOW_SECONDS = 10.0
+PROBE_INTERVAL = 0.5
+MIN_FAILURES = 3
+
+# Outcomes that say nothing against the key, grouped into the kinds the guard compares.
+_KIND = {
+    "upstream_error": "upstream",
+    "upstream_overloaded": "upstream",
+    "network_error": "upstream",
+    "timeout": "upstream",
+    "rate_limited": "rate_limited",
+}
+
+
+class OutageGuard:
+    def __init__(
+        self,
+        key_count: int,
+        clock: Callable[[], float],
+        *,
+        window: float = WINDOW_SECONDS,
+        probe_interval: float = PROBE_INTERVAL,
+    ) -> None:
+        self.clock = clock
+        self.window = window
+        self.probe_interval = probe_interval
+        self.threshold = key_count // 2 + 1  # distinct keys: a majority of the pool
+        self._events: collections.deque[tuple[float, int, str]] = collections.deque()
+        self.tripped_kind: str | None = None
+        self.since: float | None = None
+        self._probing = False
+        self._next_probe = 0.0
+
+    @property
+    def tripped(self) -> bool:
+        return self.tripped_kind is not None
+
+    def failure(self, key: int, outcome: str) -> None:
+        """An attempt on key `key` ended in `outcome` (ignored unless not the key's fault)."""
+        kind = _KIND.get(outcome)
+        if kind is None:
+            return
+        now = self.clock()
+        events = self._events
+        events.append((now, key, kind))
+        while events and events[0][0] < now - self.window:
+            events.popleft()
+        if self.tripped:
+            return
+        same = [k for _, k, c in events if c == kind]
+        if len(same) >= MIN_FAILURES and len(set(same)) >= self.threshold:
+            self.tripped_kind = kind
+            self.since = now
+
+    def success(self) -> None:
+        """The upstream answered well: whatever was wrong is over."""
+        if self._events:
+            self._events.clear()
+        if self.tripped_kind is not None:
+            self.tripped_kind = None
+            self.since = None
+            self._probing = False
+
+    def admit(self) -> bool:
+        """May a request go upstream now? Always, unless tripped: then one probe at a time."""
+        if self.tripped_kind is None:
+            return True
+        now = self.clock()
+        if self._probing or now < self._next_probe:
+            return False
+        self._probing = True
+        self._next_probe = now + self.probe_interval
+        return True
+
+    def probe_done(self) -> None:
+        self._probing = False
+
+    def retry_after(self) -> float:
+        return max(self._next_probe - self.clock(), self.probe_interval)

@@ -1,0 +1,129 @@
+"""What the caller sent, made ready to forward: the target, the headers, the body.
+
+The request target is refused (400) when it would leave the configured upstream: an absolute-form
+URL, or `..` segments (plain or percent-encoded) climbing above the base path. Headers lose the
+hop-by-hop ones and the caller's own auth header; the body is read once, bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import unquote
+
+from poolswitch.errors import BadRequest, PayloadTooLarge
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+ABSOLUTE_FORM = "poolswitch.absolute_form"
+"""Scope flag set by the HTTP protocol when the request target was an absolute URL."""
+
+_REQUEST_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        b"expect",
+    }
+)
+
+
+class ClientGone(Exception):
+    """The caller disconnected before we answered."""
+
+
+def request_target(scope: Scope) -> str:
+    """The raw path and query to append to the upstream base URL, or BadRequest."""
+    if scope.get(ABSOLUTE_FORM):
+        raise BadRequest("absolute-form request targets are not proxied; send the path only")
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    if not raw_path.startswith(b"/"):
+        raise BadRequest("the request target must be a path starting with /")
+    if escapes_base(raw_path):
+        raise BadRequest("the request path climbs above the upstream base path")
+    query: bytes = scope.get("query_string", b"")
+    target = raw_path.decode("latin-1")
+    return target + "?" + query.decode("latin-1") if query else target
+
+
+def escapes_base(raw_path: bytes) -> bool:
+    """True when `..` segments (plain or percent-encoded) climb above the path's root."""
+    if b"." not in raw_path and b"%" not in raw_path and b"\\" not in raw_path:
+        return False
+    path = unquote(raw_path.decode("latin-1")).replace("\\", "/")
+    depth = 0
+    for segment in path.split("/"):
+        if segment == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif segment and segment != ".":
+            depth += 1
+    return False
+
+
+def without_query_param(target: str, name: str) -> str:
+    """The target minus every `name=` parameter of its query (the caller's own key)."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    prefix = name + "="
+    kept = [p for p in query.split("&") if p != name and not p.startswith(prefix)]
+    return path + "?" + "&".join(kept) if kept else path
+
+
+def forward_headers(
+    raw: list[tuple[bytes, bytes]], auth_header: bytes
+) -> tuple[list[tuple[str, str]], int | None]:
+    """The caller's headers minus hop-by-hop ones and its own auth; and its Content-Length."""
+    drop = _REQUEST_DROP
+    declared: int | None = None
+    out: list[tuple[str, str]] = []
+    listed: set[bytes] = set()
+    for name, value in raw:
+        if name in drop or name == auth_header:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise BadRequest("invalid Content-Length header") from None
+            elif name == b"connection":
+                listed.update(t.strip().lower() for t in value.split(b","))
+            continue
+        out.append((name.decode("latin-1"), value.decode("latin-1")))
+    if listed:
+        out = [(n, v) for n, v in out if n.encode("latin-1") not in listed]
+    return out, declared
+
+
+async def read_body(receive: Receive, declared: int | None, limit: int) -> bytes:
+    """The whole request body (kept to send again on failover), or PayloadTooLarge."""
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(
+            f"request body of {declared} bytes is over the limit of {limit} bytes"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+from poolswitch.errors import BadRequest
+from poolswitch.request import (
+    ABSOLUTE_FORM,
+    escapes_base,
+    forward_headers,
+    request_target,
+    without_query_param,
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "escapes"),
+    [
+        (b"/v1/models", False),
+        (b"/v1/../v1/models", False),
+        (b"/./v1", False),
+        (b"/..", True),
+        (b"/v1/../../etc", True),
+        (b"/v1/%2e%2e/%2E%2E/x", True),
+        (b"/v1/..%2f..%2fx", True),
+        (b"/v1\\..\\..\\x", True),
+        (b"/v1/..foo/x", False),
+    ],
+)
+def test_escapes_base(path: bytes, escapes: bool) -> None:
+    assert escapes_base(path) is escapes
+
+
+def test_request_target_keeps_raw_path_and_query() -> None:
+    scope = {"path": "/v1/a b", "raw_path": b"/v1/a%20b", "query_string": b"x=%2F&y"}
+    assert request_target(scope) == "/v1/a%20b?x=%2F&y"
+    with pytest.raises(BadRequest):
+        request_target({**scope, ABSOLUTE_FORM: True})
+    with pytest.raises(BadRequest):
+        request_target({**scope, "raw_path": b"*"})
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/m?key=abc&alt=json", "/m?alt=json"),
+        ("/m?alt=json&key=abc&key=def", "/m?alt=json"),
+        ("/m?key", "/m"),
+        ("/m?keys=1", "/m?keys=1"),
+        ("/m", "/m"),
+    ],
+)
+def test_without_query_param(target: str, expected: str) -> None:
+    assert without_query_param(target, "key") == expected
+
+
+def test_forward_headers_drops_hop_by_hop_and_caller_auth() -> None:
+    raw = [
+        (b"authorization", b"Bearer caller"),
+        (b"content-length", b"12"),
+        (b"connection", b"keep-alive, x-listed"),
+        (b"x-listed", b"1"),
+        (b"host", b"proxy"),
+        (b"x-kept", b"yes"),
+    ]
+    headers, declared = forward_headers(raw, b"authorization")
+    assert headers == [("x-kept", "yes")]
+    assert declared == 12
+    with pytest.raises(BadRequest):
+        forward_headers([(b"content-length", b"nope")], b"authorization")
