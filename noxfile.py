@@ -11,12 +11,19 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "sdk_python", "sdk_go"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 SERVER = "./server"
-PY_SOURCES = ["server/src", "server/tests", "server/bench", "conformance", "noxfile.py"]
+PY_SOURCES = [
+    "server/src",
+    "server/tests",
+    "conformance",
+    "sdk-python",
+    "examples/python",
+    "noxfile.py",
+]
 
 
 def ensure_apt(session: nox.Session, command: str, package: str) -> None:
@@ -35,7 +42,7 @@ def ensure_apt(session: nox.Session, command: str, package: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (check + format) and mypy --strict over the Python code."""
-    session.install("-e", f"{SERVER}[test]", "ruff", "mypy", "types-PyYAML")
+    session.install("-e", f"{SERVER}[test]", "ruff==0.17.6", "mypy==2.4.1", "types-PyYAML")
     session.run("ruff", "check", *PY_SOURCES)
     session.run("ruff", "format", "--check", *PY_SOURCES)
     session.run(
@@ -67,10 +74,69 @@ def tests(session: nox.Session) -> None:
     )
 
 
+def venv_python(session: nox.Session) -> str:
+    """The session's interpreter, which has the server installed: SDK tests start the real
+    proxy (`$POOLSWITCH_PYTHON -m poolswitch start`) and the fake upstream with it."""
+    return os.path.join(session.bin, "python")
+
+
+@nox.session
+def sdk_python(session: nox.Session) -> None:
+    """The Python SDK: mypy --strict and its tests against the real proxy."""
+    session.install("-e", SERVER, "-e", "./sdk-python[test]", "mypy==2.4.1")
+    session.run(
+        "mypy",
+        "--strict",
+        "--config-file",
+        "sdk-python/pyproject.toml",
+        "sdk-python/src",
+        "sdk-python/tests",
+    )
+    session.run(
+        "pytest",
+        "-c",
+        "sdk-python/pyproject.toml",
+        "--rootdir",
+        "sdk-python",
+        "sdk-python/tests",
+        *session.posargs,
+        env={"POOLSWITCH_PYTHON": venv_python(session)},
+    )
+
+
+@nox.session
+def sdk_node(session: nox.Session) -> None:
+    """The Node SDK: npm ci, build, node:test against the real proxy, packed-tarball checks."""
+    ensure_apt(session, "node", "nodejs")
+    ensure_apt(session, "npm", "npm")
+    session.install("-e", SERVER)
+    env = {"POOLSWITCH_PYTHON": venv_python(session)}
+    with session.chdir("sdk-node"):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+        session.run("npm", "run", "build", external=True)
+        session.run("npm", "test", external=True, env=env)
+
+
+@nox.session
+def sdk_go(session: nox.Session) -> None:
+    """The Go SDK: gofmt, go vet and go test against the real proxy."""
+    ensure_apt(session, "go", "golang-go")
+    session.install("-e", SERVER)
+    env = {"POOLSWITCH_PYTHON": venv_python(session), "POOLSWITCH_REQUIRE_PROXY": "1"}
+    with session.chdir("sdk-go"):
+        unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+        if unformatted and str(unformatted).strip():
+            session.error(f"gofmt would change: {unformatted}")
+        session.run("go", "vet", "./...", external=True)
+        session.run("go", "test", "-count=1", "./...", external=True, env=env)
+    with session.chdir("examples/go"):
+        session.run("go", "vet", "./...", external=True)
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Throughput, latency, SSE delay and memory against nginx references (not in `nox`)."""
     ensure_apt(session, "nginx", "nginx")
     ensure_apt(session, "wrk", "wrk")
-    session.install(SERVER)
+    session.install("-e", SERVER)
     session.run("python", "server/bench/run.py", *session.posargs)

@@ -1,0 +1,181 @@
+package poolswitch_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/SlasshyOverhere/poolswitch/sdk-go"
+)
+
+// fakeProxy stands in for a PoolSwitch proxy in front of an OpenAI-style API: key "primary"
+// is rate limited, so answers come from "backup" after a failover; the model "gpt-busy" finds
+// every key cooling down.
+func fakeProxy() *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status": "ok", "keys_available": 1, "keys_total": 2}`)
+	})
+	mux.HandleFunc("/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model  string `json:"model"`
+			Stream bool   `json:"stream"`
+		}
+		_ = decodeJSON(r, &req)
+		switch {
+		case req.Model == "gpt-busy":
+			w.Header().Set("X-Poolswitch-Error", "no_available_keys")
+			w.Header().Set("Retry-After", "42")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error": {"type": "poolswitch_error", "code": "no_available_keys", `+
+				`"message": "every key is cooling down or disabled; the first returns in 41.2s", "retry_after": 42}}`)
+		case req.Model == "":
+			w.Header().Set("X-Poolswitch-Key-Id", "backup")
+			w.Header().Set("X-Poolswitch-Attempts", "1")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error": {"message": "you must provide a model parameter"}}`)
+		case req.Stream:
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("X-Poolswitch-Key-Id", "backup")
+			w.Header().Set("X-Poolswitch-Attempts", "2")
+			for _, piece := range []string{"Hello", " world"} {
+				fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", piece)
+				w.(http.Flusher).Flush()
+			}
+			_, _ = io.WriteString(w, "data: [DONE]\n\n")
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Poolswitch-Key-Id", "backup")
+			w.Header().Set("X-Poolswitch-Attempts", "2")
+			_, _ = io.WriteString(w, `{"id": "chatcmpl-1", "choices": [{"message": {"role": "assistant", "content": "Hello!"}}]}`)
+		}
+	})
+	return httptest.NewServer(mux)
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func ExampleNewClient() {
+	proxy := fakeProxy()
+	defer proxy.Close()
+
+	client := poolswitch.NewClient(proxy.URL,
+		poolswitch.WithTimeout(30*time.Second),
+		poolswitch.WithHeader("X-Team", "search"),
+		poolswitch.WithMaxRetries(1),
+	)
+	h, err := client.Health(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(h.Status, h.KeysAvailable, "of", h.KeysTotal, "keys available")
+
+	// NewClient never fails: a bad base URL or option surfaces on the first call.
+	_, err = poolswitch.NewClient("127.0.0.1:8080").Health(context.Background())
+	fmt.Println(err)
+	// Output:
+	// ok 1 of 2 keys available
+	// poolswitch: GET /health: invalid call: invalid client configuration: base URL: not an absolute URL; want one like http://127.0.0.1:8080
+}
+
+func ExampleClient_PostJSON() {
+	proxy := fakeProxy()
+	defer proxy.Close()
+
+	client := poolswitch.NewClient(proxy.URL)
+	var out struct {
+		Choices []struct {
+			Message struct{ Content string }
+		}
+	}
+	err := client.PostJSON(context.Background(), "/v1/chat/completions", map[string]any{
+		"model":    "gpt-4o-mini",
+		"messages": []map[string]string{{"role": "user", "content": "hello"}},
+	}, &out)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(out.Choices[0].Message.Content)
+	// Output: Hello!
+}
+
+func ExampleClient_Do() {
+	proxy := fakeProxy()
+	defer proxy.Close()
+
+	client := poolswitch.NewClient(proxy.URL)
+	resp, err := client.Do(context.Background(), &poolswitch.Request{
+		Method: http.MethodPost,
+		Path:   "/v1/chat/completions",
+		JSON:   map[string]any{"model": "gpt-4o-mini", "messages": []any{}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.StatusCode, "from key", resp.KeyID, "after", resp.Attempts, "attempts")
+	// Output: 200 from key backup after 2 attempts
+}
+
+func ExampleClient_Stream() {
+	proxy := fakeProxy()
+	defer proxy.Close()
+
+	client := poolswitch.NewClient(proxy.URL)
+	stream, err := client.Stream(context.Background(), http.MethodPost, "/v1/chat/completions", map[string]any{
+		"model":    "gpt-4o-mini",
+		"stream":   true,
+		"messages": []map[string]string{{"role": "user", "content": "hello"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer stream.Close()
+	for stream.Next() {
+		fmt.Println(stream.Event().Data)
+	}
+	if err := stream.Err(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// {"choices":[{"delta":{"content":"Hello"}}]}
+	// {"choices":[{"delta":{"content":" world"}}]}
+	// [DONE]
+}
+
+func ExampleError() {
+	proxy := fakeProxy()
+	defer proxy.Close()
+
+	client := poolswitch.NewClient(proxy.URL)
+	ctx := context.Background()
+
+	// Every key is cooling down: the proxy answers 503 no_available_keys.
+	err := client.PostJSON(ctx, "/v1/chat/completions", map[string]any{"model": "gpt-busy"}, nil)
+	var perr *poolswitch.Error
+	if errors.As(err, &perr) && perr.Code == poolswitch.CodeNoAvailableKeys {
+		fmt.Println("pool exhausted; retry in", perr.RetryAfter)
+	}
+
+	// The upstream refused the request: its status and body are relayed as they were.
+	err = client.PostJSON(ctx, "/v1/chat/completions", map[string]any{}, nil)
+	if errors.As(err, &perr) && perr.Kind == poolswitch.KindUpstream {
+		fmt.Println(perr.StatusCode, perr.Message, "(key "+perr.KeyID+")")
+		fmt.Println(poolswitch.IsProxyError(err))
+	}
+	// Output:
+	// pool exhausted; retry in 42s
+	// 400 you must provide a model parameter (key backup)
+	// false
+}

@@ -1,0 +1,3 @@
+module github.com/SlasshyOverhere/poolswitch/sdk-go
+
+go 1.19

@@ -1,0 +1,223 @@
+package poolswitch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	errDial  = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	errReset = &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+)
+
+const noKeysBody = `{"error":{"type":"poolswitch_error","code":"no_available_keys","message":"m","retry_after":1}}`
+
+// noKeys is a no_available_keys answer with the given Retry-After ("" for none).
+func noKeys(r *http.Request, retryAfter string) *http.Response {
+	resp := stubResponse(r, 503, noKeysBody, "X-Poolswitch-Error", "no_available_keys")
+	if retryAfter != "" {
+		resp.Header.Set("Retry-After", retryAfter)
+	}
+	return resp
+}
+
+func TestRetries(t *testing.T) {
+	ok := func(r *http.Request) (*http.Response, error) { return stubResponse(r, 200, `{}`), nil }
+	tests := []struct {
+		name       string
+		method     string
+		maxRetries int
+		deadline   time.Duration // 0: none
+		timeout    time.Duration // WithTimeout
+		backoff    time.Duration // 0: testClient's
+		answers    []func(*http.Request) (*http.Response, error)
+		wantTries  int
+		wantKind   Kind // "" means success
+		wantCode   string
+	}{
+		{
+			name: "dial failure retried for POST", method: "POST", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(errDial), failWith(errDial), ok},
+			wantTries: 3,
+		},
+		{
+			name: "dial failure until retries run out", method: "POST", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(errDial)},
+			wantTries: 3, wantKind: KindConnection,
+		},
+		{
+			name: "broken connection not retried for POST", method: "POST", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(errReset), ok},
+			wantTries: 1, wantKind: KindConnection,
+		},
+		{
+			name: "broken connection retried for GET", method: "GET", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(errReset), ok},
+			wantTries: 2,
+		},
+		{
+			name: "unexpected EOF retried for GET", method: "GET", maxRetries: 1,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(io.ErrUnexpectedEOF), ok},
+			wantTries: 2,
+		},
+		{
+			name: "non-network failure not retried", method: "GET", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(errors.New("tls: bad certificate")), ok},
+			wantTries: 1, wantKind: KindConnection,
+		},
+		{
+			name: "no retries when disabled", method: "GET", maxRetries: 0,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(errDial), ok},
+			wantTries: 1, wantKind: KindConnection,
+		},
+		{
+			name: "backoff past the deadline is not taken", method: "GET", maxRetries: 2, deadline: time.Second, backoff: 10 * time.Second,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(errDial), ok},
+			wantTries: 1, wantKind: KindConnection,
+		},
+		{
+			name: "no_available_keys retried within the deadline", method: "POST", maxRetries: 2, deadline: 5 * time.Second,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("0.01"), ok},
+			wantTries: 2,
+		},
+		{
+			name: "no_available_keys retried within WithTimeout", method: "POST", maxRetries: 2, timeout: 5 * time.Second,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("0.01"), noKeysAfter("0.01"), ok},
+			wantTries: 3,
+		},
+		{
+			name: "no_available_keys until retries run out", method: "POST", maxRetries: 1, deadline: 5 * time.Second,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("0.01")},
+			wantTries: 2, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "no_available_keys not retried without a deadline", method: "POST", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("0.01"), ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "no_available_keys not retried past the deadline", method: "POST", maxRetries: 2, deadline: 5 * time.Second,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("30"), ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "no_available_keys with no key returning", method: "POST", maxRetries: 2, deadline: 5 * time.Second,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter(""), ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "upstream 503 is not retried", method: "GET", maxRetries: 2, deadline: 5 * time.Second,
+			answers: []func(*http.Request) (*http.Response, error){func(r *http.Request) (*http.Response, error) {
+				return stubResponse(r, 503, `{}`, "Retry-After", "0.01"), nil
+			}, ok},
+			wantTries: 1, wantKind: KindUpstream,
+		},
+		{
+			name: "other proxy errors are not retried", method: "GET", maxRetries: 2, deadline: 5 * time.Second,
+			answers: []func(*http.Request) (*http.Response, error){func(r *http.Request) (*http.Response, error) {
+				return stubResponse(r, 502, `{}`, "X-Poolswitch-Error", "upstream_unreachable"), nil
+			}, ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeUpstreamUnreachable,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tries atomic.Int32
+			var bodies []string
+			transport := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				n := int(tries.Add(1))
+				if r.Body != nil {
+					b, _ := io.ReadAll(r.Body)
+					bodies = append(bodies, string(b))
+				}
+				if n > len(tt.answers) {
+					n = len(tt.answers)
+				}
+				return tt.answers[n-1](r)
+			})
+			opts := []Option{WithHTTPClient(&http.Client{Transport: transport}), WithMaxRetries(tt.maxRetries)}
+			if tt.timeout > 0 {
+				opts = append(opts, WithTimeout(tt.timeout))
+			}
+			ctx := context.Background()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			var in any
+			if tt.method == "POST" {
+				in = map[string]string{"q": "1"}
+			}
+			c := testClient("http://proxy.test", opts...)
+			if tt.backoff > 0 {
+				c.backoff = tt.backoff
+			}
+			err := c.DoJSON(ctx, tt.method, "/v1/x", in, nil)
+			if int(tries.Load()) != tt.wantTries {
+				t.Errorf("tries = %d, want %d", tries.Load(), tt.wantTries)
+			}
+			for i, b := range bodies {
+				if tt.method == "POST" && b != `{"q":"1"}` {
+					t.Errorf("attempt %d sent body %q", i+1, b)
+				}
+			}
+			if tt.wantKind == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if e := asError(t, err, tt.wantKind); e.Code != tt.wantCode {
+				t.Errorf("Code = %q, want %q", e.Code, tt.wantCode)
+			}
+		})
+	}
+}
+
+func failWith(err error) func(*http.Request) (*http.Response, error) {
+	return func(*http.Request) (*http.Response, error) { return nil, err }
+}
+
+func noKeysAfter(retryAfter string) func(*http.Request) (*http.Response, error) {
+	return func(r *http.Request) (*http.Response, error) { return noKeys(r, retryAfter), nil }
+}
+
+func TestConnectionRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	err = testClient("http://"+addr).GetJSON(context.Background(), "/health?x=secret", nil)
+	e := asError(t, err, KindConnection)
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		t.Errorf("cause %v is not the dial error", e.Err)
+	}
+	if e.Path != "/health" || e.StatusCode != 0 {
+		t.Errorf("error facts: %+v", e)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for try := 0; try < 8; try++ {
+		want := defaultBackoff << uint(try)
+		if want > maxBackoff {
+			want = maxBackoff
+		}
+		for i := 0; i < 20; i++ {
+			if d := backoff(defaultBackoff, try); d < want/2 || d > want {
+				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", try, d, want/2, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package poolswitch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"sync/atomic"
+)
+
+// EventStream is a streamed answer, read event by event as the events arrive:
+//
+//	stream, err := client.Stream(ctx, "POST", "/v1/chat/completions", body)
+//	if err != nil { ... }
+//	defer stream.Close()
+//	for stream.Next() {
+//		ev := stream.Event()
+//		...
+//	}
+//	if err := stream.Err(); err != nil { ... }
+//
+// Next, Event and Err must be called from one goroutine; Close may be called from any.
+type EventStream struct {
+	// StatusCode is the HTTP status of the answer (2xx).
+	StatusCode int
+	// Header holds the answer's headers.
+	Header http.Header
+	// KeyID is the id of the key that produced the stream (x-poolswitch-key-id).
+	KeyID string
+	// Attempts is the number of attempts the proxy made (x-poolswitch-attempts).
+	Attempts int
+
+	body         io.ReadCloser
+	parser       *sseParser
+	call         *call
+	method, path string
+	event        Event
+	err          error
+	over         bool
+	closed       atomic.Bool
+}
+
+// Stream sends a request (in, unless nil, as its JSON body) with Accept: text/event-stream
+// and returns the answer as an EventStream once its headers have arrived. A non-2xx answer
+// returns an *Error as Do does; a 2xx answer that is not text/event-stream returns an *Error
+// of KindDecode with the body. The caller must Close the stream.
+func (c *Client) Stream(ctx context.Context, method, path string, in any) (*EventStream, error) {
+	p, resp, cl, err := c.exchange(ctx, &Request{Method: method, Path: path, JSON: in}, "text/event-stream")
+	if err != nil {
+		return nil, err
+	}
+	if !cl.stopTimer() { // the timeout bounds the wait for the headers only
+		resp.Body.Close()
+		cl.done()
+		return nil, cl.interrupted(p.method, p.path)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer cl.done()
+		body, err := readBody(resp, false)
+		if err != nil {
+			if e := cl.ended(p.method, p.path); e != nil {
+				return nil, e
+			}
+		}
+		return nil, answerError(p.method, p.path, resp, body, c.token)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "text/event-stream" {
+			defer cl.done()
+			body, _ := readBody(resp, false)
+			e := answerError(p.method, p.path, resp, body, c.token)
+			e.Kind, e.Code = KindDecode, ""
+			e.Message = "the answer is " + mt + ", not text/event-stream"
+			return nil, e
+		}
+	}
+	return &EventStream{
+		StatusCode: resp.StatusCode,
+		Header:     resp.Header,
+		KeyID:      resp.Header.Get(headerKeyID),
+		Attempts:   attempts(resp.Header),
+		body:       resp.Body,
+		parser:     newSSEParser(resp.Body),
+		call:       cl,
+		method:     p.method,
+		path:       p.path,
+	}, nil
+}
+
+// Next waits for the next event and reports whether there is one; Event returns it. Next
+// returns false at the end of the stream, after an error (see Err) or after Close.
+func (s *EventStream) Next() bool {
+	if s.over {
+		return false
+	}
+	ev, err := s.parser.next()
+	if err == nil && !s.closed.Load() {
+		s.event = ev
+		return true
+	}
+	s.over = true
+	s.event = Event{}
+	s.err = s.failure(err)
+	s.release()
+	return false
+}
+
+// Event returns the event read by the last successful Next.
+func (s *EventStream) Event() Event { return s.event }
+
+// Err returns the error that ended the stream early: ctx.Err() when the context ended, an
+// *Error of KindConnection when the stream broke off, of KindDecode when an event was too
+// large. It is nil after a complete stream or a Close.
+func (s *EventStream) Err() error { return s.err }
+
+// Close stops reading and releases the connection. It may be called at any time, from any
+// goroutine, more than once; a Next blocked in another goroutine then returns false.
+func (s *EventStream) Close() error {
+	if !s.closed.Swap(true) {
+		s.release()
+	}
+	return nil
+}
+
+func (s *EventStream) release() {
+	s.body.Close()
+	s.call.done()
+}
+
+func (s *EventStream) failure(err error) error {
+	if err == nil || err == io.EOF || s.closed.Load() {
+		return nil
+	}
+	if e := s.call.ended(s.method, s.path); e != nil {
+		return e
+	}
+	var perr *Error
+	if errors.As(err, &perr) {
+		perr.Method, perr.Path, perr.StatusCode, perr.KeyID = s.method, s.path, s.StatusCode, s.KeyID
+		return perr
+	}
+	e := connectionError(s.method, s.path, err, "the stream broke off")
+	e.StatusCode, e.KeyID, e.Attempts, e.Header = s.StatusCode, s.KeyID, s.Attempts, s.Header
+	return e
+}

@@ -1,0 +1,181 @@
+"""A real proxy (`python -m poolswitch start`, a subprocess) in front of the shared fake upstream
+(`conformance/fake_upstream.py`, in a thread), both on loopback.
+
+`proxy` is one proxy for the whole session: tests that use it must not park keys (no 429, 402,
+401, 403). Tests that park keys, or need other settings, start their own with `make_proxy`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from fake_upstream import FakeUpstream
+
+# key value -> key id, as the fake upstream knows them
+KEYS = {"sk-sdk-alpha-0001-SECRET": "a", "sk-sdk-bravo-0002-SECRET": "b"}
+VALUES = {key_id: value for value, key_id in KEYS.items()}
+PYTHON = os.environ.get("POOLSWITCH_PYTHON", sys.executable)
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Proxy:
+    """One `poolswitch start` process with a config written to `directory`."""
+
+    def __init__(self, directory: Path, settings: dict[str, Any]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config = directory / "poolswitch.json"  # JSON is YAML
+        self.config.write_text(json.dumps(settings))
+        self.log_path = directory / "proxy.log"
+        self.port = 0
+        self.url = ""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> Proxy:
+        for _ in range(3):  # a free port can be taken by someone else before we bind it
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            if self._launch():
+                return self
+        raise RuntimeError(f"the proxy did not start:\n{self.log()}")
+
+    def _launch(self) -> bool:
+        self._log = self.log_path.open("ab")
+        command = [PYTHON, "-m", "poolswitch", "start", "--config", str(self.config)]
+        command += ["--port", str(self.port), "--log-level", "warning"]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log)
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(timeout=1.0) as client:
+            while time.monotonic() < deadline and self._process.poll() is None:
+                try:
+                    if client.get(f"{self.url}/health").status_code == 200:
+                        return True
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+        self.stop()
+        return False
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT)
+        log, self._log = self._log, None
+        if log is not None:
+            log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def settings(upstream: FakeUpstream, ids: str = "ab", **overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "upstream_base_url": upstream.url,
+        "keys": [{"id": key_id, "value": VALUES[key_id]} for key_id in ids],
+    }
+    doc.update(overrides)
+    return doc
+
+
+def script_all(upstream: FakeUpstream, *behaviours: dict[str, Any]) -> None:
+    """Give every key the same script, so the answer does not depend on the key picked."""
+    for key_id in VALUES:
+        upstream.script(key_id, *behaviours)
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[FakeUpstream]:
+    with FakeUpstream(KEYS) as fake:
+        yield fake
+
+
+@pytest.fixture
+def upstream(upstream_server: FakeUpstream) -> Iterator[FakeUpstream]:
+    """The session's fake upstream, with no scripts and no recorded attempts."""
+    upstream_server.reset()
+    yield upstream_server
+    upstream_server.reset()
+
+
+@pytest.fixture(scope="session")
+def proxy(
+    upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Proxy]:
+    """The shared proxy: keys a and b, 2 attempts per request, 4 KiB request bodies at most."""
+    doc = settings(upstream_server, retry_attempts=2, max_request_body_bytes=4096)
+    started = Proxy(tmp_path_factory.mktemp("proxy"), doc).start()
+    yield started
+    started.stop()
+
+
+ProxyFactory = Callable[..., Proxy]
+
+
+@pytest.fixture
+def make_proxy(upstream: FakeUpstream, tmp_path: Path) -> Iterator[ProxyFactory]:
+    """make_proxy(ids="a", **settings) -> a fresh proxy in front of `upstream`."""
+    started: list[Proxy] = []
+
+    def factory(ids: str = "ab", **overrides: Any) -> Proxy:
+        directory = tmp_path / f"proxy{len(started)}"
+        proxy = Proxy(directory, settings(upstream, ids, **overrides))
+        started.append(proxy)
+        return proxy.start()
+
+    yield factory
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A loopback URL where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class SendCounter:
+    """An httpx event hook that counts the requests the SDK sends to the proxy."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> None:
+        self.requests.append(request)
+
+    async def hook(self, request: httpx.Request) -> None:
+        self.requests.append(request)
+
+    @property
+    def count(self) -> int:
+        return len(self.requests)
