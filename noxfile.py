@@ -11,7 +11,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "sdk_python", "sdk_go"]
+nox.options.sessions = ["lint", "tests", "sdk_python", "sdk_node", "sdk_go"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 

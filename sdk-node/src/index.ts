@@ -1,0 +1,33 @@
+/**
+ * poolswitch-node: a client for the PoolSwitch API key pool proxy.
+ *
+ * @module
+ */
+
+export { PoolSwitchProxyClient } from "./client.js";
+export type { HealthDocument, KeyStatus, StatusDocument } from "./endpoints.js";
+export {
+  errorFromResponse,
+  PoolSwitchError,
+  ProxyConnectionError,
+  ProxyError,
+  ProxyTimeoutError,
+  UpstreamError,
+} from "./errors.js";
+export type { ProxyErrorInit, ProxyTimeoutErrorInit, UpstreamErrorInit } from "./errors.js";
+export type {
+  CallOptions,
+  ClientOptions,
+  FetchFunction,
+  HeaderValues,
+  Query,
+  QueryValue,
+  RequestBody,
+  RequestOptions,
+} from "./options.js";
+export { PoolSwitchResponse } from "./response.js";
+export type { ServerSentEvent } from "./sse.js";
+export { SSEParser } from "./sse.js";
+export { PoolSwitchStream } from "./stream.js";
+export type { StreamInfo } from "./stream.js";
+export { VERSION } from "./version.js";

@@ -1,0 +1,221 @@
+// Error classes and the one factory that maps an answer to them (local server on port 0).
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+
+import {
+  errorFromResponse,
+  PoolSwitchError,
+  PoolSwitchProxyClient,
+  PoolSwitchResponse,
+  ProxyConnectionError,
+  ProxyError,
+  ProxyTimeoutError,
+  UpstreamError,
+} from "poolswitch-node";
+
+import { freePort, localServer } from "./support/harness.mjs";
+
+/** Answers are described by the request path: /answer/<name>. */
+const ANSWERS = {
+  "no-keys": {
+    status: 503,
+    headers: { "x-poolswitch-error": "no_available_keys", "retry-after": "42" },
+    body: {
+      error: {
+        type: "poolswitch_error",
+        code: "no_available_keys",
+        message: "every key is cooling down or disabled; the first returns in 41.2s",
+        retry_after: 42,
+      },
+    },
+  },
+  "no-keys-never": {
+    status: 503,
+    headers: { "x-poolswitch-error": "no_available_keys" },
+    body: {
+      error: { type: "poolswitch_error", code: "no_available_keys", message: "all disabled", retry_after: null },
+    },
+  },
+  unreachable: {
+    status: 502,
+    headers: { "x-poolswitch-error": "upstream_unreachable", "x-poolswitch-attempts": "3" },
+    body: {
+      error: { type: "poolswitch_error", code: "upstream_unreachable", message: "connection failed", retry_after: null },
+    },
+  },
+  "proxy-not-json": {
+    status: 500,
+    headers: { "x-poolswitch-error": "internal_error", "content-type": "text/plain" },
+    body: "oops",
+  },
+  "upstream-503": {
+    status: 503,
+    headers: { "x-poolswitch-key-id": "b", "x-poolswitch-attempts": "3", "retry-after": "5" },
+    body: { error: { message: "The server is overloaded", type: "server_error" } },
+  },
+  "upstream-429": {
+    status: 429,
+    headers: { "x-poolswitch-key-id": "a", "x-poolswitch-attempts": "1", "retry-after": "30" },
+    body: { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } },
+  },
+  "upstream-text": {
+    status: 404,
+    headers: { "content-type": "text/plain", "x-poolswitch-key-id": "a", "x-poolswitch-attempts": "1" },
+    body: "no such route",
+  },
+  anthropic: {
+    status: 529,
+    headers: { "x-poolswitch-key-id": "a", "x-poolswitch-attempts": "2" },
+    body: { type: "error", error: { type: "overloaded_error", message: "Overloaded" } },
+  },
+};
+
+let server;
+let client;
+
+describe("errors", () => {
+  before(async () => {
+    server = await localServer((req, res) => {
+      const answer = ANSWERS[req.url.replace("/answer/", "")];
+      const text = typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body);
+      res.writeHead(answer.status, { "content-type": "application/json", ...answer.headers });
+      res.end(text);
+    });
+    client = new PoolSwitchProxyClient(server.url, { maxRetries: 0 });
+  });
+
+  after(async () => {
+    await server?.close();
+  });
+
+  async function caught(promise) {
+    try {
+      await promise;
+    } catch (error) {
+      return error;
+    }
+    assert.fail("expected a rejection");
+  }
+
+  describe("class tree", () => {
+    test("every error is a PoolSwitchError and an Error, with its own name", () => {
+      const headers = new Headers();
+      const errors = [
+        [new ProxyError("m", { code: "c", status: 503, retryAfter: 1, attempts: null, headers }), "ProxyError"],
+        [new UpstreamError("m", { status: 429, body: null, keyId: "a", attempts: 1, headers }), "UpstreamError"],
+        [new ProxyConnectionError("m"), "ProxyConnectionError"],
+        [new ProxyTimeoutError("m", { timeoutMs: 5, aborted: false }), "ProxyTimeoutError"],
+        [new PoolSwitchError("m"), "PoolSwitchError"],
+      ];
+      for (const [error, name] of errors) {
+        assert.ok(error instanceof PoolSwitchError);
+        assert.ok(error instanceof Error);
+        assert.equal(error.name, name);
+        assert.ok(String(error).startsWith(`${name}: m`));
+        assert.ok(error.stack.includes(name));
+      }
+    });
+
+    test("cause is kept on wrapped errors", () => {
+      const cause = new Error("ECONNREFUSED");
+      assert.equal(new ProxyConnectionError("m", { cause }).cause, cause);
+      assert.equal(new ProxyTimeoutError("m", { timeoutMs: null, aborted: true, cause }).cause, cause);
+      assert.equal("cause" in new ProxyTimeoutError("m", { timeoutMs: 1, aborted: false }), false);
+    });
+  });
+
+  describe("errorFromResponse", () => {
+    test("503 with x-poolswitch-error is a ProxyError with code, status and retryAfter", async () => {
+      const error = await caught(client.post("/answer/no-keys", { json: {} }));
+      assert.ok(error instanceof ProxyError);
+      assert.equal(error.code, "no_available_keys");
+      assert.equal(error.status, 503);
+      assert.equal(error.retryAfter, 42);
+      assert.equal(error.attempts, null);
+      assert.match(error.message, /^no_available_keys: every key is cooling down/);
+      assert.equal(error.headers.get("retry-after"), "42");
+    });
+
+    test("retry_after null stays null", async () => {
+      const error = await caught(client.get("/answer/no-keys-never"));
+      assert.ok(error instanceof ProxyError);
+      assert.equal(error.retryAfter, null);
+    });
+
+    test("502 upstream_unreachable keeps the attempts", async () => {
+      const error = await caught(client.get("/answer/unreachable"));
+      assert.ok(error instanceof ProxyError);
+      assert.equal(error.code, "upstream_unreachable");
+      assert.equal(error.status, 502);
+      assert.equal(error.attempts, 3);
+    });
+
+    test("a proxy error without a JSON body still has its code", async () => {
+      const error = await caught(client.get("/answer/proxy-not-json"));
+      assert.ok(error instanceof ProxyError);
+      assert.equal(error.code, "internal_error");
+      assert.equal(error.status, 500);
+      assert.equal(error.retryAfter, null);
+    });
+
+    test("an upstream 503 (no x-poolswitch-error) is an UpstreamError, never a ProxyError", async () => {
+      const error = await caught(client.get("/answer/upstream-503"));
+      assert.ok(error instanceof UpstreamError);
+      assert.ok(!(error instanceof ProxyError));
+      assert.equal(error.status, 503);
+      assert.equal(error.keyId, "b");
+      assert.equal(error.attempts, 3);
+      assert.deepEqual(error.body, ANSWERS["upstream-503"].body);
+      assert.match(error.message, /upstream answered 503 \(key b, attempts 3\): The server is overloaded/);
+    });
+
+    test("a relayed 429 carries status, body, key id and attempts", async () => {
+      const error = await caught(client.post("/answer/upstream-429", { json: {} }));
+      assert.ok(error instanceof UpstreamError);
+      assert.equal(error.status, 429);
+      assert.equal(error.keyId, "a");
+      assert.equal(error.attempts, 1);
+      assert.equal(error.body.error.code, "rate_limit_exceeded");
+      assert.equal(error.headers.get("retry-after"), "30");
+    });
+
+    test("a text body is kept as text; Anthropic-style messages are found", async () => {
+      const text = await caught(client.get("/answer/upstream-text"));
+      assert.ok(text instanceof UpstreamError);
+      assert.equal(text.body, "no such route");
+      assert.match(text.message, /404.*no such route/);
+      const anthropic = await caught(client.get("/answer/anthropic"));
+      assert.equal(anthropic.status, 529);
+      assert.match(anthropic.message, /Overloaded/);
+    });
+
+    test("send() does not throw on a status; errorFromResponse maps its answer", async () => {
+      const response = await client.send("GET", "/answer/no-keys");
+      assert.equal(response.ok, false);
+      assert.equal(response.status, 503);
+      assert.equal(response.proxyError, "no_available_keys");
+      const error = errorFromResponse(response);
+      assert.ok(error instanceof ProxyError);
+      assert.equal(error.retryAfter, 42);
+    });
+
+    test("Retry-After as an HTTP date is read when the body has no retry_after", () => {
+      const at = new Date(Date.now() + 10_000).toUTCString();
+      const headers = new Headers({ "x-poolswitch-error": "no_available_keys", "retry-after": at });
+      const error = errorFromResponse(new PoolSwitchResponse(503, headers, new Uint8Array()));
+      assert.ok(error.retryAfter >= 9 && error.retryAfter <= 11, String(error.retryAfter));
+    });
+  });
+
+  describe("connection errors", () => {
+    test("a proxy that does not listen gives ProxyConnectionError with a cause", async () => {
+      const port = await freePort();
+      const dead = new PoolSwitchProxyClient(`http://127.0.0.1:${port}`, { maxRetries: 0 });
+      const error = await caught(dead.get("/health"));
+      assert.ok(error instanceof ProxyConnectionError);
+      assert.ok(error instanceof PoolSwitchError);
+      assert.ok(error.cause instanceof Error);
+      assert.match(error.message, /GET http:\/\/127\.0\.0\.1:\d+\/health failed: .*ECONNREFUSED/);
+    });
+  });
+});
