@@ -19,6 +19,7 @@ SERVER = "./server"
 PY_SOURCES = [
     "server/src",
     "server/tests",
+    "server/bench",
     "conformance",
     "sdk-python",
     "examples/python",

@@ -12,6 +12,7 @@ Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usa
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from poolswitch.request import ABSOLUTE_FORM
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DRAIN_SECONDS = 30
+GC_THRESHOLD = 10_000
 
 
 class _TargetAwareProtocol(HttpToolsProtocol):
@@ -88,6 +90,15 @@ def setup_logging(level: str) -> None:
     )
 
 
+def _tune_gc() -> None:
+    """Keep full garbage collections short: everything alive at start (modules, config, keys)
+    moves to the permanent generation, and the young generation is collected less often.
+    Measured with `nox -s bench`: this is what keeps p99 near p50 under load."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 100)
+
+
 def _load(path: str) -> Config | None:
     try:
         return load_config(path)
@@ -102,6 +113,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     setup_logging(args.log_level)
+    _tune_gc()
     server = build_server(
         PoolSwitchApp(config),
         args.host or config.listen_host,

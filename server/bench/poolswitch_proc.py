@@ -1,0 +1,121 @@
+"""Starting and stopping PoolSwitch instances under test."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from proc import BenchError, Processes, child_pids, free_port, rss_kib, wait_http_ok
+
+HEALTH_TIMEOUT_S = 20.0
+
+
+def write_config(path: Path, upstream_url: str, n_keys: int) -> Path:
+    """A minimal config: round robin over keys k1..kN with values sk-bench-1..N."""
+    lines = [
+        f"upstream_base_url: {upstream_url}",
+        "strategy: round_robin",
+        "keys:",
+        *(f"  - {{id: k{i}, value: sk-bench-{i}}}" for i in range(1, n_keys + 1)),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def version() -> str:
+    try:
+        return metadata.version("poolswitch")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def base_command() -> list[str]:
+    """The command that runs the `poolswitch` console script in *this* interpreter.
+
+    Running the entry point with `python -c` (instead of the generated wrapper script)
+    makes the process we start the Python process that serves, so its PID is the one
+    whose RSS we read.
+    """
+    eps = metadata.entry_points(group="console_scripts", name="poolswitch")
+    for ep in eps:
+        code = (
+            "import importlib, sys\n"
+            f"f = importlib.import_module({ep.module!r})\n"
+            f"for a in {ep.attr!r}.split('.'):\n"
+            "    f = getattr(f, a)\n"
+            "sys.argv[0] = 'poolswitch'\n"
+            "sys.exit(f())\n"
+        )
+        return [sys.executable, "-c", code]
+    exe = shutil.which("poolswitch")
+    if exe is not None:
+        return [exe]
+    raise BenchError("poolswitch is not installed (pip install -e ./server)")
+
+
+class PoolSwitch:
+    def __init__(
+        self,
+        procs: Processes,
+        workdir: Path,
+        name: str,
+        upstream_url: str,
+        n_keys: int,
+        cpu: int | None,
+    ) -> None:
+        self.procs = procs
+        self.name = name
+        self.cpu = cpu
+        self.port = free_port()
+        self.config = write_config(workdir / f"{name}.yaml", upstream_url, n_keys)
+        self.pid: int | None = None
+        self.startup_s: float | None = None
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> None:
+        cmd = [
+            *base_command(),
+            "start",
+            "--config",
+            str(self.config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        proc = self.procs.start(self.name, cmd, self.cpu)
+        self.pid = proc.pid
+        try:
+            self.startup_s = wait_http_ok(self.url("/health"), HEALTH_TIMEOUT_S, proc)
+        except BenchError as exc:
+            tail = self.procs.log_tail(self.name)
+            self.procs.stop(self.name)
+            raise BenchError(f"PoolSwitch {self.name} did not start: {exc}\n{tail}") from exc
+
+    def rss(self) -> tuple[int, int]:
+        """(VmRSS of the started process, VmRSS summed over it and its children) in KiB."""
+        if self.pid is None:
+            raise BenchError(f"PoolSwitch {self.name} is not running")
+        main = rss_kib(self.pid)
+        if main is None:
+            raise BenchError(f"PoolSwitch {self.name} (pid {self.pid}) is gone")
+        tree = main + sum(rss_kib(p) or 0 for p in child_pids(self.pid))
+        return main, tree
+
+    def children(self) -> list[int]:
+        return child_pids(self.pid) if self.pid is not None else []
+
+    def log_tail(self) -> str:
+        return self.procs.log_tail(self.name)
+
+    def stop(self) -> int | None:
+        """SIGTERM; returns the exit code (None if it had to be killed)."""
+        code = self.procs.stop(self.name, timeout=10.0)
+        self.pid = None
+        return code

@@ -1,0 +1,314 @@
+"""Results container, acceptance checks and the printed report."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sse import SseResult
+from wrk import WrkResult
+
+TARGETS: dict[str, str] = {
+    "a": "direct nginx",
+    "b": "nginx as proxy",
+    "c": "PoolSwitch 2 keys",
+    "d": "PoolSwitch 1000 keys",
+    "e": "PoolSwitch 2 keys, k1 429s",
+}
+CONCURRENCY = (1, 16, 64)
+
+RSS_LIMIT_MIB = 60.0
+RSS_GROWTH_MIB = 2.0
+
+
+@dataclass
+class Results:
+    meta: dict[str, Any] = field(default_factory=dict)
+    runs: dict[str, dict[int, WrkResult]] = field(default_factory=dict)
+    repeat_c64: WrkResult | None = None  # second c=64 run of (c), for RSS growth
+    upstream_429s: dict[int, int] = field(default_factory=dict)  # (e): 429s nginx sent per run
+    sse_direct: SseResult | None = None
+    sse_proxy: SseResult | None = None
+    rss_kib: dict[str, int] = field(default_factory=dict)  # of the started PoolSwitch process
+    rss_tree_kib: dict[str, int] = field(default_factory=dict)  # plus its children, if any
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def run(self, target: str, conc: int) -> WrkResult | None:
+        return self.runs.get(target, {}).get(conc)
+
+
+@dataclass
+class Check:
+    name: str
+    value: float | None
+    shown: str
+    target: str
+    passed: bool | None  # None: not measured
+
+    @property
+    def status(self) -> str:
+        if self.passed is None:
+            return "NOT MEASURED"
+        return "PASS" if self.passed else "FAIL"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "target": self.target,
+            "status": self.status,
+        }
+
+
+def _check(
+    name: str,
+    value: float | None,
+    fmt: str,
+    target: str,
+    ok: Callable[[float], bool],
+) -> Check:
+    if value is None:
+        return Check(name, None, "n/a", target, None)
+    return Check(name, value, fmt.format(value), target, ok(value))
+
+
+def _ratio(res: Results, num: str, den: str, conc: int) -> float | None:
+    n, d = res.run(num, conc), res.run(den, conc)
+    if n is None or d is None or d.rps <= 0:
+        return None
+    return n.rps / d.rps
+
+
+def checks(res: Results) -> list[Check]:
+    out: list[Check] = []
+    for conc in (16, 64):
+        out.append(
+            _check(
+                f"c/b req/s, c={conc} (PoolSwitch vs nginx proxy)",
+                _ratio(res, "c", "b", conc),
+                "{:.3f}",
+                ">= 0.05",
+                lambda v: v >= 0.05,
+            )
+        )
+    for conc in (16, 64):
+        out.append(
+            _check(
+                f"d/c req/s, c={conc} (1000 keys vs 2)",
+                _ratio(res, "d", "c", conc),
+                "{:.3f}",
+                ">= 0.8",
+                lambda v: v >= 0.8,
+            )
+        )
+    for conc in (16, 64):
+        out.append(
+            _check(
+                f"e/c req/s, c={conc} (one key limited vs healthy)",
+                _ratio(res, "e", "c", conc),
+                "{:.3f}",
+                ">= 0.8",
+                lambda v: v >= 0.8,
+            )
+        )
+    a1, c1 = res.run("a", 1), res.run("c", 1)
+    added = c1.p50_ms - a1.p50_ms if a1 and c1 else None
+    out.append(
+        _check("added p50 at c=1 (c - a)", added, "{:.3f} ms", "<= 0.5 ms", lambda v: v <= 0.5)
+    )
+    c64 = res.run("c", 64)
+    tail = c64.p99_ms / c64.p50_ms if c64 and c64.p50_ms > 0 else None
+    out.append(_check("p99/p50 of c at c=64", tail, "{:.2f}", "<= 3", lambda v: v <= 3.0))
+    delta = (
+        res.sse_proxy.first_event_ms_median - res.sse_direct.first_event_ms_median
+        if res.sse_proxy and res.sse_direct
+        else None
+    )
+    out.append(
+        _check("SSE first event, proxy - direct", delta, "{:+.2f} ms", "<= 2 ms", lambda v: v <= 2)
+    )
+    rss = [v / 1024 for v in res.rss_kib.values()]
+    out.append(
+        _check(
+            "PoolSwitch RSS, max of measured",
+            max(rss) if len(rss) == 3 else None,
+            "{:.1f} MiB",
+            f"<= {RSS_LIMIT_MIB:.0f} MiB",
+            lambda v: v <= RSS_LIMIT_MIB,
+        )
+    )
+    first, second = res.rss_kib.get("after_c64"), res.rss_kib.get("after_c64_repeat")
+    growth = (second - first) / 1024 if first is not None and second is not None else None
+    out.append(
+        _check(
+            "RSS growth, 2nd c=64 run vs 1st",
+            growth,
+            "{:+.1f} MiB",
+            f"<= {RSS_GROWTH_MIB:.0f} MiB",
+            lambda v: v <= RSS_GROWTH_MIB,
+        )
+    )
+    measured = [r for t in res.runs.values() for r in t.values()]
+    bad = sum(r.non2xx + r.errors_total for r in measured)
+    out.append(
+        _check(
+            "non-2xx + socket errors, all runs",
+            float(bad) if measured else None,
+            "{:.0f}",
+            "= 0",
+            lambda v: v == 0,
+        )
+    )
+    return out
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    first = cells[0].ljust(widths[0])
+    rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+    return "  ".join([first, *rest]).rstrip()
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "did not stop within 10 s, killed"
+    if code < 0:
+        try:
+            return f"ended by signal {signal.Signals(-code).name} ({code})"
+        except ValueError:
+            return f"ended by signal {-code}"
+    return f"exit {code}"
+
+
+def render(res: Results, all_checks: list[Check]) -> str:
+    lines: list[str] = []
+    add = lines.append
+    m = res.meta
+    add("=" * 78)
+    add("PoolSwitch benchmark")
+    add("=" * 78)
+    for key in (
+        "poolswitch",
+        "python",
+        "nginx",
+        "wrk",
+        "cpu",
+        "load",
+        "pinning",
+        "duration",
+        "installed",
+    ):
+        if key in m:
+            add(f"{key + ':':12} {m[key]}")
+    add("")
+    add("Throughput and latency (wrk -t1, POST 152-byte chat request, 615-byte JSON answer)")
+    widths = [30, 5, 10, 8, 8, 8, 8, 7]
+    add(
+        _row(["target", "conc", "req/s", "p50 ms", "p99 ms", "max ms", "non-2xx", "errors"], widths)
+    )
+    add("-" * 94)
+    for t, label in TARGETS.items():
+        for conc in CONCURRENCY:
+            r = res.run(t, conc)
+            name = f"({t}) {label}"
+            if r is None:
+                add(_row([name, str(conc), "n/a", "", "", "", "", ""], widths))
+                continue
+            flag = "  <-- non-2xx/errors!" if r.non2xx or r.errors_total else ""
+            cells = [
+                name,
+                str(conc),
+                f"{r.rps:,.0f}",
+                f"{r.p50_ms:.3f}",
+                f"{r.p99_ms:.3f}",
+                f"{r.max_ms:.2f}",
+                str(r.non2xx),
+                str(r.errors_total),
+            ]
+            add(_row(cells, widths) + flag)
+    if res.repeat_c64 is not None:
+        r = res.repeat_c64
+        cells = [
+            "(c) again (RSS growth run)",
+            "64",
+            f"{r.rps:,.0f}",
+            f"{r.p50_ms:.3f}",
+            f"{r.p99_ms:.3f}",
+            f"{r.max_ms:.2f}",
+            str(r.non2xx),
+            str(r.errors_total),
+        ]
+        add(_row(cells, widths))
+    if res.upstream_429s:
+        per = ", ".join(f"c={c}: {n}" for c, n in sorted(res.upstream_429s.items()))
+        add(f"(e) 429s sent by the upstream to k1 during the measured runs: {per}")
+    add("")
+    add("SSE (20 events 50 ms apart; median over sequential streams, client on the load CPU)")
+    d, p = res.sse_direct, res.sse_proxy
+    add(f"  {'':22}{'first event ms':>16}{'(min..max)':>18}{'last event ms':>16}")
+    for label, s in (("direct", d), ("through PoolSwitch", p)):
+        if s is None:
+            add(f"  {label:22}{'n/a':>16}")
+            continue
+        span = f"{s.first_event_ms_min:.2f}..{s.first_event_ms_max:.2f}"
+        add(f"  {label:22}{s.first_event_ms_median:16.2f}{span:>18}{s.last_event_ms_median:16.2f}")
+    if d is not None and p is not None:
+        add(
+            f"  {'difference':22}{p.first_event_ms_median - d.first_event_ms_median:+16.2f}"
+            f"{'':18}{p.last_event_ms_median - d.last_event_ms_median:+16.2f}"
+        )
+    add("")
+    add("PoolSwitch (c) memory, VmRSS of the serving process")
+    labels = {
+        "idle": "idle (after start + 1 request)",
+        "after_c64": "after the c=64 run",
+        "after_c64_repeat": "after a second c=64 run",
+    }
+    for key, label in labels.items():
+        v = res.rss_kib.get(key)
+        tree = res.rss_tree_kib.get(key)
+        extra = (
+            f"  (with children: {tree / 1024:.1f} MiB)" if tree is not None and tree != v else ""
+        )
+        add(f"  {label:34}{'n/a' if v is None else f'{v / 1024:8.1f} MiB'}{extra}")
+    if res.exit_codes:
+        add("")
+        add("PoolSwitch shutdown on SIGTERM (contract: exit code 0)")
+        for name, code in res.exit_codes.items():
+            flag = "" if code == 0 else "  <-- not a clean exit 0"
+            add(f"  {name:34}{_exit_text(code)}{flag}")
+    add("")
+    add("=" * 78)
+    add("Summary against the acceptance targets")
+    add("=" * 78)
+    for c in all_checks:
+        add(f"  {c.name:48}{c.shown:>14}  {c.target:>10}  {c.status}")
+    if res.errors:
+        add("")
+        add("Measurements that could not be made:")
+        for e in res.errors:
+            add(f"  - {e}")
+    return "\n".join(lines)
+
+
+def to_json(res: Results, all_checks: list[Check]) -> dict[str, Any]:
+    return {
+        "meta": res.meta,
+        "runs": {
+            t: {str(c): r.to_json() for c, r in by_conc.items()} for t, by_conc in res.runs.items()
+        },
+        "targets": TARGETS,
+        "repeat_c64": res.repeat_c64.to_json() if res.repeat_c64 else None,
+        "upstream_429s": {str(c): n for c, n in res.upstream_429s.items()},
+        "sse": {
+            "direct": res.sse_direct.to_json() if res.sse_direct else None,
+            "poolswitch": res.sse_proxy.to_json() if res.sse_proxy else None,
+        },
+        "rss_kib": res.rss_kib,
+        "rss_tree_kib": res.rss_tree_kib,
+        "exit_codes": res.exit_codes,
+        "checks": [c.to_json() for c in all_checks],
+        "errors": res.errors,
+    }

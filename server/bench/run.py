@@ -1,0 +1,306 @@
+"""PoolSwitch benchmark harness.
+
+Run from the repository root, with PoolSwitch installed in this interpreter:
+
+    python server/bench/run.py [--duration SECONDS] [--quick] [--json PATH]
+
+Measures, in one run: wrk against (a) nginx directly, (b) nginx as a keepalive
+reverse proxy, (c) PoolSwitch with 2 keys, (d) with 1000 keys, (e) with 2 keys of
+which one is always rate limited (429, Retry-After: 1); SSE first-event delay
+direct vs through PoolSwitch; and PoolSwitch's RSS. Prints a report with the
+acceptance targets. Exit code 0 when everything could be measured (even if a
+target is missed), 1 when a measurement could not be made, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+import poolswitch_proc
+import sse
+from nginx import Nginx
+from payloads import CHAT_PATH, CHAT_REQUEST_JSON, COMPLETION_JSON
+from poolswitch_proc import PoolSwitch
+from proc import (
+    BenchError,
+    Pinning,
+    Processes,
+    ensure_tools,
+    free_port,
+    http_post,
+    usable_cpus,
+    wait_http_ok,
+)
+from report import CONCURRENCY, TARGETS, Results, checks, render, to_json
+from wrk import Wrk, WrkResult, write_script
+
+BENCH_DIR = Path(__file__).resolve().parent
+SSE_SAMPLES = 20
+SSE_EVENTS = 20
+
+
+def progress(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def load_average() -> float | None:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+class Bench:
+    def __init__(
+        self, tmp: Path, procs: Processes, pinning: Pinning, duration: float, warmup: float
+    ) -> None:
+        self.tmp = tmp
+        self.procs = procs
+        self.pinning = pinning
+        self.duration = duration
+        self.warmup = warmup
+        self.res = Results()
+        self.wrk = Wrk(write_script(tmp / "post.lua"), pinning)
+        self.nginx: Nginx | None = None
+
+    # -- helpers -------------------------------------------------------------
+
+    def fail(self, what: str, exc: Exception) -> None:
+        msg = f"{what}: {exc}"
+        self.res.errors.append(msg)
+        progress(f"ERROR {msg}")
+
+    def load(self, target: str, url: str, conc: int) -> WrkResult:
+        """A warm-up run (not reported), then the measured run."""
+        self.wrk.run(url, conc, self.warmup)
+        r = self.wrk.run(url, conc, self.duration)
+        flag = (
+            f", {r.non2xx} non-2xx, {r.errors_total} socket errors"
+            if (r.non2xx or r.errors_total)
+            else ""
+        )
+        progress(
+            f"({target}) c={conc:<3} {r.rps:10,.0f} req/s  p50 {r.p50_ms:.3f} ms  "
+            f"p99 {r.p99_ms:.3f} ms{flag}"
+        )
+        return r
+
+    def levels(self, target: str, url: str) -> None:
+        for conc in CONCURRENCY:
+            try:
+                before = self.nginx.count_429() if target == "e" and self.nginx else 0
+                r = self.load(target, url, conc)
+                self.res.runs.setdefault(target, {})[conc] = r
+                if target == "e" and self.nginx:
+                    self.res.upstream_429s[conc] = self.nginx.count_429() - before
+            except BenchError as exc:
+                self.fail(f"({target}) {TARGETS[target]} c={conc}", exc)
+
+    @staticmethod
+    def check_forwarding(ps: PoolSwitch) -> None:
+        status, body = http_post(ps.url(CHAT_PATH), CHAT_REQUEST_JSON.encode())
+        if status != 200 or body.decode(errors="replace") != COMPLETION_JSON:
+            raise BenchError(
+                f"request through PoolSwitch answered {status}: {body[:300]!r}\n{ps.log_tail()}"
+            )
+
+    def start_poolswitch(self, name: str, upstream: str, n_keys: int) -> PoolSwitch:
+        ps = PoolSwitch(self.procs, self.tmp, name, upstream, n_keys, self.pinning.proxy_cpu)
+        ps.start()
+        progress(f"{name}: ready in {ps.startup_s:.2f} s on port {ps.port} (pid {ps.pid})")
+        return ps
+
+    def stop_poolswitch(self, ps: PoolSwitch) -> None:
+        code = ps.stop()
+        self.res.exit_codes[ps.name] = code
+        if code != 0:
+            progress(f"{ps.name}: exit code {code} on SIGTERM (want 0)")
+
+    def record_rss(self, ps: PoolSwitch, key: str) -> None:
+        time.sleep(0.5)  # let connections close and the loop go idle
+        main, tree = ps.rss()
+        self.res.rss_kib[key] = main
+        self.res.rss_tree_kib[key] = tree
+        progress(f"{ps.name}: RSS {key} = {main / 1024:.1f} MiB")
+
+    # -- sections ------------------------------------------------------------
+
+    def nginx_targets(self) -> None:
+        self.nginx = Nginx(self.procs, self.tmp / "nginx", self.pinning.load_cpu)
+        self.nginx.start()
+        ports = self.nginx.ports
+        self.levels("a", self.nginx.url(ports.upstream, CHAT_PATH))
+        self.levels("b", self.nginx.url(ports.proxy, CHAT_PATH))
+
+    def poolswitch_2keys(self) -> None:
+        assert self.nginx is not None
+        ps = self.start_poolswitch("poolswitch-c", self.nginx.url(self.nginx.ports.upstream), 2)
+        try:
+            self.check_forwarding(ps)
+            self.record_rss(ps, "idle")
+            self.levels("c", ps.url(CHAT_PATH))
+            if self.res.run("c", 64) is not None:
+                self.record_rss(ps, "after_c64")
+                self.res.repeat_c64 = self.load("c", ps.url(CHAT_PATH), 64)
+                self.record_rss(ps, "after_c64_repeat")
+            kids = ps.children()
+            if kids:
+                progress(f"note: poolswitch-c has child processes {kids}")
+        finally:
+            self.stop_poolswitch(ps)
+
+    def poolswitch_plain(self, target: str, upstream_port: int, n_keys: int) -> None:
+        assert self.nginx is not None
+        ps = self.start_poolswitch(f"poolswitch-{target}", self.nginx.url(upstream_port), n_keys)
+        try:
+            self.check_forwarding(ps)
+            self.levels(target, ps.url(CHAT_PATH))
+        finally:
+            self.stop_poolswitch(ps)
+
+    def sse_targets(self) -> None:
+        port = free_port()
+        name = "sse-upstream"
+        proc = self.procs.start(
+            name,
+            [
+                sys.executable,
+                str(BENCH_DIR / "sse_upstream.py"),
+                "--port",
+                str(port),
+                "--events",
+                str(SSE_EVENTS),
+                "--interval",
+                "0.05",
+            ],
+            self.pinning.load_cpu,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_http_ok(f"{base}/ready", timeout=15.0, proc=proc)
+            except BenchError as exc:
+                raise BenchError(f"{exc}\n{self.procs.log_tail(name)}") from exc
+            self.res.sse_direct = sse.measure(base + CHAT_PATH, SSE_SAMPLES, SSE_EVENTS)
+            progress(f"SSE direct: first event {self.res.sse_direct.first_event_ms_median:.2f} ms")
+            ps = self.start_poolswitch("poolswitch-sse", base, 2)
+            try:
+                self.res.sse_proxy = sse.measure(ps.url(CHAT_PATH), SSE_SAMPLES, SSE_EVENTS)
+                progress(
+                    f"SSE via PoolSwitch: first event "
+                    f"{self.res.sse_proxy.first_event_ms_median:.2f} ms"
+                )
+            finally:
+                self.stop_poolswitch(ps)
+        finally:
+            self.procs.stop(name)
+
+    def run_all(self) -> None:
+        try:
+            self.nginx_targets()
+        except BenchError as exc:
+            self.fail("nginx targets (a, b)", exc)
+        if self.nginx is not None:
+            ports = self.nginx.ports
+            for what, section in (
+                ("(c) PoolSwitch 2 keys", self.poolswitch_2keys),
+                (
+                    "(d) PoolSwitch 1000 keys",
+                    lambda: self.poolswitch_plain("d", ports.upstream, 1000),
+                ),
+                (
+                    "(e) PoolSwitch 2 keys, k1 429s",
+                    lambda: self.poolswitch_plain("e", ports.limited, 2),
+                ),
+            ):
+                try:
+                    section()
+                except BenchError as exc:
+                    self.fail(what, exc)
+            self.nginx.stop()
+        try:
+            self.sse_targets()
+        except BenchError as exc:
+            self.fail("SSE first-event delay", exc)
+
+
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="PoolSwitch benchmark harness")
+    p.add_argument("--duration", type=float, default=None, help="seconds per run (default 10)")
+    p.add_argument("--quick", action="store_true", help="3 s per run, 1 s warm-up")
+    p.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    duration = args.duration if args.duration is not None else (3.0 if args.quick else 10.0)
+    warmup = 1.0 if args.quick or duration < 5 else 2.0
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        installed = ensure_tools(["nginx", "wrk"])
+    except BenchError as exc:
+        print(f"cannot run the benchmark: {exc}", file=sys.stderr)
+        return 1
+    pinning = Pinning()
+    n_cpus = len(usable_cpus())
+    pinning.pin_self()
+    with tempfile.TemporaryDirectory(prefix="poolswitch-bench-") as tmpname:
+        tmp = Path(tmpname)
+        procs = Processes(tmp, pinning)
+        try:
+            bench = Bench(tmp, procs, pinning, duration, warmup)
+            res = bench.res
+            res.meta = {
+                "poolswitch": poolswitch_proc.version(),
+                "python": f"{platform.python_version()} ({sys.executable})",
+                "nginx": Nginx.version(),
+                "wrk": Wrk.version(),
+                "cpu": f"{cpu_model()}, {n_cpus} usable CPUs",
+                "pinning": pinning.describe(),
+                "duration": f"{duration:g} s per run after a {warmup:g} s warm-up",
+            }
+            load = load_average()
+            if load is not None:
+                busy = "  <-- other processes are busy: figures will be noisy" if load > 0.5 else ""
+                res.meta["load"] = f"{load:.2f} (1-min load average before starting){busy}"
+            if installed:
+                res.meta["installed"] = " ".join(installed)
+            bench.run_all()
+        except KeyboardInterrupt:
+            print("interrupted; stopping processes", file=sys.stderr)
+            return 130
+        finally:
+            procs.stop_all()
+    all_checks = checks(res)
+    print(render(res, all_checks), flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(to_json(res, all_checks), indent=2) + "\n")
+        print(f"\nraw results written to {args.json}")
+    return 1 if res.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
