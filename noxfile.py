@@ -52,6 +52,7 @@ def lint(session: nox.Session) -> None:
         "--config-file",
         "server/pyproject.toml",
         "server/src",
+        "server/bench",
         "conformance/fake_upstream.py",
     )
     with session.chdir("server"):
