@@ -3,7 +3,9 @@
 The fake knows a pool of API keys (key value -> key id), identifies the key of
 every request, records the request as an `Attempt`, and answers with the next
 behaviour scripted for that key (the last scripted behaviour repeats forever;
-an unscripted key answers ``ok``). Use it in-process (`FakeUpstream`), from
+an unscripted key answers ``ok``). ``mirror`` answers with the request's own body
+and Content-Type, byte for byte, so a test can check what arrived without the
+request's headers (which carry the key) coming back. Use it in-process (`FakeUpstream`), from
 another thread (`start_in_thread` / context manager), or as a separate process
 (`python conformance/fake_upstream.py --keys ...`) driven by the HTTP control
 API under ``/__fake/``.
@@ -55,6 +57,7 @@ _FIELDS = {
     "sse": f"{_BASE} events interval first_delay done cut",
     "blob": f"{_BASE} size chunked gzip",
     "text": f"{_BASE} body",
+    "mirror": _BASE,
 }
 _ALLOWED = {kind: frozenset(fields.split()) for kind, fields in _FIELDS.items()}
 
@@ -445,9 +448,11 @@ class FakeUpstream:
             return await self._control(request, path)
         digest = hashlib.sha256()
         length = 0
+        pieces: list[bytes] = []
         async for chunk in request.content.iter_any():
             digest.update(chunk)
             length += len(chunk)
+            pieces.append(chunk)
         key = self._extract_key(request, query_string)
         key_id = self._keys.get(key) if key else None
         headers = tuple(
@@ -472,7 +477,7 @@ class FakeUpstream:
             behaviour = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else {"kind": "ok"}
             self._counter += 1
             counter = self._counter
-        return await self._respond(request, behaviour, attempt, counter)
+        return await self._respond(request, behaviour, attempt, counter, b"".join(pieces))
 
     async def _respond(
         self,
@@ -480,6 +485,7 @@ class FakeUpstream:
         b: dict[str, Any],
         attempt: Attempt,
         counter: int,
+        body: bytes = b"",
     ) -> web.StreamResponse:
         kind: str = b["kind"]
         if b.get("delay", 0):
@@ -510,6 +516,11 @@ class FakeUpstream:
             return resp
         if kind == "text":
             resp = web.Response(status=b.get("status", 200), text=b.get("body", ""))
+        elif kind == "mirror":
+            resp = web.Response(status=b.get("status", 200), body=body)
+            resp.headers["Content-Type"] = request.headers.get(
+                "Content-Type", "application/octet-stream"
+            )
         else:
             if kind == "ok":
                 status, body = 200, _chat_completion(counter)

@@ -35,7 +35,7 @@ from poolswitch.request import ABSOLUTE_FORM
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DRAIN_SECONDS = 30
-GC_THRESHOLD = 10_000
+GC_THRESHOLD = 50_000
 
 
 class _TargetAwareProtocol(HttpToolsProtocol):
@@ -71,6 +71,7 @@ def build_server(
             lifespan="on",
             access_log=False,
             server_header=False,
+            proxy_headers=False,  # X-Forwarded-* go upstream as sent; they are not ours to apply
             date_header=False,
             log_config=None,
             log_level=log_level,

@@ -140,15 +140,16 @@ class Proxy:
                 method_label(scope["method"]), status_class(ex.status)
             ).inc()
             self.metrics.request_duration.observe(elapsed)
-            log.info(
-                "%s %s %d key=%s attempts=%d %.1fms",
-                scope["method"],
-                scope["path"],
-                ex.status,
-                ex.key_id or "-",
-                ex.attempts,
-                elapsed * 1000.0,
-            )
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "%s %s %d key=%s attempts=%d %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    ex.status,
+                    ex.key_id or "-",
+                    ex.attempts,
+                    elapsed * 1000.0,
+                )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, ex: _Exchange) -> None:
         target = request_target(scope)
