@@ -54,20 +54,20 @@ whole up to it to be classified."""
 
 _RESPONSE_DROP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
 FIRST_EVENT_LIMIT = 64 * 1024
 """A 2xx event stream's first event is held back (up to this much) to see if it is an error."""
 
-_BUFFERED_DROP = _RESPONSE_DROP | {"content-length"}
+_BUFFERED_DROP = _RESPONSE_DROP | {b"content-length"}
 _QUOTA_HEADERS = ("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining")
 
 
@@ -265,8 +265,9 @@ class Proxy:
                 await self._stream(resp, i, ex, send, receive, head)
                 return
             resp.release()
+            # held whole, maybe redacted: sent with a Content-Length of its own
             last_answer = _Answer(
-                resp.status, self._error_headers(resp, i), self._redact(head, resp), i
+                resp.status, upstream_headers(resp, _BUFFERED_DROP), self._redact(head, resp), i
             )
             last_failure = None
             if not again:
@@ -333,14 +334,6 @@ class Proxy:
         ex.status, ex.started = answer.status, True
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
-
-    def _error_headers(self, resp: UpstreamResponse, i: int) -> list[tuple[bytes, bytes]]:
-        """An error answer's headers, to be sent with its (possibly redacted) body."""
-        return [
-            (name.lower(), value)
-            for name, value in resp.raw_headers
-            if name.lower().decode("latin-1") not in _BUFFERED_DROP
-        ]
 
     def _redact(self, body: bytes, resp: UpstreamResponse) -> bytes:
         """Replace any configured key value in an error body by its key id."""
@@ -427,11 +420,7 @@ class Proxy:
         self, resp: UpstreamResponse, i: int, ex: _Exchange
     ) -> list[tuple[bytes, bytes]]:
         ex.key_id = self.pool.keys[i].id
-        headers = [
-            (name.lower(), value)
-            for name, value in resp.raw_headers
-            if name.lower().decode("latin-1") not in _RESPONSE_DROP
-        ]
+        headers = upstream_headers(resp, _RESPONSE_DROP)
         headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
         headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
         return headers
@@ -474,6 +463,12 @@ async def _read_or_release(resp: UpstreamResponse, limit: int = BUFFER_LIMIT) ->
     except TransportError:
         resp.release()
         raise
+
+
+def upstream_headers(resp: UpstreamResponse, drop: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers, names lower-cased, minus those in `drop`."""
+    lowered = ((name.lower(), value) for name, value in resp.raw_headers)
+    return [(name, value) for name, value in lowered if name not in drop]
 
 
 async def _read_event_or_release(resp: UpstreamResponse) -> bytes:
