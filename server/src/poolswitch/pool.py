@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -23,7 +24,7 @@ from poolswitch.classifier import Outcome, Verdict
 from poolswitch.config import Config
 from poolswitch.guard import OutageGuard
 from poolswitch.keys import Key, KeyState
-from poolswitch.storage import KeyUpdate, Store
+from poolswitch.storage import KeyRecord, KeyUpdate, Store
 from poolswitch.strategies import STRATEGIES
 
 log = logging.getLogger("poolswitch.pool")
@@ -31,6 +32,9 @@ log = logging.getLogger("poolswitch.pool")
 ERRORS_BEFORE_PARKING = 3
 """Consecutive 5xx answers on one key (with the upstream otherwise healthy) that park it."""
 SERVER_ERROR_COOLDOWN = 30.0
+
+_STORED_FIELDS = tuple(f.name for f in dataclasses.fields(KeyRecord) if f.name != "key_id")
+"""What a store keeps of a key: the KeyState fields of the same names."""
 
 Clock = Callable[[], float]
 
@@ -86,17 +90,8 @@ class Pool:
             if record is None:
                 continue
             state = self.states[i]
-            state.available_at = record.available_at
-            state.disabled = record.disabled
-            state.reason = record.reason
-            state.source = record.source
-            state.strikes = record.strikes
-            state.total_requests = record.total_requests
-            state.successes = record.successes
-            state.errors = record.errors
-            state.failovers = record.failovers
-            state.estimated_remaining_quota = record.estimated_remaining_quota
-            state.last_used_at = record.last_used_at
+            for name in _STORED_FIELDS:
+                setattr(state, name, getattr(record, name))
             self._flushed[i] = self._counters(state)
         if self.store.persistent:
             self._wake = asyncio.Event()

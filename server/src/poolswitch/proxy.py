@@ -34,6 +34,7 @@ from poolswitch.forwarder import Forwarder, UpstreamResponse
 from poolswitch.metrics import Metrics, method_label, status_class
 from poolswitch.pool import Pool
 from poolswitch.request import (
+    HOP_BY_HOP,
     ClientGone,
     Receive,
     Scope,
@@ -52,18 +53,7 @@ BUFFER_LIMIT = 1024 * 1024
 """Bodies up to this size with a Content-Length are relayed in one piece; error bodies are read
 whole up to it to be classified."""
 
-_RESPONSE_DROP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
+_RESPONSE_DROP = HOP_BY_HOP
 FIRST_EVENT_LIMIT = 64 * 1024
 """A 2xx event stream's first event is held back (up to this much) to see if it is an error."""
 

@@ -21,7 +21,7 @@ Send = Callable[[Message], Awaitable[None]]
 ABSOLUTE_FORM = "poolswitch.absolute_form"
 """Scope flag set by the HTTP protocol when the request target was an absolute URL."""
 
-_REQUEST_DROP = frozenset(
+HOP_BY_HOP = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -31,11 +31,11 @@ _REQUEST_DROP = frozenset(
         b"trailer",
         b"transfer-encoding",
         b"upgrade",
-        b"host",
-        b"content-length",
-        b"expect",
     }
 )
+"""Headers that belong to one connection (RFC 9110 7.6.1): never forwarded, either way."""
+
+_REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 
 
 class ClientGone(Exception):
