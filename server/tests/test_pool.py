@@ -204,3 +204,24 @@ def test_repeated_5xx_parks_a_key_unless_the_upstream_is_down() -> None:
             pool.record(i, error)
     assert pool.guard.tripped
     assert {k.state for k in pool.snapshot()} == {"available"}
+
+
+def test_a_replaced_key_does_not_inherit_the_old_ones_state(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+
+    async def run(value: str, park: bool) -> str:
+        doc = {"upstream_base_url": "http://u", "keys": [{"id": "a", "value": value}]}
+        pool = Pool(parse_config(doc, env={}), SQLiteStore(path), clock=Clock())
+        await pool.store.open()
+        await pool.open()
+        if park:
+            pool.record(0, Verdict(Outcome.KEY_INVALID, True, disable=True))
+        state = pool.snapshot()[0].state
+        await pool.close()
+        await pool.store.close()
+        return state
+
+    assert asyncio.run(run("sk-old", park=True)) == "disabled"
+    assert asyncio.run(run("sk-old", park=False)) == "disabled"  # same key: still disabled
+    assert asyncio.run(run("sk-new", park=False)) == "available"  # replaced: starts afresh
+    assert asyncio.run(run("sk-new", park=False)) == "available"

@@ -8,6 +8,7 @@ they do no I/O and take the time as an argument.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -21,17 +22,24 @@ DISABLED = "disabled"
 class Key:
     """A configured key. `auth_value` is the full auth header value; `secret` the bare key."""
 
-    __slots__ = ("auth_value", "id", "metadata", "secret", "weight")
+    __slots__ = ("auth_value", "fingerprint", "id", "metadata", "secret", "weight")
 
     def __init__(self, config: KeyConfig, auth_scheme: str | None) -> None:
         self.id = config.id
         self.weight = config.weight
         self.metadata = dict(config.metadata)
         self.secret = config.value
+        self.fingerprint = fingerprint(config.value)
         self.auth_value = f"{auth_scheme} {config.value}" if auth_scheme else config.value
 
     def __repr__(self) -> str:
         return f"Key(id={self.id!r})"
+
+
+def fingerprint(secret: str) -> str:
+    """A short, one-way digest of a key's value: tells a store whether the key behind an id
+    is still the same one (a replaced key starts afresh), without keeping the value."""
+    return hashlib.sha256(b"poolswitch-key:" + secret.encode()).hexdigest()[:16]
 
 
 @dataclass(slots=True)

@@ -33,7 +33,9 @@ ERRORS_BEFORE_PARKING = 3
 """Consecutive 5xx answers on one key (with the upstream otherwise healthy) that park it."""
 SERVER_ERROR_COOLDOWN = 30.0
 
-_STORED_FIELDS = tuple(f.name for f in dataclasses.fields(KeyRecord) if f.name != "key_id")
+_STORED_FIELDS = tuple(
+    f.name for f in dataclasses.fields(KeyRecord) if f.name not in ("key_id", "fingerprint")
+)
 """What a store keeps of a key: the KeyState fields of the same names."""
 
 Clock = Callable[[], float]
@@ -85,16 +87,21 @@ class Pool:
     async def open(self) -> None:
         """Load the stored state of the configured keys and start the background writer."""
         records = await self.store.load()
+        if self.store.persistent:
+            self._wake = asyncio.Event()
         for i, key in enumerate(self.keys):
             record = records.get(key.id)
             if record is None:
+                continue
+            if record.fingerprint not in (None, key.fingerprint):
+                # Another key now has this id: what was learned of the old one does not apply.
+                self._changed(i, urgent=True)
                 continue
             state = self.states[i]
             for name in _STORED_FIELDS:
                 setattr(state, name, getattr(record, name))
             self._flushed[i] = self._counters(state)
-        if self.store.persistent:
-            self._wake = asyncio.Event()
+        if self._wake is not None:
             self._writer = asyncio.create_task(self._write_loop(), name="poolswitch-writer")
 
     async def close(self) -> None:
@@ -244,6 +251,7 @@ class Pool:
         before = self._flushed[i]
         update = KeyUpdate(
             key_id=s.key_id,
+            fingerprint=self.keys[i].fingerprint,
             available_at=s.available_at,
             disabled=s.disabled,
             reason=s.reason,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
     key_id: str
+    fingerprint: str | None = None
     available_at: float = 0.0
     disabled: bool = False
     reason: str | None = None
@@ -37,6 +38,7 @@ class KeyRecord:
 @dataclass(frozen=True, slots=True)
 class KeyUpdate:
     key_id: str
+    fingerprint: str
     available_at: float
     disabled: bool
     reason: str | None

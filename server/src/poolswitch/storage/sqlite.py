@@ -21,6 +21,7 @@ T = TypeVar("T")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS key_state (
     key_id TEXT PRIMARY KEY,
+    fingerprint TEXT,
     available_at REAL NOT NULL DEFAULT 0,
     disabled INTEGER NOT NULL DEFAULT 0,
     reason TEXT,
@@ -36,11 +37,12 @@ CREATE TABLE IF NOT EXISTS key_state (
 """
 
 _UPSERT = """
-INSERT INTO key_state (key_id, available_at, disabled, reason, source, strikes,
+INSERT INTO key_state (key_id, fingerprint, available_at, disabled, reason, source, strikes,
                        estimated_remaining_quota, last_used_at,
                        total_requests, successes, errors, failovers)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(key_id) DO UPDATE SET
+    fingerprint = excluded.fingerprint,
     available_at = excluded.available_at,
     disabled = excluded.disabled,
     reason = excluded.reason,
@@ -56,7 +58,7 @@ ON CONFLICT(key_id) DO UPDATE SET
 
 _SELECT = (
     "SELECT key_id, available_at, disabled, reason, total_requests, successes, errors, failovers,"
-    " estimated_remaining_quota, last_used_at, source, strikes FROM key_state"
+    " estimated_remaining_quota, last_used_at, source, strikes, fingerprint FROM key_state"
 )
 
 _INF = 1e308  # SQLite REAL cannot hold inf portably; disabled keys are marked by `disabled`.
@@ -109,6 +111,7 @@ class SQLiteStore(Store):
                     last_used_at=row[9],
                     source=row[10],
                     strikes=row[11],
+                    fingerprint=row[12],
                 )
                 for row in rows
             }
@@ -119,6 +122,7 @@ class SQLiteStore(Store):
         rows = [
             (
                 u.key_id,
+                u.fingerprint,
                 min(u.available_at, _INF),
                 int(u.disabled),
                 u.reason,
