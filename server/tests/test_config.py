@@ -141,6 +141,32 @@ def test_bad_environment_override_names_variable() -> None:
             "connect_timeout_seconds: must be greater than 0, got -1",
         ),
         (with_(max_request_body_bytes=-1), "max_request_body_bytes: must be at least 0, got -1"),
+        (
+            with_(attempt_timeout_seconds=0),
+            "attempt_timeout_seconds: must be greater than 0, got 0",
+        ),
+        (with_(queue_timeout_seconds=-1), "queue_timeout_seconds: must be at least 0, got -1"),
+        (
+            with_(retry_non_idempotent="yes please"),
+            "retry_non_idempotent: must be true or false, got 'yes please'",
+        ),
+        (
+            with_(provider="azure"),
+            "provider: unknown value 'azure' (one of: auto, openai, anthropic, gemini, generic)",
+        ),
+        (
+            with_(admin_token="short"),
+            "admin_token: must be at least 16 characters without whitespace",
+        ),
+        (
+            with_(on_status=[{"status": 429, "action": "explode"}]),
+            "on_status[0].action: must be one of: "
+            "retry, failover, cooldown SECONDS, disable, relay",
+        ),
+        (
+            with_(on_status=[{"status": 99, "action": "relay"}]),
+            "on_status[0].status: must be between 100 and 599, got 99",
+        ),
         (with_(listen_port=70000), "listen_port: must be between 1 and 65535, got 70000"),
         (with_(listen_port=True), "listen_port: must be an integer, got True"),
         (

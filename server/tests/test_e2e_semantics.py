@@ -279,3 +279,17 @@ def test_gemini_key_in_query_parameter_never_logged(caplog: pytest.LogCaptureFix
         r.getMessage() for r in caplog.records if r.name.startswith(("poolswitch", "uvicorn"))
     )
     assert VALUES["a"] not in logged and "caller-own" not in logged
+
+
+def test_attempt_timeout_lets_a_get_fail_over_within_the_request_timeout(
+    upstream: FakeUpstream, make_proxy: ProxyFactory
+) -> None:
+    upstream.script("a", {"kind": "hang"})
+    proxy = make_proxy("ab", attempt_timeout_seconds=0.3, request_timeout_seconds=5)
+    with proxy.client() as client:
+        started = time.monotonic()
+        resp = client.get("/v1/models")
+        elapsed = time.monotonic() - started
+    assert resp.status_code == 200 and resp.headers["x-poolswitch-key-id"] == "b"
+    assert resp.headers["x-poolswitch-attempts"] == "2"
+    assert 0.3 <= elapsed < 1.5

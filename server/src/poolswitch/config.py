@@ -79,6 +79,7 @@ class Config:
     admin_token: str | None = field(default=None, repr=False)
     retry_non_idempotent: bool = False
     queue_timeout_seconds: float = 0.0
+    attempt_timeout_seconds: float | None = None
     on_status: tuple[StatusRule, ...] = ()
 
 
@@ -99,6 +100,7 @@ _SCALARS = (
     "admin_token",
     "retry_non_idempotent",
     "queue_timeout_seconds",
+    "attempt_timeout_seconds",
 )
 TOP_LEVEL = (*_SCALARS, "storage", "keys", "on_status")
 
@@ -159,6 +161,9 @@ def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = No
         admin_token=v.optional_secret(doc, "admin_token"),
         retry_non_idempotent=v.boolean(doc, "retry_non_idempotent", False),
         queue_timeout_seconds=v.number(doc, "queue_timeout_seconds", 0.0, low=0),
+        attempt_timeout_seconds=None
+        if doc.get("attempt_timeout_seconds") is None
+        else v.number(doc, "attempt_timeout_seconds", 1.0, positive=True),
         on_status=v.rules(doc.get("on_status")),
     )
     if v.problems:

@@ -107,6 +107,10 @@ class Forwarder:
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
         )
+        # aiohttp re-sends an idempotent request by itself when a reused connection drops;
+        # re-sending is the retry policy's decision (another key, counted as an attempt), so
+        # turn that off, as aiohttp's own test client does.
+        self._session._retry_connection = False
 
     async def close(self) -> None:
         if self._session is not None:

@@ -213,6 +213,8 @@ class Proxy:
             tried.add(i)
             ex.attempts += 1
             remaining = deadline - time.monotonic()
+            if config.attempt_timeout_seconds is not None:
+                remaining = min(remaining, config.attempt_timeout_seconds)
             sent_at = time.perf_counter()
             resp = None
             try:
