@@ -45,8 +45,22 @@ type PoolStatus struct {
 	Storage string `json:"storage"`
 	// UpstreamBaseURL is the API the proxy forwards to.
 	UpstreamBaseURL string `json:"upstream_base_url"`
+	// Provider is the profile that reads upstream answers ("openai", "anthropic", ...).
+	Provider string `json:"provider"`
+	// Degraded is true while the outage guard holds requests (most keys failing alike).
+	Degraded bool `json:"degraded"`
+	// Outage describes the tripped outage guard; nil when it is not tripped.
+	Outage *Outage `json:"outage"`
 	// Keys holds one entry per key of the pool.
 	Keys []KeyStatus `json:"keys"`
+}
+
+// Outage is the outage guard's state in PoolStatus.
+type Outage struct {
+	// Kind is "upstream" (5xx, overload, connection errors) or "rate_limited".
+	Kind string `json:"kind"`
+	// Since is when the guard tripped, in Unix seconds.
+	Since float64 `json:"since"`
 }
 
 // KeyStatus is the state of one key in PoolStatus.
@@ -60,6 +74,9 @@ type KeyStatus struct {
 	// Reason is the outcome that parked the key ("rate_limited", "quota_exhausted",
 	// "key_invalid"); "" when the key is available.
 	Reason string
+	// CooldownSource is the signal the cooldown came from ("retry-after", "retryDelay",
+	// "default", "on_status[0]", ...); "" when the key is available.
+	CooldownSource string
 	// TotalRequests, Successes, Errors and Failovers count the key's attempts.
 	TotalRequests, Successes, Errors, Failovers int64
 	// EstimatedRemainingQuota is the remaining request quota the upstream last reported for
@@ -76,6 +93,7 @@ func (k *KeyStatus) UnmarshalJSON(b []byte) error {
 		State                   string   `json:"state"`
 		CooldownUntil           *float64 `json:"cooldown_until"`
 		Reason                  *string  `json:"reason"`
+		CooldownSource          *string  `json:"cooldown_source"`
 		TotalRequests           int64    `json:"total_requests"`
 		Successes               int64    `json:"successes"`
 		Errors                  int64    `json:"errors"`
@@ -99,6 +117,9 @@ func (k *KeyStatus) UnmarshalJSON(b []byte) error {
 	}
 	if raw.Reason != nil {
 		k.Reason = *raw.Reason
+	}
+	if raw.CooldownSource != nil {
+		k.CooldownSource = *raw.CooldownSource
 	}
 	return nil
 }

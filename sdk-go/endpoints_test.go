@@ -36,8 +36,10 @@ func TestHealth(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	const body = `{"strategy": "round_robin", "storage": "memory", "upstream_base_url": "https://api.openai.com",
+	  "provider": "openai", "degraded": true, "outage": {"kind": "upstream", "since": 1795491700.5},
 	  "keys": [
 	    {"id": "primary", "state": "cooling_down", "cooldown_until": 1795495359.25, "reason": "rate_limited",
+	     "cooldown_source": "retry-after",
 	     "total_requests": 120, "successes": 118, "errors": 2, "failovers": 2,
 	     "estimated_remaining_quota": 17, "last_used_at": 1795491759.5},
 	    {"id": "backup", "state": "available", "cooldown_until": null, "reason": null,
@@ -52,10 +54,11 @@ func TestStatus(t *testing.T) {
 	quota := int64(17)
 	want := &PoolStatus{
 		Strategy: "round_robin", Storage: "memory", UpstreamBaseURL: "https://api.openai.com",
+		Provider: "openai", Degraded: true, Outage: &Outage{Kind: "upstream", Since: 1795491700.5},
 		Keys: []KeyStatus{
 			{
 				ID: "primary", State: KeyCoolingDown, CooldownUntil: time.Unix(1795495359, 250000000),
-				Reason: "rate_limited", TotalRequests: 120, Successes: 118, Errors: 2, Failovers: 2,
+				Reason: "rate_limited", CooldownSource: "retry-after", TotalRequests: 120, Successes: 118, Errors: 2, Failovers: 2,
 				EstimatedRemainingQuota: &quota, LastUsedAt: time.Unix(1795491759, 500000000),
 			},
 			{ID: "backup", State: KeyAvailable},
