@@ -11,7 +11,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "sdk_python", "sdk_node", "sdk_go"]
+nox.options.sessions = ["lint", "tests", "sdk_python", "sdk_node", "sdk_go", "conformance"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -43,7 +43,9 @@ def ensure_apt(session: nox.Session, command: str, package: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (check + format) and mypy --strict over the Python code."""
-    session.install("-e", f"{SERVER}[test]", "ruff==0.17.6", "mypy==2.4.1", "types-PyYAML")
+    session.install(
+        "-e", f"{SERVER}[test]", "-e", "./sdk-python", "ruff==0.17.6", "mypy==2.4.1", "types-PyYAML"
+    )
     session.run("ruff", "check", *PY_SOURCES)
     session.run("ruff", "format", "--check", *PY_SOURCES)
     session.run(
@@ -54,6 +56,11 @@ def lint(session: nox.Session) -> None:
         "server/src",
         "server/bench",
         "conformance/fake_upstream.py",
+        "conformance/run_cases.py",
+        "conformance/runner",
+        "conformance/tests",
+        "conformance/clients/raw",
+        "conformance/clients/python",
     )
     with session.chdir("server"):
         session.run("mypy", "--strict", "tests")
@@ -63,7 +70,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The server's tests: unit tests and end-to-end tests over loopback HTTP."""
     ensure_apt(session, "promtool", "prometheus")
-    session.install("-e", f"{SERVER}[test]")
+    session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python")
     session.run(
         "pytest",
         "-c",
@@ -72,6 +79,7 @@ def tests(session: nox.Session) -> None:
         "server",
         "server/tests",
         "conformance/test_fake_upstream.py",
+        "conformance/tests",
         *session.posargs,
     )
 
@@ -133,6 +141,28 @@ def sdk_go(session: nox.Session) -> None:
         session.run("go", "test", "-count=1", "./...", external=True, env=env)
     with session.chdir("examples/go"):
         session.run("go", "vet", "./...", external=True)
+
+
+@nox.session
+@nox.parametrize("sdk", ["raw", "python", "node", "go"])
+def conformance(session: nox.Session, sdk: str) -> None:
+    """The conformance cases through one client (raw HTTP or an SDK) against the real proxy:
+    `nox -s conformance` runs all four; `-- --run 'failover/*'` narrows (conformance/README.md)."""
+    session.install("-e", SERVER, "-e", "./sdk-python")
+    if sdk == "node":
+        ensure_apt(session, "node", "nodejs")
+        ensure_apt(session, "npm", "npm")
+        with session.chdir("sdk-node"):
+            session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+            session.run("npm", "run", "build", external=True)
+    if sdk == "go":
+        ensure_apt(session, "go", "golang-go")
+        with session.chdir("conformance/clients/go"):
+            unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+            if unformatted and str(unformatted).strip():
+                session.error(f"gofmt would change: {unformatted}")
+            session.run("go", "vet", "./...", external=True)
+    session.run("python", "conformance/run_cases.py", "--sdk", sdk, *session.posargs)
 
 
 @nox.session(default=False)

@@ -485,7 +485,7 @@ class FakeUpstream:
         b: dict[str, Any],
         attempt: Attempt,
         counter: int,
-        body: bytes = b"",
+        received: bytes = b"",
     ) -> web.StreamResponse:
         kind: str = b["kind"]
         if b.get("delay", 0):
@@ -517,7 +517,7 @@ class FakeUpstream:
         if kind == "text":
             resp = web.Response(status=b.get("status", 200), text=b.get("body", ""))
         elif kind == "mirror":
-            resp = web.Response(status=b.get("status", 200), body=body)
+            resp = web.Response(status=b.get("status", 200), body=received)
             resp.headers["Content-Type"] = request.headers.get(
                 "Content-Type", "application/octet-stream"
             )

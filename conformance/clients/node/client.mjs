@@ -1,0 +1,118 @@
+// The conformance client for the Node SDK (poolswitch-node): every call through its methods.
+//
+// Reads one JSON request per line on stdin, answers one JSON line per request on stdout
+// (conformance/README.md, "The client protocol"). Uses only the SDK (built: sdk-node/dist),
+// JSON and stdio.
+import { createInterface } from "node:readline";
+import { pathToFileURL } from "node:url";
+
+import {
+  errorFromResponse,
+  PoolSwitchProxyClient,
+  ProxyConnectionError,
+  ProxyError,
+  ProxyTimeoutError,
+  UpstreamError,
+} from "../../../sdk-node/dist/esm/index.js";
+
+const clients = new Map();
+
+function clientFor(url) {
+  if (!clients.has(url)) {
+    clients.set(url, new PoolSwitchProxyClient(url, { maxRetries: 0 })); // the proxy alone answers
+  }
+  return clients.get(url);
+}
+
+function headersOf(headers) {
+  const out = {};
+  headers.forEach((value, name) => {
+    out[name] = value;
+  });
+  return out;
+}
+
+// An SDK error as the result's error (and, for answers, their status, headers and body).
+function failure(error) {
+  const fail = (code, status = null, retry_after = null) => ({ code, status, retry_after });
+  if (error instanceof ProxyError) {
+    const { code, status, retryAfter } = error;
+    return { status, headers: headersOf(error.headers), error: fail(code, status, retryAfter) };
+  }
+  if (error instanceof UpstreamError) {
+    const body = typeof error.body === "string" ? { text: error.body } : { json: error.body };
+    const { status } = error;
+    return { status, headers: headersOf(error.headers), ...body, error: fail(null, status) };
+  }
+  const none = { status: null, headers: {} };
+  if (error instanceof ProxyTimeoutError) return { ...none, error: fail("timeout") };
+  if (error instanceof ProxyConnectionError) return { ...none, error: fail("connection") };
+  throw error; // anything else is a harness error
+}
+
+async function call(request) {
+  const client = clientFor(request.proxy_url);
+  const timeoutMs = request.timeout * 1000;
+  const options = { headers: request.headers ?? {}, timeoutMs };
+  const { json, text, body_b64: raw } = request;
+  if (json !== undefined) options.json = json;
+  else if (text !== undefined) options.body = text;
+  else if (raw !== undefined) options.body = new Uint8Array(Buffer.from(raw, "base64"));
+  const started = performance.now();
+  const events = [];
+  let opened;
+  try {
+    switch (request.call) {
+      case "health":
+      case "status":
+        const json = await client[request.call]({ timeoutMs });
+        return { status: 200, headers: {}, json, error: null };
+      case "metrics":
+        return { status: 200, headers: {}, text: await client.metrics({ timeoutMs }), error: null };
+      case "request": {
+        const response = await client.send(request.method, request.path, options);
+        const error = response.ok ? null : failure(errorFromResponse(response)).error;
+        const body_b64 = Buffer.from(response.bytes()).toString("base64"); // the runner reads it
+        return { status: response.status, headers: headersOf(response.headers), body_b64, error };
+      }
+      default: {
+        const stream = client.stream(request.method, request.path, options);
+        opened = await stream.open();
+        for await (const event of stream) {
+          const at = (performance.now() - started) / 1000;
+          events.push({ event: event.event, data: event.data, id: event.id, at });
+        }
+        return { status: opened.status, headers: headersOf(opened.headers), events, error: null };
+      }
+    }
+  } catch (error) {
+    const result = failure(error);
+    if (request.call !== "stream") return result;
+    if (opened === undefined) return { ...result, events };
+    const { status, headers } = opened;
+    return { status, headers: headersOf(headers), events, error: result.error };
+  }
+}
+
+export async function run(stdin, stdout, stderr) {
+  const lines = createInterface({ input: stdin, crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (line.trim() === "") continue;
+    let id = null;
+    let answer;
+    try {
+      const request = JSON.parse(line);
+      id = request.id;
+      answer = { id, result: await call(request) };
+    } catch (error) {
+      stderr.write(`node client: ${error?.stack ?? error}\n`);
+      answer = { id, harness_error: `${error?.name}: ${error?.message}` };
+    }
+    stdout.write(`${JSON.stringify(answer)}\n`);
+  }
+  return 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await run(process.stdin, process.stdout, process.stderr);
+}

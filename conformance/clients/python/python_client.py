@@ -1,0 +1,105 @@
+"""The conformance client for the Python SDK (poolswitch_client): every call through its methods.
+
+Reads one JSON request per line on stdin, answers one JSON line per request on stdout
+(conformance/README.md, "The client protocol"). Uses only the SDK, json and stdio.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from typing import IO, Any
+
+from poolswitch_client import (
+    PoolSwitchClient,
+    ProxyConnectionError,
+    ProxyError,
+    ProxyResponse,
+    ProxyTimeoutError,
+    UpstreamError,
+)
+
+clients: dict[str, PoolSwitchClient] = {}
+
+
+def client_for(url: str) -> PoolSwitchClient:
+    if url not in clients:  # no SDK retries: the runner checks what the proxy answered
+        clients[url] = PoolSwitchClient(url, max_retries=0)
+    return clients[url]
+
+
+def answer_of(response: ProxyResponse) -> dict[str, Any]:
+    """Status, headers and body of a whole answer (the body as received: the runner reads it)."""
+    body = base64.b64encode(response.content).decode()
+    headers = dict(response.headers.items())
+    return {"status": response.status, "headers": headers, "body_b64": body, "error": None}
+
+
+def failure(code: str | None, status: int | None = None, retry_after: Any = None) -> dict[str, Any]:
+    return {"code": code, "status": status, "retry_after": retry_after}
+
+
+def call(request: dict[str, Any]) -> dict[str, Any]:
+    client, kind = client_for(request["proxy_url"]), request["call"]
+    options: dict[str, Any] = {"headers": request.get("headers") or {}}
+    options["timeout"] = request["timeout"]
+    if "json" in request:
+        options["json"] = request["json"]
+    elif "text" in request:
+        options["content"] = request["text"]
+    elif "body_b64" in request:
+        options["content"] = base64.b64decode(request["body_b64"])
+    events: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"status": None, "headers": {}, "error": None}
+    started = time.monotonic()
+    try:
+        if kind in ("health", "status"):
+            document = client.health() if kind == "health" else client.status()
+            return {"status": 200, "headers": {}, "json": document, "error": None}
+        if kind == "metrics":
+            return {"status": 200, "headers": {}, "text": client.metrics(), "error": None}
+        if kind == "request":
+            return answer_of(client.send(request["method"], request["path"], **options))
+        result["events"] = events
+        with client.stream(request["method"], request["path"], **options) as stream:
+            result.update(status=stream.status, headers=dict(stream.headers.items()))
+            for event in stream:
+                at = time.monotonic() - started
+                events.append({"event": event.event, "data": event.data, "id": event.id, "at": at})
+        return result
+    except ProxyError as err:
+        answer = answer_of(err.response) if err.response is not None else {}
+        error = failure(err.code, err.status, err.retry_after)
+        return {**result, **answer, "error": error}
+    except UpstreamError as err:
+        answer = answer_of(err.response) if err.response is not None else {}
+        return {**result, **answer, "error": failure(None, err.status)}
+    except ProxyTimeoutError:
+        return {**result, "error": failure("timeout")}
+    except ProxyConnectionError:
+        return {**result, "error": failure("connection")}
+
+
+def run(stdin: IO[str], stdout: IO[str], stderr: IO[str]) -> int:
+    for line in stdin:
+        if not line.strip():
+            continue
+        request_id = None
+        try:
+            request = json.loads(line)
+            request_id = request["id"]
+            answer: dict[str, Any] = {"id": request_id, "result": call(request)}
+        except Exception as exc:  # the runner reports it as a harness error
+            print(f"python client: {exc!r}", file=stderr)
+            answer = {"id": request_id, "harness_error": f"{type(exc).__name__}: {exc}"}
+        stdout.write(json.dumps(answer) + "\n")
+        stdout.flush()
+    for client in clients.values():
+        client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.stdin, sys.stdout, sys.stderr))

@@ -1,0 +1,244 @@
+"""The runner's command line: load the cases, pick the client, run, report.
+
+    python conformance/run_cases.py --sdk go [--run 'failover/*'] [--skip PATTERN] [--parallel 2]
+                              [--known-failing FILE] [--python PY] [--server-src DIR] [-v]
+
+Prints `FAILED: <case>` with its reasons for every failing case, then `Total cases: N` and, last,
+`X passed, Y failed`. Exit status: 0 when nothing failed, 1 when something did, 2 when the run
+could not start (invalid cases, patterns or known-failing list; a client that does not build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TextIO
+
+from runner import leaks
+from runner.client import ClientProcess
+from runner.execute import CaseResult, Environment, run_case
+from runner.patterns import KnownFailing, PatternError, known_for, parse_known_failing, select
+from runner.patterns import unused as unused_entries
+from runner.schema import Case, CaseError, load_cases
+
+__all__ = ["SDKS", "main"]
+
+CONFORMANCE = Path(__file__).resolve().parent.parent
+REPO = CONFORMANCE.parent
+SDKS = ("raw", "python", "node", "go")
+CLIENTS = CONFORMANCE / "clients"
+NODE_SDK = REPO / "sdk-node" / "dist" / "esm" / "index.js"
+GO_BUILD_TIMEOUT = 300
+
+
+class SetupError(RuntimeError):
+    """The run cannot start."""
+
+
+def client_command(sdk: str, build_dir: Path) -> list[str]:
+    """The command line of the client program for `sdk` (building it first for Go)."""
+    if sdk == "raw":
+        return [sys.executable, str(CLIENTS / "raw" / "raw_client.py")]
+    if sdk == "python":
+        return [sys.executable, str(CLIENTS / "python" / "python_client.py")]
+    if sdk == "node":
+        if not NODE_SDK.is_file():
+            raise SetupError(f"{NODE_SDK} is missing: run `npm ci && npm run build` in sdk-node")
+        node = shutil.which("node")
+        if node is None:
+            raise SetupError("node is not on PATH")
+        return [node, str(CLIENTS / "node" / "client.mjs")]
+    if sdk == "go":
+        binary = build_dir / "go-client"
+        try:
+            subprocess.run(
+                ["go", "build", "-o", str(binary), "."],
+                cwd=CLIENTS / "go",
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=GO_BUILD_TIMEOUT,
+            )
+        except FileNotFoundError:
+            raise SetupError("go is not on PATH") from None
+        except subprocess.CalledProcessError as exc:
+            raise SetupError(f"go build failed:\n{exc.stderr}") from None
+        except subprocess.TimeoutExpired:
+            raise SetupError(f"go build took over {GO_BUILD_TIMEOUT}s") from None
+        return [str(binary)]
+    raise SetupError(f"unknown SDK {sdk!r} (one of {', '.join(SDKS)}, or give --client)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conformance/run_cases.py",
+        description="Run the PoolSwitch conformance cases against the real proxy with one client.",
+    )
+    parser.add_argument("--sdk", required=True, help=f"{', '.join(SDKS)}, or a name for --client")
+    parser.add_argument("--client", help="the client program's command line (for a new SDK)")
+    parser.add_argument("--run", action="append", default=[], metavar="PATTERN")
+    parser.add_argument("--skip", action="append", default=[], metavar="PATTERN")
+    parser.add_argument("--known-failing", type=Path, metavar="FILE")
+    parser.add_argument("--cases", type=Path, default=CONFORMANCE / "cases", metavar="DIR")
+    parser.add_argument("--parallel", type=int, default=2, metavar="N", help="cases at a time")
+    parser.add_argument(
+        "--python", default=sys.executable, help="the interpreter that runs the proxy"
+    )
+    parser.add_argument(
+        "--server-src",
+        type=Path,
+        default=os.environ.get("CONFORMANCE_SERVER_SRC") or None,
+        metavar="DIR",
+        help="run the proxy from this copy of server/src (default $CONFORMANCE_SERVER_SRC)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the selected cases and stop")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def _known_failing(path: Path) -> list[KnownFailing]:
+    if not path.exists():
+        return []
+    try:
+        source = str(path.relative_to(CONFORMANCE))
+    except ValueError:
+        source = str(path)
+    return parse_known_failing(path.read_text(encoding="utf-8"), source)
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+class _Report:
+    def __init__(self, out: TextIO, known: Sequence[KnownFailing], verbose: bool) -> None:
+        self.out = out
+        self.known = known
+        self.verbose = verbose
+        self.passed = 0
+        self.failed = 0
+        self.known_failures = 0
+
+    def add(self, result: CaseResult) -> None:
+        entry = known_for(self.known, result.case_id)
+        clean = leaks.redact
+        if result.passed and entry is not None:
+            self.failed += 1
+            print(f"FAILED: {result.case_id}", file=self.out)
+            print(
+                f"    listed in {entry.where} ({entry.reason}) but passed: take it off the list",
+                file=self.out,
+            )
+        elif result.passed:
+            self.passed += 1
+            if self.verbose:
+                print(f"passed: {result.case_id} ({result.seconds:.1f}s)", file=self.out)
+        elif entry is not None:
+            self.passed += 1
+            self.known_failures += 1
+            print(f"known failing: {result.case_id} ({entry.where}: {entry.reason})", file=self.out)
+            if self.verbose:
+                print(_indent(clean("\n".join(result.reasons), result.secrets)), file=self.out)
+        else:
+            self.failed += 1
+            print(f"FAILED: {result.case_id} ({result.seconds:.1f}s)", file=self.out)
+            print(_indent(clean("\n".join(result.reasons), result.secrets)), file=self.out)
+            if result.log_tail:
+                print("    the proxy's log ends with:", file=self.out)
+                print(_indent(clean(result.log_tail, result.secrets), " " * 8), file=self.out)
+        self.out.flush()
+
+
+def _run_all(
+    cases: Sequence[Case],
+    argv: Sequence[str],
+    env: Environment,
+    parallel: int,
+    report: Callable[[CaseResult], None],
+) -> None:
+    clients: queue.Queue[ClientProcess] = queue.Queue()
+    started: list[ClientProcess] = []
+    for i in range(parallel):
+        client = ClientProcess(argv, env.workdir / f"client-{i}.log", cwd=CONFORMANCE)
+        client.start()
+        started.append(client)
+        clients.put(client)
+
+    def work(number: int, case: Case) -> CaseResult:
+        client = clients.get()
+        begun = time.monotonic()
+        try:
+            return run_case(case, client, env, number)
+        except Exception:
+            reason = f"runner error:\n{traceback.format_exc()}"
+            return CaseResult(case.id, (reason,), time.monotonic() - begun, {})
+        finally:
+            clients.put(client)
+
+    try:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            futures = [pool.submit(work, n, case) for n, case in enumerate(cases, start=1)]
+            for future in futures:
+                report(future.result())
+    finally:
+        for client in started:
+            client.close()
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    args = _parser().parse_args(argv)
+    if args.parallel < 1:
+        print("--parallel must be at least 1", file=sys.stderr)
+        return 2
+    known_path = args.known_failing or CONFORMANCE / "known-failing" / f"{args.sdk}.txt"
+    try:
+        cases = load_cases(args.cases)
+        ids = [case.id for case in cases]
+        chosen = set(select(ids, args.run, args.skip))
+        known = _known_failing(known_path)
+        idle = unused_entries(known, ids)
+        if idle:
+            raise PatternError([f"{e.where}: {e.pattern!r} matches no case" for e in idle])
+    except (CaseError, PatternError) as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 2
+    selected = [case for case in cases if case.id in chosen]
+    if args.list:
+        print("\n".join(case.id for case in selected), file=out)
+        return 0
+    workdir = Path(tempfile.mkdtemp(prefix=f"poolswitch-conformance-{args.sdk}-"))
+    started = time.monotonic()
+    try:
+        command = shlex.split(args.client) if args.client else client_command(args.sdk, workdir)
+        server = args.server_src.resolve() if args.server_src else None
+        env = Environment(python=args.python, workdir=workdir, server_src=server)
+        where = f", proxy from {server}" if server else ""
+        print(
+            f"conformance: {args.sdk} client, {len(selected)} case(s), "
+            f"{args.parallel} at a time{where}",
+            file=out,
+        )
+        report = _Report(out, known, args.verbose)
+        _run_all(selected, command, env, args.parallel, report.add)
+    except SetupError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if report.known_failures:
+        print(f"Known failing (accepted): {report.known_failures}", file=out)
+    print(f"Time: {time.monotonic() - started:.1f}s", file=out)
+    print(f"Total cases: {len(selected)}", file=out)
+    print(f"{report.passed} passed, {report.failed} failed", file=out)
+    return 1 if report.failed else 0

@@ -1,0 +1,215 @@
+"""Run one case: fake upstream, real proxy, the steps through the client, the verdict.
+
+Per case: key values are made up (`sk-conf-<id>-<random>`), the fake upstream starts in a thread
+with the case's scripts, `poolswitch start` starts with the case's settings, then each step runs
+in order. Every call's result is checked against its expectations and for key values (the secret
+invariant); the upstream's record against the case's `expect_upstream`; the proxy's log for key
+values; and the proxy must exit 0 when stopped. A harness error or a dead proxy ends the case.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from runner import leaks
+from runner.client import ClientProcess, HarnessError
+from runner.compare import attempt_view, check_result, check_upstream, normalise
+from runner.proxy import ProxyProcess, ProxyStartError
+from runner.schema import Call, Case, Step, substitute
+from runner.settings import proxy_settings
+
+from fake_upstream import FakeUpstream, blob_bytes
+
+__all__ = ["CaseResult", "Environment", "run_case"]
+
+HARNESS_SLACK = 15.0  # how much longer than a call's own timeout the client may take
+
+
+@dataclass(frozen=True)
+class Environment:
+    python: str  # the interpreter that runs `-m poolswitch start`
+    workdir: Path  # a fresh directory for this run
+    server_src: Path | None = None  # another server's src/ to run instead
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case_id: str
+    reasons: tuple[str, ...]
+    seconds: float
+    secrets: Mapping[str, str]  # to redact from anything printed about this case
+    log_tail: str = ""  # the proxy's log when it died or failed to start
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+
+class _Failed(Exception):
+    """Ends a case early (harness error, dead proxy)."""
+
+
+class _CaseRun:
+    def __init__(self, case: Case, client: ClientProcess, env: Environment, directory: Path):
+        self.case = case
+        self.client = client
+        self.env = env
+        self.directory = directory
+        self.values = {k.id: f"sk-conf-{k.id}-{secrets.token_hex(12)}" for k in case.keys}
+        self.secrets = dict(self.values)
+        token = case.config.get("admin_token")
+        if isinstance(token, str):
+            self.secrets["admin_token"] = token
+        self.reasons: list[str] = []
+        self.log_tail = ""
+        self._dead = socket.socket()  # bound, never listening: connections are refused
+        self._dead.bind(("127.0.0.1", 0))
+        self.dead_url = f"http://127.0.0.1:{self._dead.getsockname()[1]}"
+        self.table = {f"key:{i}": v for i, v in self.values.items()} | {"dead_url": self.dead_url}
+        self.fake: FakeUpstream | None = None
+        self.proxy: ProxyProcess | None = None
+
+    def run(self) -> None:
+        try:
+            self._start()
+            for number, step in enumerate(self.case.steps, start=1):
+                self._step(number, step)
+            assert self.fake is not None
+            attempts = [attempt_view(a) for a in list(self.fake.attempts)]
+            self.reasons += check_upstream(self.case.expect_upstream, attempts)
+        except _Failed:
+            pass
+        finally:
+            self._stop()
+
+    def _start(self) -> None:
+        overrides = substitute(dict(self.case.config), self.table)
+        scheme = overrides.get("auth_scheme", "Bearer")
+        self.fake = FakeUpstream(
+            {value: key_id for key_id, value in self.values.items()},
+            auth_header=str(overrides.get("auth_header_name", "authorization")).lower(),
+            auth_scheme=None if scheme is None else str(scheme),
+            auth_query_param=overrides.get("auth_query_param"),
+        ).start_in_thread()
+        self._script(self.case.upstream)
+        settings = proxy_settings(
+            overrides,
+            [(k.id, k.weight) for k in self.case.keys],
+            self.values,
+            self.fake.url,
+            self.directory,
+        )
+        self.proxy = ProxyProcess(
+            self.env.python, self.directory, settings, server_src=self.env.server_src
+        )
+        self._start_proxy("start")
+
+    def _start_proxy(self, what: str) -> None:
+        assert self.proxy is not None
+        try:
+            self.proxy.start()
+        except ProxyStartError as exc:
+            self.reasons.append(f"{what}: {exc} (exit code {self.proxy.exit_code})")
+            self.log_tail = self.proxy.tail()
+            raise _Failed from None
+
+    def _stop(self) -> None:
+        if self.proxy is not None:
+            running = self.proxy.alive()
+            self.proxy.stop()
+            if running and self.proxy.exit_code != 0:
+                self.reasons.append(f"the proxy exited with {self.proxy.exit_code} on SIGTERM")
+            leaked = leaks.in_text(self.proxy.log(), self.secrets)
+            if leaked:
+                self.reasons.append(f"the proxy's log contains the value of {', '.join(leaked)}")
+        if self.fake is not None:
+            self.fake.stop_thread()
+        self._dead.close()
+
+    def _script(self, scripts: Mapping[str, Any]) -> None:
+        assert self.fake is not None
+        for key_id, behaviours in scripts.items():
+            self.fake.script(key_id, *substitute(list(behaviours), self.table))
+
+    def _step(self, number: int, step: Step) -> None:
+        label = f"step {number} ({step.label()})"
+        if step.action == "wait":
+            time.sleep(step.seconds)
+        elif step.action == "script":
+            self._script(step.scripts)
+        elif step.action == "restart":
+            assert self.proxy is not None
+            self.proxy.stop()
+            if self.proxy.exit_code != 0:
+                self.reasons.append(f"{label}: the proxy exited with {self.proxy.exit_code}")
+            self._start_proxy(label)
+        else:
+            for turn in range(step.repeat):
+                where = label if step.repeat == 1 else f"{label} #{turn + 1}"
+                self._call(where, f"{self.case.id}#{number}.{turn + 1}", step)
+
+    def _call(self, where: str, request_id: str, step: Step) -> None:
+        assert self.fake is not None and self.proxy is not None and step.call is not None
+        before = len(self.fake.attempts)
+        request = self._request(request_id, step.call)
+        try:
+            line, result = self.client.call(request, step.call.timeout + HARNESS_SLACK)
+        except HarnessError as exc:
+            self.reasons.append(f"{where}: harness error: {exc}")
+            raise _Failed from None
+        attempts = [attempt_view(a) for a in list(self.fake.attempts)[before:]]
+        leaked = leaks.in_result(line, result, self.secrets)
+        result = normalise(result)
+        if leaked:
+            self.reasons.append(f"{where}: the answer contains the value of {', '.join(leaked)}")
+        expect = step.expect
+        filled = {f.name: substitute(getattr(expect, f.name), self.table) for f in fields(expect)}
+        expect = dataclasses.replace(expect, **filled)
+        for reason in check_result(expect, result, attempts, now=time.time()):
+            self.reasons.append(f"{where}: {reason}")
+        if not self.proxy.alive():
+            self.reasons.append(f"{where}: the proxy died (exit code {self.proxy.exit_code})")
+            self.log_tail = self.proxy.tail()
+            raise _Failed
+
+    def _request(self, request_id: str, call: Call) -> dict[str, Any]:
+        assert self.proxy is not None
+        request: dict[str, Any] = {
+            "id": request_id,
+            "proxy_url": self.dead_url if call.dead_proxy else self.proxy.url,
+            "call": call.call,
+            "stream": call.call == "stream",
+            "method": call.method,
+            "path": call.path,
+            "headers": dict(substitute(dict(call.headers), self.table)),
+            "timeout": call.timeout,
+        }
+        if call.body_kind == "body_blob":
+            request["body_b64"] = base64.b64encode(blob_bytes(int(call.body))).decode()
+        elif call.body_kind is not None:
+            request[call.body_kind] = substitute(call.body, self.table)
+        return request
+
+
+def run_case(case: Case, client: ClientProcess, env: Environment, number: int) -> CaseResult:
+    """Run `case` with `client`; `number` makes its working directory unique in the run."""
+    started = time.monotonic()
+    directory = env.workdir / f"{number:03d}-{case.file}-{case.name}"
+    directory.mkdir(parents=True)
+    run = _CaseRun(case, client, env, directory)
+    run.run()
+    return CaseResult(
+        case.id,
+        tuple(run.reasons),
+        time.monotonic() - started,
+        run.secrets,
+        run.log_tail,
+    )

@@ -1,0 +1,99 @@
+"""The Python client programs' run(): one JSON line out per line in, errors as data."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import socket
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+CLIENTS = Path(__file__).resolve().parent.parent / "clients"
+
+
+def load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def programs() -> list[Any]:
+    found: list[Any] = [pytest.param(CLIENTS / "raw" / "raw_client.py", id="raw")]
+    found.append(pytest.param(CLIENTS / "python" / "python_client.py", id="python"))
+    return found
+
+
+def answers(path: Path, *requests: Any) -> list[dict[str, Any]]:
+    if path.parent.name == "python":
+        pytest.importorskip("poolswitch_client")
+    module = load(f"client_{path.parent.name}", path)
+    stdin = io.StringIO(
+        "".join(r if isinstance(r, str) else json.dumps(r) + "\n" for r in requests)
+    )
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert module.run(stdin, stdout, stderr) == 0
+    return [json.loads(line) for line in stdout.getvalue().splitlines()]
+
+
+@pytest.fixture
+def dead_url() -> Any:
+    with socket.socket() as sock:  # bound, not listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("path", programs())
+def test_an_unreachable_proxy_is_a_connection_error(path: Path, dead_url: str) -> None:
+    request = {
+        "id": "r1",
+        "proxy_url": dead_url,
+        "call": "request",
+        "method": "GET",
+        "path": "/v1/models",
+        "headers": {},
+        "timeout": 5,
+    }
+    health = {
+        "id": "r2",
+        "proxy_url": dead_url,
+        "call": "health",
+        "method": "GET",
+        "path": "/health",
+        "timeout": 5,
+    }
+    [first, second] = answers(path, request, health)
+    assert first == {
+        "id": "r1",
+        "result": {
+            "status": None,
+            "headers": {},
+            "error": {"code": "connection", "status": None, "retry_after": None},
+        },
+    }
+    assert second["id"] == "r2" and second["result"]["error"]["code"] == "connection"
+
+
+@pytest.mark.parametrize("path", programs())
+def test_a_bad_line_is_a_harness_error_and_the_next_still_runs(path: Path, dead_url: str) -> None:
+    [bad, missing, good] = answers(
+        path,
+        "not json\n",
+        {"id": "x"},
+        {
+            "id": "y",
+            "proxy_url": dead_url,
+            "call": "metrics",
+            "method": "GET",
+            "path": "/metrics",
+            "timeout": 5,
+        },
+    )
+    assert bad["id"] is None and "harness_error" in bad
+    assert missing["id"] == "x" and "harness_error" in missing
+    assert good["result"]["error"]["code"] == "connection"

@@ -1,0 +1,102 @@
+"""runner.cli end to end: real proxy, fake upstream, the raw client; and the report's rules."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from runner.cli import main
+
+CASES = """
+cases:
+  - name: passes
+    upstream: {alpha: [{kind: rate_limit, headers: {Retry-After: "30"}}]}
+    steps:
+      - request: {}
+        expect: {status: 200, key_id: beta, attempts: 2, upstream_keys: [alpha, beta]}
+  - name: fails
+    steps:
+      - request: {}
+        expect: {status: 201, key_id: alpha}
+  - name: leaks
+    upstream: {alpha: [{kind: echo}]}
+    steps:
+      - request: {}
+        expect: {status: 200}
+"""
+
+
+@pytest.fixture
+def cases(tmp_path: Path) -> Path:
+    directory = tmp_path / "cases"
+    directory.mkdir()
+    (directory / "demo.yaml").write_text(CASES)
+    return directory
+
+
+def run(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["--sdk", "raw", *args], out=out)
+    return code, out.getvalue()
+
+
+def test_a_run_reports_each_failure_then_the_totals(cases: Path, tmp_path: Path) -> None:
+    known = tmp_path / "known.txt"
+    known.write_text("")
+    code, out = run("--cases", str(cases), "--known-failing", str(known))
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[-2:] == ["Total cases: 3", "1 passed, 2 failed"]
+    assert any(line.startswith("FAILED: demo/fails") for line in lines)
+    assert "    step 1 (request POST /v1/chat/completions): status: expected 201, seen 200" in lines
+    assert (
+        "    step 1 (request POST /v1/chat/completions): the answer contains the value of alpha"
+        in lines
+    )
+    assert "sk-conf-" not in out  # the runner never prints a key value either
+
+
+def test_known_failing_cases_are_accepted_and_must_keep_failing(
+    cases: Path, tmp_path: Path
+) -> None:
+    known = tmp_path / "known.txt"
+    known.write_text("demo/fails  # the case expects 201\ndemo/passes  # stale entry\n")
+    code, out = run("--cases", str(cases), "--known-failing", str(known), "--run", "demo/[fp]*")
+    assert code == 1
+    assert "known failing: demo/fails (" in out
+    assert "FAILED: demo/passes" in out and "but passed: take it off the list" in out
+    assert out.splitlines()[-1] == "1 passed, 1 failed"
+
+
+def test_a_known_failing_pattern_that_matches_nothing_stops_the_run(
+    cases: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    known = tmp_path / "known.txt"
+    known.write_text("demo/nope  # gone\n")
+    code, out = run("--cases", str(cases), "--known-failing", str(known))
+    assert code == 2 and out == ""
+    assert "'demo/nope' matches no case" in capsys.readouterr().err
+
+
+def test_list_and_narrow(cases: Path, tmp_path: Path) -> None:
+    code, out = run(
+        "--cases",
+        str(cases),
+        "--known-failing",
+        str(tmp_path / "none.txt"),
+        "--list",
+        "--run",
+        "demo/p*",
+        "--run",
+        "demo/l*",
+    )
+    assert code == 0
+    assert out.splitlines() == ["demo/passes", "demo/leaks"]
+
+
+def test_invalid_cases_stop_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.yaml").write_text("cases: [{name: x, steps: [{wiat: 1}]}]\n")
+    code, _ = run("--cases", str(tmp_path))
+    assert code == 2
+    assert "bad.yaml: cases[0].steps[0]: needs exactly one of" in capsys.readouterr().err

@@ -1,0 +1,198 @@
+"""runner.schema: loading cases strictly, with messages that name the place."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from runner.matchers import MISSING
+from runner.schema import CHAT, CaseError, load_cases, parse_file, placeholders, substitute
+
+from fake_upstream import blob_bytes
+
+GOOD = """
+description: a file
+cases:
+  - name: one
+    keys: [alpha, {id: beta, weight: 3}]
+    config: {strategy: quota_failover, storage: {backend: sqlite}}
+    upstream:
+      alpha: {kind: rate_limit, headers: {Retry-After: "2"}}
+    steps:
+      - request: {}
+        expect: {status: 200, key_id: beta, upstream: [{key_id: alpha, body_text: hé}]}
+      - stream: {method: GET, path: /s}
+        repeat: 2
+        expect: {events: [a, {event: x}], events_spread: 0.5}
+      - wait: 0.5
+      - restart: {}
+      - script: {beta: [{kind: ok}]}
+      - health:
+      - status: {proxy: dead, timeout: 2}
+    expect_upstream: {keys: [alpha, beta], key_counts: {alpha: 1}}
+"""
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(CaseError) as info:
+        parse_file("t.yaml", text)
+    return list(info.value.problems)
+
+
+def case_with(body: str) -> str:
+    return "cases:\n  - name: c\n" + "".join(f"    {line}\n" for line in body.strip().splitlines())
+
+
+def test_a_good_file() -> None:
+    [case] = parse_file("failover.yaml", GOOD)
+    assert case.id == "failover/one"
+    assert [(k.id, k.weight) for k in case.keys] == [("alpha", None), ("beta", 3)]
+    assert case.upstream["alpha"][0]["kind"] == "rate_limit"
+    assert [s.action for s in case.steps] == [
+        "request",
+        "stream",
+        "wait",
+        "restart",
+        "script",
+        "health",
+        "status",
+    ]
+    request, stream, wait = case.steps[0], case.steps[1], case.steps[2]
+    assert request.call is not None and request.call.method == "POST"
+    assert request.call.body_kind == "json" and request.call.body == CHAT
+    assert request.expect.error is None and request.expect.json is MISSING
+    upstream = request.expect.upstream
+    assert upstream == [
+        {
+            "key_id": "alpha",
+            "body_sha256": hashlib.sha256("hé".encode()).hexdigest(),
+            "body_length": 3,
+        }
+    ]
+    assert stream.repeat == 2 and stream.call is not None and stream.call.body_kind is None
+    assert wait.seconds == 0.5
+    status = case.steps[6].call
+    assert status is not None and status.dead_proxy and status.timeout == 2
+    assert case.expect_upstream.key_counts == {"alpha": 1}
+
+
+def test_defaults() -> None:
+    [case] = parse_file("t.yaml", case_with("steps: [{stream: {}}]"))
+    assert [k.id for k in case.keys] == ["alpha", "beta", "gamma"]
+    call = case.steps[0].call
+    assert call is not None and call.path == "/v1/chat/completions"
+    assert call.body == {**CHAT, "stream": True}
+
+
+def test_unknown_fields_are_errors_with_their_path() -> None:
+    text = case_with("""
+colour: red
+steps:
+  - request: {methd: GET}
+    expect: {stauts: 200, error: {cod: x}}
+""")
+    assert problems_of(text) == [
+        "t.yaml: cases[0].colour: unknown field",
+        "t.yaml: cases[0].steps[0].request.methd: unknown field",
+        "t.yaml: cases[0].steps[0].expect.stauts: unknown field",
+        "t.yaml: cases[0].steps[0].expect.error.cod: unknown field",
+    ]
+
+
+def test_duplicate_yaml_keys_are_errors() -> None:
+    [line] = problems_of("cases:\n  - name: a\n    name: b\n    steps: [{wait: 1}]\n")
+    assert "duplicate key 'name'" in line and "line 3" in line
+
+
+def test_behaviours_are_checked() -> None:
+    text = case_with("""
+upstream: {alpha: [{kind: explode}], zeta: [{kind: ok}]}
+steps: [{wait: 1}]
+""")
+    assert problems_of(text) == [
+        "t.yaml: cases[0].upstream.alpha[0]: unknown behaviour kind: 'explode'",
+        "t.yaml: cases[0].upstream.zeta: not a key of this case (alpha, beta, gamma)",
+    ]
+
+
+def test_proxy_settings_are_checked_by_the_server() -> None:
+    text = case_with("""
+config: {strategy: nope, retry_atempts: 2, keys: []}
+steps: [{wait: 1}]
+""")
+    lines = problems_of(text)
+    assert lines == ["t.yaml: cases[0].config.keys: set by the runner"]
+    lines = problems_of(case_with("config: {strategy: nope, retry_atempts: 2}\nsteps: [{wait: 1}]"))
+    assert "t.yaml: cases[0].config.retry_atempts: unknown field" in lines
+    assert any(line.startswith("t.yaml: cases[0].config.strategy: ") for line in lines)
+
+
+def test_steps_need_exactly_one_action() -> None:
+    assert problems_of(case_with("steps: [{wait: 1, restart: {}}]")) == [
+        "t.yaml: cases[0].steps[0]: needs exactly one of: request, stream, health, status, "
+        "metrics, wait, restart, script"
+    ]
+    assert problems_of(case_with("steps: [{wait: 1, expect: {}}]")) == [
+        "t.yaml: cases[0].steps[0].expect: unknown field"
+    ]
+
+
+def test_values_are_checked() -> None:
+    text = case_with("""
+steps:
+  - request: {path: v1, text: 3, json: {}}
+    repeat: 0
+    expect: {status: {$rx: 1}, events: [a]}
+  - wait: 99
+""")
+    assert problems_of(text) == [
+        "t.yaml: cases[0].steps[0].request.path: must start with /",
+        "t.yaml: cases[0].steps[0].request: give one body, not json and text",
+        "t.yaml: cases[0].steps[0].expect.status: unknown matcher $rx (one of $absent, $all, "
+        "$contains, $from_now, $one_of, $present, $range, $re)",
+        "t.yaml: cases[0].steps[0].expect.events: only a stream step has events",
+        "t.yaml: cases[0].steps[0].repeat: must be an integer in [1, 200]",
+        "t.yaml: cases[0].steps[1].wait: must be in [0, 30], got 99",
+    ]
+
+
+def test_placeholders_must_be_known() -> None:
+    text = case_with("""
+upstream: {alpha: [{kind: text, body: "{{key:zeta}} {{key:alpha}}"}]}
+steps: [{wait: 1}]
+""")
+    assert problems_of(text) == [
+        "t.yaml: cases[0]: unknown placeholder {{key:zeta}} (key:ID or dead_url)"
+    ]
+
+
+def test_duplicate_case_names() -> None:
+    text = "cases:\n  - {name: a, steps: [{wait: 1}]}\n  - {name: a, steps: [{wait: 1}]}\n"
+    assert problems_of(text) == ["t.yaml: cases[1].name: duplicate case name 'a'"]
+
+
+def test_substitute_and_placeholders() -> None:
+    value = {"a": ["x {{key:alpha}} y", {"b": "{{dead_url}}"}], "n": 3, "o": "{{other}}"}
+    assert placeholders(value) == {"key:alpha", "dead_url", "other"}
+    table = {"key:alpha": "sk-1", "dead_url": "http://d"}
+    assert substitute(value, table) == {
+        "a": ["x sk-1 y", {"b": "http://d"}],
+        "n": 3,
+        "o": "{{other}}",
+    }
+
+
+def test_body_blob_upstream_expectation() -> None:
+    [case] = parse_file(
+        "t.yaml", case_with("steps: [{request: {}, expect: {upstream: [{body_blob: 300}]}}]")
+    )
+    assert case.steps[0].expect.upstream == [
+        {"body_sha256": hashlib.sha256(blob_bytes(300)).hexdigest(), "body_length": 300}
+    ]
+
+
+def test_the_shipped_cases_load() -> None:
+    cases = load_cases(Path(__file__).resolve().parent.parent / "cases")
+    assert len(cases) >= 30
+    assert len({case.id for case in cases}) == len(cases)

@@ -1,0 +1,44 @@
+"""runner.settings: the proxy's settings for a case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from runner.settings import BASE, SettingsError, check_settings, proxy_settings
+
+
+def test_overrides_merge_over_the_base(tmp_path: Path) -> None:
+    settings = proxy_settings(
+        {"strategy": "random", "storage": {"backend": "sqlite"}, "on_status": []},
+        [("alpha", None), ("beta", 4)],
+        {"alpha": "sk-a", "beta": "sk-b"},
+        "http://127.0.0.1:1",
+        tmp_path,
+    )
+    assert settings["strategy"] == "random"
+    assert settings["retry_attempts"] == BASE["retry_attempts"]
+    assert settings["storage"] == {"backend": "sqlite", "sqlite_path": str(tmp_path / "state.db")}
+    assert settings["keys"] == [
+        {"id": "alpha", "value": "sk-a"},
+        {"id": "beta", "value": "sk-b", "weight": 4},
+    ]
+    assert settings["upstream_base_url"] == "http://127.0.0.1:1"
+
+
+def test_a_case_may_point_the_proxy_elsewhere(tmp_path: Path) -> None:
+    settings = proxy_settings(
+        {"upstream_base_url": "http://x:1"}, [("a", None)], {"a": "v"}, "http://u", tmp_path
+    )
+    assert settings["upstream_base_url"] == "http://x:1"
+    check_settings({"upstream_base_url": "{{dead_url}}"}, [("a", None)])
+
+
+def test_check_settings_uses_the_servers_rules() -> None:
+    check_settings({"retry_attempts": 5, "storage": {"backend": "sqlite"}}, [("a", 2)])
+    with pytest.raises(SettingsError) as info:
+        check_settings({"retry_attempts": 0, "colour": "red"}, [("a", None)])
+    assert any(line.startswith("retry_attempts: ") for line in info.value.problems)
+    assert "colour: unknown field" in info.value.problems
+    with pytest.raises(SettingsError, match="listen_port: set by the runner"):
+        check_settings({"listen_port": 1}, [("a", None)])
