@@ -3,17 +3,22 @@
     PoolSwitchError
      ├── ConfigError             the configuration is invalid; one message per problem
      ├── StorageError            the key-state store failed
+     ├── DecodeError             a body is corrupt in its Content-Encoding, or names one we lack
+     ├── ClientGone              the caller went away before its answer was complete
      ├── TransportError          the upstream exchange failed before a response arrived
      │    ├── ConnectError        no connection (the request was never sent)
      │    └── ReadTimeout         connected, but no answer in time
      └── ProxyError              an answer the proxy makes itself (wire contract, docs/protocol.md)
           ├── BadRequest          400 bad_request
+          ├── Unauthorized        401 unauthorized
+          ├── Forbidden           403 forbidden
+          ├── NotFound            404 not_found
           ├── PayloadTooLarge     413 payload_too_large
+          ├── HeadersTooLarge     431 headers_too_large
           ├── UpstreamUnreachable 502 upstream_unreachable
           ├── NoAvailableKeys     503 no_available_keys
           ├── UpstreamUnavailable 503 upstream_unavailable (the outage guard holds requests)
-          ├── Unauthorized        401 unauthorized
-          ├── NotFound            404 not_found
+          ├── Overloaded          503 overloaded (the proxy sheds load)
           └── UpstreamTimeout     504 upstream_timeout
 
 No message built here ever contains a key's value: keys are named by id.
@@ -38,6 +43,14 @@ class ConfigError(PoolSwitchError):
 
 class StorageError(PoolSwitchError):
     """The key-state store could not be read or written."""
+
+
+class DecodeError(PoolSwitchError):
+    """A body is not valid in the Content-Encoding its headers name, or names one we lack."""
+
+
+class ClientGone(PoolSwitchError):
+    """The caller disconnected before its answer was complete."""
 
 
 class TransportError(PoolSwitchError):
@@ -92,6 +105,21 @@ class UpstreamUnavailable(ProxyError):
 class Unauthorized(ProxyError):
     code = "unauthorized"
     status = 401
+
+
+class Forbidden(ProxyError):
+    code = "forbidden"
+    status = 403
+
+
+class HeadersTooLarge(ProxyError):
+    code = "headers_too_large"
+    status = 431
+
+
+class Overloaded(ProxyError):
+    code = "overloaded"
+    status = 503
 
 
 class NotFound(ProxyError):

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from poolswitch.classifier import NETWORK_ERROR, SUCCESS, TIMEOUT, Classifier, Verdict
 from poolswitch.config import Config
 from poolswitch.errors import (
+    ClientGone,
     ConnectError,
     NoAvailableKeys,
     ProxyError,
@@ -35,7 +36,6 @@ from poolswitch.metrics import Metrics, method_label, status_class
 from poolswitch.pool import Pool
 from poolswitch.request import (
     HOP_BY_HOP,
-    ClientGone,
     Receive,
     Scope,
     Send,

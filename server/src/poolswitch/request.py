@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
-from poolswitch.errors import BadRequest, PayloadTooLarge
+from poolswitch.errors import BadRequest, ClientGone, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,10 +36,6 @@ HOP_BY_HOP = frozenset(
 """Headers that belong to one connection (RFC 9110 7.6.1): never forwarded, either way."""
 
 _REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
-
-
-class ClientGone(Exception):
-    """The caller disconnected before we answered."""
 
 
 def request_target(scope: Scope) -> str:
