@@ -39,7 +39,7 @@ class PoolSwitchError(Exception):
 
 
 class ProxyError(PoolSwitchError):
-    """An answer the proxy made itself, e.g. `503 no_available_keys` (docs/protocol.md)."""
+    """An answer the proxy made itself, e.g. `429 no_available_keys` (docs/protocol.md)."""
 
     def __init__(
         self,
