@@ -153,6 +153,7 @@ def test_proxy_answers_are_proxy_errors(
         sync_client(script, max_retries=0).post("/v1/chat/completions", json={})
     err = caught.value
     assert (err.code, err.status, err.retry_after) == (code, status, retry_after)
+    assert "e+" not in str(err)  # 2617953.5 s reads as such, not 2.61795e+06
     assert err.response is not None and err.response.status == status
 
 
@@ -168,6 +169,7 @@ def test_exhaustion_with_x_should_retry_false_is_raised_at_once(timeout: float |
         3600.0,
     )
     assert len(script.requests) == 1
+    assert str(caught.value) == "m (no_available_keys, HTTP 429, retry after 3600s)"
 
 
 def test_a_wait_over_60_s_is_never_taken_even_without_x_should_retry() -> None:
