@@ -1,11 +1,13 @@
 package poolswitch
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 )
 
@@ -21,7 +23,7 @@ var defaultHTTPClient = &http.Client{
 type Client struct {
 	base       *url.URL
 	http       *http.Client
-	token      string
+	token      *secret // nil: none; a pointer, so that %+v never prints the value
 	timeout    time.Duration
 	header     http.Header
 	maxRetries int
@@ -49,6 +51,17 @@ func NewClient(baseURL string, opts ...Option) *Client {
 		}
 		if err != nil && c.err == nil {
 			c.err = err
+		}
+	}
+	if c.token == nil {
+		if token := os.Getenv(TokenEnv); token != "" {
+			if err := checkToken(token); err != nil {
+				if c.err == nil {
+					c.err = fmt.Errorf("%s: %w", TokenEnv, err)
+				}
+			} else {
+				c.token = &secret{token}
+			}
 		}
 	}
 	return c
@@ -103,7 +116,7 @@ func (c *Client) do(ctx context.Context, r *Request, accept string) (*Response, 
 	}
 	out := newResponse(p.method, p.path, resp, body)
 	if !ok {
-		return out, answerError(p.method, p.path, resp, body, c.token)
+		return out, answerError(p.method, p.path, resp, body, c.token.reveal())
 	}
 	return out, nil
 }
@@ -152,14 +165,21 @@ func (c *Client) exchange(ctx context.Context, r *Request, accept string) (*prep
 			}
 			return nil, nil, nil, connectionError(p.method, p.path, err, "")
 		}
-		if wait := noAvailableKeysWait(resp); try < c.maxRetries && wait > 0 && cl.fits(wait) {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		if try < c.maxRetries && mayRetry(resp) {
+			body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 			resp.Body.Close()
-			if cl.sleep(wait) {
-				continue
+			if rerr != nil { // the answer broke off: do returns that as the call's error
+				resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{rerr}))
+				return p, resp, cl, nil
 			}
-			cl.done() // the wait fits the deadline, so only the context or the timeout ends it
-			return nil, nil, nil, cl.interrupted(p.method, p.path)
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			if wait, ok := retryWait(resp, body); ok && (cl.deadline.IsZero() || cl.fits(wait)) {
+				if cl.sleep(wait) {
+					continue
+				}
+				cl.done() // the wait fits the deadline, so only the context or the timeout ends it
+				return nil, nil, nil, cl.interrupted(p.method, p.path)
+			}
 		}
 		return p, resp, cl, nil
 	}

@@ -105,7 +105,7 @@ func TestRequestHeaders(t *testing.T) {
 			opts: []Option{WithToken("tok-123"), WithHeader("X-Team", "search"), WithHeader("accept", "application/x-custom")},
 			call: func(c *Client) error { return c.GetJSON(context.Background(), "/v1/x", nil) },
 			want: map[string]string{
-				"Authorization": "Bearer tok-123", "X-Team": "search", "Accept": "application/x-custom",
+				"X-Poolswitch-Token": "tok-123", "Authorization": "", "X-Team": "search", "Accept": "application/x-custom",
 			},
 		},
 		{
@@ -119,11 +119,11 @@ func TestRequestHeaders(t *testing.T) {
 			opts: []Option{WithToken("tok-123"), WithHeader("X-Team", "search")},
 			call: func(c *Client) error {
 				_, err := c.Do(context.Background(), &Request{Path: "/", Header: http.Header{
-					"authorization": {"Bearer other"}, "X-Team": {"ads"}, "Content-Type": {"text/plain"},
+					"x-poolswitch-token": {"other"}, "X-Team": {"ads"}, "Content-Type": {"text/plain"},
 				}, Body: strings.NewReader("hi")})
 				return err
 			},
-			want: map[string]string{"Authorization": "Bearer other", "X-Team": "ads", "Content-Type": "text/plain"},
+			want: map[string]string{"X-Poolswitch-Token": "other", "X-Team": "ads", "Content-Type": "text/plain"},
 		},
 		{
 			name: "Do sends no Accept",

@@ -33,9 +33,16 @@
 // # Retries
 //
 // The proxy does the failover between keys; the client retries only what the proxy cannot: a
-// failed connection to the proxy itself, and a no_available_keys answer when its Retry-After
-// ends before the call's deadline (the context's, or WithTimeout's). With no deadline at all, a
-// no_available_keys error is returned at once. See WithMaxRetries.
+// failed connection to the proxy itself, and the proxy's no_available_keys, overloaded and
+// upstream_unavailable answers, unless they carry "x-should-retry: false", when their
+// retry_after is at most MaxRetryWait (60 s) and ends before the call's deadline (the
+// context's, or WithTimeout's, if any). A longer wait is returned at once as the *Error, with
+// RetryAfter set to the real wait. See WithMaxRetries.
+//
+// # Caller token
+//
+// WithToken (default: $POOLSWITCH_TOKEN) sends the caller token as x-poolswitch-token on every
+// request, for a proxy with callers: in its config. It never shows in an error or in fmt output.
 //
 // # Streams
 //

@@ -37,9 +37,16 @@ const (
 
 // The codes of the errors the proxy makes itself (Error.Code, header x-poolswitch-error).
 const (
-	// CodeNoAvailableKeys (503): every key is cooling down or disabled; Error.RetryAfter is
-	// the time until the first one returns (0 when none will return by itself).
+	// CodeNoAvailableKeys (429; 503 from proxies before the x-should-retry contract): every key
+	// is cooling down or disabled; Error.RetryAfter is the real time until the first one
+	// returns, which may be hours (0 when none will return by itself).
 	CodeNoAvailableKeys = "no_available_keys"
+	// CodeUpstreamUnavailable (503): the outage guard holds requests while a probe checks
+	// whether the upstream has recovered; Error.RetryAfter is short.
+	CodeUpstreamUnavailable = "upstream_unavailable"
+	// CodeOverloaded (503): the proxy sheds load (too many requests in flight); nothing was sent
+	// upstream.
+	CodeOverloaded = "overloaded"
 	// CodeUpstreamUnreachable (502): the connection to the upstream failed on every attempt.
 	CodeUpstreamUnreachable = "upstream_unreachable"
 	// CodeUpstreamTimeout (504): the upstream did not answer in time.
@@ -50,6 +57,12 @@ const (
 	CodeBadRequest = "bad_request"
 	// CodeUnauthorized (401): the caller's token is missing or wrong.
 	CodeUnauthorized = "unauthorized"
+	// CodeForbidden (403): a browser Origin the proxy does not allow.
+	CodeForbidden = "forbidden"
+	// CodeNotFound (404): the admin API, an unknown key id or action.
+	CodeNotFound = "not_found"
+	// CodeHeadersTooLarge (431): the request's headers are over the proxy's limits.
+	CodeHeadersTooLarge = "headers_too_large"
 	// CodeInternalError (500): a bug in the proxy.
 	CodeInternalError = "internal_error"
 )
@@ -73,7 +86,8 @@ type Error struct {
 	// Message is the human-readable reason: error.message from the answer's JSON body when
 	// it has one, else a description of the failure.
 	Message string
-	// RetryAfter is the answer's Retry-After (or the proxy's retry_after), 0 when absent.
+	// RetryAfter is, for KindProxy, the body's retry_after (else Retry-After); for
+	// KindUpstream, the Retry-After header. 0 when absent.
 	RetryAfter time.Duration
 	// KeyID is the id of the key that produced a relayed upstream answer
 	// (x-poolswitch-key-id), "" when none did.
@@ -159,8 +173,8 @@ func answerError(method, path string, resp *http.Response, body []byte, token st
 	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	if code := resp.Header.Get(headerError); code != "" {
 		e.Kind, e.Code = KindProxy, code
-		if e.RetryAfter == 0 && env.retryAfter > 0 {
-			e.RetryAfter = seconds(env.retryAfter)
+		if env.retryAfter != nil {
+			e.RetryAfter = seconds(*env.retryAfter)
 		}
 	}
 	return e
@@ -178,7 +192,7 @@ const maxMessage = 300
 
 type errorBody struct {
 	message    string
-	retryAfter float64
+	retryAfter *float64 // nil when absent or null
 }
 
 // parseErrorBody reads error.message (OpenAI, Anthropic, the proxy's envelope), a string
@@ -200,9 +214,7 @@ func parseErrorBody(body []byte) errorBody {
 	switch {
 	case json.Unmarshal(doc.Error, &inner) == nil && inner.Message != "":
 		out.message = inner.Message
-		if inner.RetryAfter != nil {
-			out.retryAfter = *inner.RetryAfter
-		}
+		out.retryAfter = inner.RetryAfter
 	case json.Unmarshal(doc.Error, &text) == nil && text != "":
 		out.message = text
 	default:

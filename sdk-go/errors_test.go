@@ -153,7 +153,7 @@ func TestTokenNeverInErrors(t *testing.T) {
 	srv := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		// An upstream that echoes the caller's header back in its message.
 		w.WriteHeader(401)
-		fmt.Fprintf(w, `{"error":{"message":"bad key %s"}}`, r.Header.Get("Authorization"))
+		fmt.Fprintf(w, `{"error":{"message":"bad key %s"}}`, r.Header.Get("X-Poolswitch-Token"))
 	})
 	err := NewClient(srv.URL, WithToken(token)).GetJSON(context.Background(), "/v1/models", nil)
 	e := asError(t, err, KindUpstream)

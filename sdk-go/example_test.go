@@ -30,11 +30,12 @@ func fakeProxy() *httptest.Server {
 		_ = decodeJSON(r, &req)
 		switch {
 		case req.Model == "gpt-busy":
+			// No key returns within a minute: no Retry-After, and x-should-retry: false.
 			w.Header().Set("X-Poolswitch-Error", "no_available_keys")
-			w.Header().Set("Retry-After", "42")
-			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Header().Set("X-Should-Retry", "false")
+			w.WriteHeader(http.StatusTooManyRequests)
 			_, _ = io.WriteString(w, `{"error": {"type": "poolswitch_error", "code": "no_available_keys", `+
-				`"message": "every key is cooling down or disabled; the first returns in 41.2s", "retry_after": 42}}`)
+				`"message": "every key is cooling down or disabled; the first returns in 3600.0s", "retry_after": 3600}}`)
 		case req.Model == "":
 			w.Header().Set("X-Poolswitch-Key-Id", "backup")
 			w.Header().Set("X-Poolswitch-Attempts", "1")
@@ -161,7 +162,8 @@ func ExampleError() {
 	client := poolswitch.NewClient(proxy.URL)
 	ctx := context.Background()
 
-	// Every key is cooling down: the proxy answers 503 no_available_keys.
+	// Every key is cooling down for an hour: the proxy answers 429 no_available_keys with
+	// x-should-retry: false, and the call returns at once.
 	err := client.PostJSON(ctx, "/v1/chat/completions", map[string]any{"model": "gpt-busy"}, nil)
 	var perr *poolswitch.Error
 	if errors.As(err, &perr) && perr.Code == poolswitch.CodeNoAvailableKeys {
@@ -175,7 +177,7 @@ func ExampleError() {
 		fmt.Println(poolswitch.IsProxyError(err))
 	}
 	// Output:
-	// pool exhausted; retry in 42s
+	// pool exhausted; retry in 1h0m0s
 	// 400 you must provide a model parameter (key backup)
 	// false
 }

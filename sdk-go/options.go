@@ -28,19 +28,47 @@ func WithHTTPClient(hc *http.Client) Option {
 	}
 }
 
-// WithToken sends "Authorization: Bearer <token>" with every request, for a proxy that
-// authenticates its callers. The token is never part of an error message.
+// TokenEnv is the environment variable NewClient reads the caller token from when no
+// WithToken option is given (unset or empty: no token).
+const TokenEnv = "POOLSWITCH_TOKEN"
+
+// WithToken sends the caller token as "x-poolswitch-token: <token>" with every request
+// (Health, Status and Metrics too), for a proxy that authenticates its callers (callers: in
+// its config). Without this option the token comes from $POOLSWITCH_TOKEN. The token is never
+// part of an error message, and a Client printed with %v, %+v or %#v does not show it.
 func WithToken(token string) Option {
 	return func(c *Client) error {
-		if token == "" {
-			return errors.New("WithToken: empty token")
+		if err := checkToken(token); err != nil {
+			return fmt.Errorf("WithToken: %w", err)
 		}
-		if strings.ContainsAny(token, " \t\r\n\x00") {
-			return errors.New("WithToken: the token contains white space or control characters")
-		}
-		c.token = token
+		c.token = &secret{token}
 		return nil
 	}
+}
+
+func checkToken(token string) error {
+	if token == "" {
+		return errors.New("empty token")
+	}
+	if strings.ContainsAny(token, " \t\r\n\x00") {
+		return errors.New("the token contains white space or control characters")
+	}
+	return nil
+}
+
+// secret holds the token behind a pointer, so that fmt prints a Client's token field as an
+// address, never as its value.
+type secret struct{ value string }
+
+func (s *secret) String() string   { return "[token]" }
+func (s *secret) GoString() string { return "[token]" }
+
+// reveal returns the token, "" for none.
+func (s *secret) reveal() string {
+	if s == nil {
+		return ""
+	}
+	return s.value
 }
 
 // WithTimeout bounds every call: Do, DoJSON, GetJSON, PostJSON, Health, Status and Metrics
@@ -79,8 +107,10 @@ func WithHeader(name, value string) Option {
 // WithMaxRetries sets how many times a call may be retried (DefaultMaxRetries when not given;
 // 0 disables retries). Only two failures are retried: a connection to the proxy that failed
 // (any method when the connection could not be made, idempotent methods only when it broke
-// before an answer), and a no_available_keys answer whose Retry-After ends before the call's
-// deadline. Connection retries wait a short, growing backoff; no retry waits past the deadline.
+// before an answer), and the proxy's no_available_keys, overloaded and upstream_unavailable
+// answers without "x-should-retry: false" whose retry_after is known, at most MaxRetryWait and
+// ends before the call's deadline. Connection retries wait a short, growing backoff; no retry
+// waits past the deadline, and a longer wait is returned at once as the *Error.
 func WithMaxRetries(n int) Option {
 	return func(c *Client) error {
 		if n < 0 {

@@ -73,7 +73,7 @@ func TestValidOptions(t *testing.T) {
 	if c.err != nil {
 		t.Fatal(c.err)
 	}
-	if c.http != hc || c.token != "t" || c.timeout != time.Second || c.header.Get("X-A") != "1" ||
+	if c.http != hc || c.token.reveal() != "t" || c.timeout != time.Second || c.header.Get("X-A") != "1" ||
 		c.maxRetries != 0 || c.base.String() != "https://gw.example.com/pool" {
 		t.Errorf("client = %+v", c)
 	}

@@ -94,9 +94,11 @@ func TestProxy(t *testing.T) {
 			keys: "*", // the proxy's HTTP client may itself retry a GET on a dropped connection
 		},
 		{
-			name: "the caller's token never reaches the upstream",
+			// That the caller token (x-poolswitch-token) never reaches the upstream is the
+			// proxy's promise, tested with the server (callers: in its config).
+			name: "the caller's headers reach the upstream, the pool key replaces its auth",
 			run: func(t *testing.T) {
-				c := NewClient(px.URL, WithToken("caller-secret-token"), WithHeader("X-Team", "search"))
+				c := NewClient(px.URL, WithHeader("X-Team", "search"), WithHeader("Authorization", "Bearer caller-secret"))
 				if err := c.GetJSON(ctx, "/v1/models?limit=2", nil); err != nil {
 					t.Fatal(err)
 				}
@@ -106,8 +108,8 @@ func TestProxy(t *testing.T) {
 				}
 				var team bool
 				for _, h := range seen.Headers {
-					if strings.Contains(h[1], "caller-secret-token") {
-						t.Errorf("upstream saw the caller's token in %s", h[0])
+					if strings.Contains(h[1], "caller-secret") {
+						t.Errorf("upstream saw the caller's own credential in %s", h[0])
 					}
 					team = team || (h[0] == "x-team" && h[1] == "search")
 				}
@@ -245,7 +247,8 @@ func TestProxyNoAvailableKeys(t *testing.T) {
 	if !errors.As(err, &perr) || perr.Code != CodeNoAvailableKeys {
 		t.Fatalf("err = %v, want no_available_keys", err)
 	}
-	if perr.Kind != KindProxy || perr.StatusCode != 503 || !IsProxyError(err) ||
+	// 503 before the x-should-retry contract, 429 with it: the code is the contract.
+	if perr.Kind != KindProxy || !IsProxyError(err) ||
 		perr.RetryAfter < 25*time.Second || perr.RetryAfter > 30*time.Second ||
 		!strings.Contains(perr.Message, "every key is cooling down") {
 		t.Errorf("error = %+v", perr)

@@ -76,8 +76,8 @@ func (c *Client) prepare(r *Request, accept string) (*prepared, error) {
 	for name, values := range c.header {
 		h[name] = append([]string(nil), values...)
 	}
-	if c.token != "" {
-		h.Set("Authorization", "Bearer "+c.token)
+	if c.token != nil {
+		h.Set(headerToken, c.token.reveal())
 	}
 	switch {
 	case r.JSON != nil && r.Body != nil:

@@ -10,6 +10,10 @@ const (
 	headerKeyID    = "X-Poolswitch-Key-Id"
 	headerAttempts = "X-Poolswitch-Attempts"
 	headerError    = "X-Poolswitch-Error"
+	// headerToken carries the caller token (WithToken, $POOLSWITCH_TOKEN).
+	headerToken = "X-Poolswitch-Token"
+	// headerShouldRetry is "true" or "false" on the proxy's answers that say whether to retry.
+	headerShouldRetry = "X-Should-Retry"
 )
 
 // Response is an answer read whole.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -14,6 +15,18 @@ const (
 	defaultBackoff = 100 * time.Millisecond
 	maxBackoff     = 2 * time.Second
 )
+
+// MaxRetryWait is the longest the client ever waits on its own before retrying a proxy
+// answer; an answer that asks for longer is returned at once.
+const MaxRetryWait = 60 * time.Second
+
+// retriedCodes are the proxy's answers worth asking again after their wait: nothing was sent
+// upstream for them.
+var retriedCodes = map[string]bool{
+	CodeNoAvailableKeys:     true,
+	CodeOverloaded:          true,
+	CodeUpstreamUnavailable: true,
+}
 
 // backoff is the wait before connection retry number try (0-based): exponential from base,
 // capped, with jitter in its upper half.
@@ -69,11 +82,33 @@ func connectionError(method, path string, err error, message string) *Error {
 	return &Error{Kind: kind, Method: method, Path: path, Message: message, Err: err}
 }
 
-// noAvailableKeysWait returns the Retry-After of a no_available_keys answer, else 0.
-func noAvailableKeysWait(resp *http.Response) time.Duration {
-	if resp.StatusCode != http.StatusServiceUnavailable ||
-		resp.Header.Get(headerError) != CodeNoAvailableKeys {
-		return 0
-	}
-	return parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+// mayRetry reports whether the retry rules consider an answer: one of the retried proxy codes,
+// not marked "x-should-retry: false".
+func mayRetry(resp *http.Response) bool {
+	should := strings.ToLower(strings.TrimSpace(resp.Header.Get(headerShouldRetry)))
+	return retriedCodes[resp.Header.Get(headerError)] && should != "false"
 }
+
+// retryWait returns the wait before retrying a proxy answer: the body's retry_after, else its
+// Retry-After; false when neither is known or the wait is over MaxRetryWait.
+func retryWait(resp *http.Response, body []byte) (time.Duration, bool) {
+	var wait time.Duration
+	if s := parseErrorBody(body).retryAfter; s != nil {
+		if !(*s >= 0) || *s > MaxRetryWait.Seconds() {
+			return 0, false
+		}
+		wait = seconds(*s)
+	} else {
+		v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+		wait = parseRetryAfter(v, time.Now())
+		if v == "" || (wait == 0 && v != "0") {
+			return 0, false
+		}
+	}
+	return wait, wait <= MaxRetryWait
+}
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }

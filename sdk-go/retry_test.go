@@ -19,13 +19,32 @@ var (
 
 const noKeysBody = `{"error":{"type":"poolswitch_error","code":"no_available_keys","message":"m","retry_after":1}}`
 
-// noKeys is a no_available_keys answer with the given Retry-After ("" for none).
+// noKeys is a no_available_keys answer of a proxy before the x-should-retry contract: 503 with
+// the given Retry-After ("" for none), the same number in the body.
 func noKeys(r *http.Request, retryAfter string) *http.Response {
-	resp := stubResponse(r, 503, noKeysBody, "X-Poolswitch-Error", "no_available_keys")
-	if retryAfter != "" {
-		resp.Header.Set("Retry-After", retryAfter)
+	return proxyAnswer(r, 503, CodeNoAvailableKeys, retryAfter, "Retry-After", retryAfter)
+}
+
+// proxyAnswer is an answer the proxy made: status, code, the body's retry_after ("" for null)
+// and headers (an empty value is left out).
+func proxyAnswer(r *http.Request, status int, code, retryAfter string, headers ...string) *http.Response {
+	if retryAfter == "" {
+		retryAfter = "null"
+	}
+	body := `{"error":{"type":"poolswitch_error","code":"` + code + `","message":"m","retry_after":` + retryAfter + `}}`
+	resp := stubResponse(r, status, body, "X-Poolswitch-Error", code)
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] != "" {
+			resp.Header.Set(headers[i], headers[i+1])
+		}
 	}
 	return resp
+}
+
+func answerWith(status int, code, retryAfter string, headers ...string) func(*http.Request) (*http.Response, error) {
+	return func(r *http.Request) (*http.Response, error) {
+		return proxyAnswer(r, status, code, retryAfter, headers...), nil
+	}
 }
 
 func TestRetries(t *testing.T) {
@@ -98,9 +117,63 @@ func TestRetries(t *testing.T) {
 			wantTries: 2, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
 		},
 		{
-			name: "no_available_keys not retried without a deadline", method: "POST", maxRetries: 2,
+			name: "no_available_keys retried without a deadline (the wait is bounded)", method: "POST", maxRetries: 2,
 			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("0.01"), ok},
+			wantTries: 2,
+		},
+		{
+			name: "no_available_keys over MaxRetryWait not retried without a deadline", method: "POST", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("61"), ok},
 			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "429 no_available_keys with x-should-retry false, a month away", method: "POST", maxRetries: 3,
+			answers: []func(*http.Request) (*http.Response, error){
+				answerWith(429, CodeNoAvailableKeys, "2617953", "X-Should-Retry", "false"), ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "429 no_available_keys with x-should-retry false, soon", method: "GET", maxRetries: 3, deadline: time.Hour,
+			answers: []func(*http.Request) (*http.Response, error){
+				answerWith(429, CodeNoAvailableKeys, "0.01", "X-Should-Retry", " FALSE ", "Retry-After", "1"), ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "429 no_available_keys with retry_after null", method: "GET", maxRetries: 3,
+			answers: []func(*http.Request) (*http.Response, error){
+				answerWith(429, CodeNoAvailableKeys, "", "X-Should-Retry", "false"), ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "429 no_available_keys with x-should-retry true", method: "POST", maxRetries: 3,
+			answers: []func(*http.Request) (*http.Response, error){
+				answerWith(429, CodeNoAvailableKeys, "0.01", "X-Should-Retry", "true", "Retry-After", "1"), ok},
+			wantTries: 2,
+		},
+		{
+			name: "overloaded with x-should-retry true", method: "POST", maxRetries: 3,
+			answers: []func(*http.Request) (*http.Response, error){
+				answerWith(503, CodeOverloaded, "0", "X-Should-Retry", "true", "Retry-After", "0"), ok},
+			wantTries: 2,
+		},
+		{
+			name: "upstream_unavailable, Retry-After only", method: "GET", maxRetries: 3,
+			answers: []func(*http.Request) (*http.Response, error){func(r *http.Request) (*http.Response, error) {
+				return stubResponse(r, 503, `{}`, "X-Poolswitch-Error", CodeUpstreamUnavailable, "Retry-After", "0"), nil
+			}, ok},
+			wantTries: 2,
+		},
+		{
+			name: "overloaded with x-should-retry false", method: "GET", maxRetries: 3,
+			answers: []func(*http.Request) (*http.Response, error){
+				answerWith(503, CodeOverloaded, "0", "X-Should-Retry", "false", "Retry-After", "0"), ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeOverloaded,
+		},
+		{
+			name: "unauthorized is not retried, whatever it says", method: "GET", maxRetries: 3,
+			answers: []func(*http.Request) (*http.Response, error){
+				answerWith(401, CodeUnauthorized, "0", "X-Should-Retry", "true"), ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeUnauthorized,
 		},
 		{
 			name: "no_available_keys not retried past the deadline", method: "POST", maxRetries: 2, deadline: 5 * time.Second,

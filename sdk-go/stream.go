@@ -63,13 +63,13 @@ func (c *Client) Stream(ctx context.Context, method, path string, in any) (*Even
 				return nil, e
 			}
 		}
-		return nil, answerError(p.method, p.path, resp, body, c.token)
+		return nil, answerError(p.method, p.path, resp, body, c.token.reveal())
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		if mt, _, _ := mime.ParseMediaType(ct); mt != "text/event-stream" {
 			defer cl.done()
 			body, _ := readBody(resp, false)
-			e := answerError(p.method, p.path, resp, body, c.token)
+			e := answerError(p.method, p.path, resp, body, c.token.reveal())
 			e.Kind, e.Code = KindDecode, ""
 			e.Message = "the answer is " + mt + ", not text/event-stream"
 			return nil, e

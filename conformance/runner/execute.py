@@ -192,6 +192,8 @@ class _CaseRun:
             "headers": dict(substitute(dict(call.headers), self.table)),
             "timeout": call.timeout,
         }
+        if call.token is not None:
+            request["token"] = substitute(call.token, self.table)
         if call.body_kind == "body_blob":
             request["body_b64"] = base64.b64encode(blob_bytes(int(call.body))).decode()
         elif call.body_kind is not None:

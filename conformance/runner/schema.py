@@ -89,6 +89,7 @@ class Call:
     body: Any = None
     timeout: float = 30.0
     dead_proxy: bool = False  # send it to a port where nothing listens
+    token: str | None = None  # the caller token the SDK is given (token= / token: / WithToken)
 
 
 @dataclass(frozen=True)
@@ -254,8 +255,8 @@ def parse_file(filename: str, text: str) -> list[Case]:
 # ---- checking ----
 
 _CASE_FIELDS = ("name", "description", "keys", "config", "upstream", "steps", "expect_upstream")
-_CALL_FIELDS = ("method", "path", "headers", *BODY_FIELDS, "timeout", "proxy")
-_ENDPOINT_FIELDS = ("timeout", "proxy")
+_CALL_FIELDS = ("method", "path", "headers", *BODY_FIELDS, "timeout", "proxy", "token")
+_ENDPOINT_FIELDS = ("timeout", "proxy", "token")
 _EXPECT_FIELDS = (
     "status",
     "error",
@@ -466,8 +467,19 @@ class _Checker:
         proxy = doc.get("proxy", "live")
         if proxy not in ("live", "dead"):
             self.problem(f"{where}.proxy", "must be live or dead")
+        token = doc.get("token")
+        if token is not None and (not isinstance(token, str) or not token):
+            self.problem(f"{where}.token", "must be a non-empty string")
+            token = None
         if endpoint:
-            return Call(action, "GET", f"/{action}", timeout=timeout, dead_proxy=proxy == "dead")
+            return Call(
+                action,
+                "GET",
+                f"/{action}",
+                timeout=timeout,
+                dead_proxy=proxy == "dead",
+                token=token,
+            )
         method = doc.get("method", "POST")
         if not isinstance(method, str) or not re.match(r"^[A-Z]+$", method):
             self.problem(f"{where}.method", "must be an upper-case HTTP method")
@@ -494,6 +506,7 @@ class _Checker:
             body,
             timeout,
             proxy == "dead",
+            token,
         )
 
     def body(self, doc: Mapping[str, Any], bodies: list[str], where: str) -> tuple[str | None, Any]:

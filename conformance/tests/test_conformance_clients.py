@@ -97,3 +97,51 @@ def test_a_bad_line_is_a_harness_error_and_the_next_still_runs(path: Path, dead_
     assert bad["id"] is None and "harness_error" in bad
     assert missing["id"] == "x" and "harness_error" in missing
     assert good["result"]["error"]["code"] == "connection"
+
+
+@pytest.fixture
+def recording_url() -> Any:
+    """A loopback server answering `{}` to everything; yields (url, headers seen per request)."""
+    import http.server
+    import threading
+
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            body = b'{"status": "ok", "keys": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("path", programs())
+def test_the_token_goes_out_as_x_poolswitch_token(
+    path: Path, recording_url: tuple[str, list[dict[str, str]]]
+) -> None:
+    url, seen = recording_url
+    base = {"proxy_url": url, "method": "GET", "headers": {}, "timeout": 5}
+    [with_token, status, without] = answers(
+        path,
+        {**base, "id": "r1", "call": "request", "path": "/v1/models", "token": "tok-1"},
+        {**base, "id": "r2", "call": "status", "path": "/status", "token": "tok-1"},
+        {**base, "id": "r3", "call": "request", "path": "/v1/models"},
+    )
+    assert [a["result"]["error"] for a in (with_token, status, without)] == [None] * 3
+    assert [h.get("x-poolswitch-token") for h in seen] == ["tok-1", "tok-1", None]

@@ -29,7 +29,7 @@ cases:
       - restart: {}
       - script: {beta: [{kind: ok}]}
       - health:
-      - status: {proxy: dead, timeout: 2}
+      - status: {proxy: dead, timeout: 2, token: tok-caller}
     expect_upstream: {keys: [alpha, beta], key_counts: {alpha: 1}}
 """
 
@@ -74,6 +74,7 @@ def test_a_good_file() -> None:
     assert wait.seconds == 0.5
     status = case.steps[6].call
     assert status is not None and status.dead_proxy and status.timeout == 2
+    assert status.token == "tok-caller" and request.call.token is None
     assert case.expect_upstream.key_counts == {"alpha": 1}
 
 
@@ -196,3 +197,15 @@ def test_the_shipped_cases_load() -> None:
     cases = load_cases(Path(__file__).resolve().parent.parent / "cases")
     assert len(cases) >= 30
     assert len({case.id for case in cases}) == len(cases)
+
+
+def test_a_token_must_be_a_non_empty_string() -> None:
+    text = case_with("""
+steps:
+  - request: {token: ""}
+  - health: {token: 3}
+""")
+    assert problems_of(text) == [
+        "t.yaml: cases[0].steps[0].request.token: must be a non-empty string",
+        "t.yaml: cases[0].steps[1].health.token: must be a non-empty string",
+    ]

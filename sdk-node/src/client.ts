@@ -6,7 +6,7 @@
  */
 
 import type { HealthDocument, StatusDocument } from "./endpoints.js";
-import { errorFromResponse, PoolSwitchError, retryAfterSeconds } from "./errors.js";
+import { errorFromResponse, PoolSwitchError, ProxyError } from "./errors.js";
 import type {
   CallOptions,
   ClientOptions,
@@ -25,6 +25,14 @@ const DEFAULT_TIMEOUT_MS = 600_000;
 const DEFAULT_MAX_RETRIES = 2;
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2_000;
+/** The header that carries the caller token. */
+const TOKEN_HEADER = "x-poolswitch-token";
+/** The environment variable the token comes from when the options have none. */
+const TOKEN_ENV = "POOLSWITCH_TOKEN";
+/** The proxy's answers worth asking again after their `retryAfter` (nothing went upstream). */
+const RETRIED_CODES = new Set(["no_available_keys", "overloaded", "upstream_unavailable"]);
+/** The longest the client ever waits on its own before a retry, in seconds. */
+const MAX_RETRY_WAIT_SECONDS = 60;
 
 /** Methods a server may receive twice with no harm done. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
@@ -60,7 +68,7 @@ interface PreparedCall {
  * });
  * ```
  *
- * Calls throw `ProxyError` (the proxy's own answers, such as `503 no_available_keys`),
+ * Calls throw `ProxyError` (the proxy's own answers, such as `429 no_available_keys`),
  * `UpstreamError` (a non-2xx answer of the upstream), `ProxyConnectionError` and
  * `ProxyTimeoutError`, all subclasses of `PoolSwitchError`.
  */
@@ -87,13 +95,7 @@ export class PoolSwitchProxyClient {
       throw new TypeError(`maxRetries must be an integer >= 0, got ${String(maxRetries)}`);
     }
     this.maxRetries = maxRetries;
-    if (
-      options.token !== undefined &&
-      (typeof options.token !== "string" || options.token.trim() === "" || /[\r\n]/.test(options.token))
-    ) {
-      throw new TypeError("token must be a non-empty string without line breaks");
-    }
-    this.#token = options.token;
+    this.#token = callerToken(options.token);
     this.#headers = { ...options.headers };
     if (options.fetch === undefined && typeof globalThis.fetch !== "function") {
       throw new TypeError("no global fetch: use Node.js 18 or later, or pass options.fetch");
@@ -213,7 +215,11 @@ export class PoolSwitchProxyClient {
     }
   }
 
-  /** Send `call`; retry connection failures and `no_available_keys` while retries and time last. */
+  /**
+   * Send `call`; retry connection failures, and the proxy's `no_available_keys`, `overloaded`
+   * and `upstream_unavailable` answers (unless `x-should-retry: false`) whose `retryAfter` is
+   * known, at most {@link MAX_RETRY_WAIT_SECONDS} and within the time left.
+   */
   async #fetchWithRetries(call: PreparedCall, scope: CallScope): Promise<Response> {
     for (let retry = 0; ; retry += 1) {
       let response: Response;
@@ -238,13 +244,16 @@ export class PoolSwitchProxyClient {
         await scope.sleep(wait);
         continue;
       }
-      if (
-        retry < this.maxRetries &&
-        response.status === 503 &&
-        response.headers.get(ERROR_HEADER) === "no_available_keys"
-      ) {
-        const seconds = retryAfterSeconds(response.headers);
-        if (seconds !== null && seconds * 1000 < scope.remaining()) {
+      if (retry < this.maxRetries && mayRetry(response)) {
+        const bytes = new Uint8Array(await response.clone().arrayBuffer());
+        const error = errorFromResponse(new PoolSwitchResponse(response.status, response.headers, bytes));
+        const seconds = error instanceof ProxyError ? error.retryAfter : null;
+        if (
+          seconds !== null &&
+          seconds >= 0 &&
+          seconds <= MAX_RETRY_WAIT_SECONDS &&
+          seconds * 1000 < scope.remaining()
+        ) {
           await response.body?.cancel().catch(() => undefined);
           await scope.sleep(seconds * 1000);
           continue;
@@ -265,7 +274,7 @@ export class PoolSwitchProxyClient {
       headers.set("accept", accept);
     }
     if (this.#token !== undefined) {
-      headers.set("authorization", `Bearer ${this.#token}`);
+      headers.set(TOKEN_HEADER, this.#token);
     }
     applyHeaders(headers, this.#headers);
     applyHeaders(headers, options.headers);
@@ -293,6 +302,28 @@ export class PoolSwitchProxyClient {
     const url = `${this.baseUrl}${full}${queryString === "" ? "" : separator + queryString}`;
     return { url, what: `${method} ${this.baseUrl}${full.split("?")[0] ?? ""}` };
   }
+}
+
+/** A proxy answer the retry rules consider: a retried code, not marked `x-should-retry: false`. */
+function mayRetry(response: Response): boolean {
+  const code = response.headers.get(ERROR_HEADER);
+  const should = response.headers.get("x-should-retry")?.trim().toLowerCase();
+  return code !== null && RETRIED_CODES.has(code) && should !== "false";
+}
+
+/** The caller token: the option, else `$POOLSWITCH_TOKEN` (unset or empty: none). */
+function callerToken(given: unknown): string | undefined {
+  let token = given;
+  let where = "token";
+  if (token === undefined) {
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    token = env?.[TOKEN_ENV] || undefined;
+    where = TOKEN_ENV;
+  }
+  if (token !== undefined && (typeof token !== "string" || token.trim() !== token || token === "" || /[\r\n]/.test(token))) {
+    throw new TypeError(`${where} must be a non-empty string without surrounding white space or line breaks`);
+  }
+  return token;
 }
 
 /**

@@ -35,17 +35,22 @@ export interface ProxyErrorInit {
 
 /**
  * An answer the proxy made itself (it carries `x-poolswitch-error: <code>`), such as
- * `503 no_available_keys` or `502 upstream_unreachable`.
+ * `429 no_available_keys` or `502 upstream_unreachable`.
  */
 export class ProxyError extends PoolSwitchError {
   /**
-   * The `x-poolswitch-error` code: `no_available_keys`, `upstream_unreachable`,
-   * `upstream_timeout`, `payload_too_large`, `bad_request`, `unauthorized`, `internal_error`.
+   * The `x-poolswitch-error` code: `no_available_keys`, `upstream_unavailable`, `overloaded`,
+   * `upstream_unreachable`, `upstream_timeout`, `payload_too_large`, `headers_too_large`,
+   * `bad_request`, `unauthorized`, `forbidden`, `not_found`, `internal_error`.
    */
   readonly code: string;
   /** The HTTP status of the proxy's answer. */
   readonly status: number;
-  /** Seconds until a key returns (`no_available_keys`), or `null` when unknown. */
+  /**
+   * Seconds to wait, from the body's `error.retry_after` (else `Retry-After`): for
+   * `no_available_keys` the real time until a key returns (it may be hours), `null` when none
+   * will return by itself or the proxy did not say.
+   */
   readonly retryAfter: number | null;
   /** Upstream attempts the proxy made for this request (`x-poolswitch-attempts`), if it said. */
   readonly attempts: number | null;

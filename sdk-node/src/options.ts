@@ -22,8 +22,9 @@ export type FetchFunction = (url: string, init: RequestInit) => Promise<Response
 /** Options of `new PoolSwitchProxyClient(baseUrl, options)`. */
 export interface ClientOptions {
   /**
-   * A token for a proxy that authenticates its callers, sent as `Authorization: Bearer <token>`.
-   * Never shown in errors or logs.
+   * The caller token, for a proxy that authenticates its callers (`callers:` in its config),
+   * sent as `x-poolswitch-token` on every call. Default: the `POOLSWITCH_TOKEN` environment
+   * variable, when set and not empty. Never shown in errors, `inspect()` or logs.
    */
   token?: string;
   /**
@@ -36,9 +37,10 @@ export interface ClientOptions {
   /**
    * How many times to retry a call, within its timeout (default 2), and only when: the proxy
    * could not be reached (for POST and PATCH, only when no connection was made, so a request is
-   * never sent twice), or the proxy answered `503 no_available_keys` with a `Retry-After` that
-   * fits in the time left (the client waits that long first). Nothing else is retried: the
-   * proxy already fails over between keys.
+   * never sent twice), or the proxy answered `no_available_keys`, `overloaded` or
+   * `upstream_unavailable` without `x-should-retry: false`, with a `retryAfter` of at most 60 s
+   * that fits in the time left (the client waits that long first; a longer wait is thrown at
+   * once as the `ProxyError`). Nothing else is retried: the proxy already fails over between keys.
    */
   maxRetries?: number;
   /** The `fetch` to use (default: the global `fetch`). */

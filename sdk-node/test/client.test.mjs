@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { inspect } from "node:util";
 
-import { PoolSwitchProxyClient, PoolSwitchResponse, ProxyConnectionError, UpstreamError, VERSION } from "poolswitch-node";
+import {
+  PoolSwitchProxyClient,
+  PoolSwitchResponse,
+  ProxyConnectionError,
+  ProxyError,
+  UpstreamError,
+  VERSION,
+} from "poolswitch-node";
 
 import { localServer, SDK_ROOT } from "./support/harness.mjs";
 
@@ -114,11 +121,61 @@ describe("client", () => {
       });
       await client.get("/x", { headers: { "x-team": "ads", "x-drop": undefined, accept: "text/plain" } });
       const headers = seen[0].headers;
-      assert.equal(headers.authorization, `Bearer ${TOKEN}`);
+      assert.equal(headers["x-poolswitch-token"], TOKEN);
+      assert.equal(headers.authorization, undefined);
       assert.equal(headers["x-team"], "ads");
       assert.equal(headers["x-drop"], undefined);
       assert.equal(headers["user-agent"], "mine/1");
       assert.equal(headers.accept, "text/plain");
+    });
+
+    test("the token goes out as x-poolswitch-token on every call, helpers and streams too", async () => {
+      const client = new PoolSwitchProxyClient(server.url, { token: TOKEN });
+      await client.get("/x");
+      await client.post("/x", { json: {} });
+      await client.send("DELETE", "/x");
+      await client.health();
+      await client.status();
+      await client.metrics();
+      answer = { status: 200, headers: { "content-type": "text/event-stream" }, body: "data: 1\n\n" };
+      for await (const event of client.stream("POST", "/x", { json: {} })) {
+        assert.equal(event.data, "1");
+      }
+      assert.equal(seen.length, 7);
+      assert.deepEqual(
+        seen.map((request) => request.headers["x-poolswitch-token"]),
+        Array(7).fill(TOKEN),
+      );
+    });
+
+    test("the token defaults to $POOLSWITCH_TOKEN; the option wins; empty means none", async () => {
+      const saved = process.env.POOLSWITCH_TOKEN;
+      try {
+        process.env.POOLSWITCH_TOKEN = TOKEN;
+        const fromEnv = new PoolSwitchProxyClient(server.url);
+        const given = new PoolSwitchProxyClient(server.url, { token: "mine" });
+        assert.ok(!inspect(fromEnv, { depth: 10, showHidden: true }).includes(TOKEN));
+        process.env.POOLSWITCH_TOKEN = "";
+        const none = new PoolSwitchProxyClient(server.url);
+        process.env.POOLSWITCH_TOKEN = ` ${TOKEN}\n`;
+        assert.throws(
+          () => new PoolSwitchProxyClient(server.url),
+          (error) => error instanceof TypeError && /^POOLSWITCH_TOKEN /.test(error.message) && !error.message.includes(TOKEN),
+        );
+        await fromEnv.get("/x");
+        await given.get("/x");
+        await none.get("/x");
+        assert.deepEqual(
+          seen.map((request) => request.headers["x-poolswitch-token"]),
+          [TOKEN, "mine", undefined],
+        );
+      } finally {
+        if (saved === undefined) {
+          delete process.env.POOLSWITCH_TOKEN;
+        } else {
+          process.env.POOLSWITCH_TOKEN = saved;
+        }
+      }
     });
 
     test("raw bodies; json and body together are refused", async () => {
@@ -199,10 +256,17 @@ describe("client", () => {
       answer = { status: 401, headers: { "content-type": "application/json" }, body: '{"error":{"message":"no"}}' };
       const upstream = await client.get("/x").catch((error) => error);
       assert.ok(upstream instanceof UpstreamError);
+      answer = {
+        status: 401,
+        headers: { "content-type": "application/json", "x-poolswitch-error": "unauthorized" },
+        body: '{"error":{"type":"poolswitch_error","code":"unauthorized","message":"wrong caller token","retry_after":null}}',
+      };
+      const proxy = await client.get("/x").catch((error) => error);
+      assert.ok(proxy instanceof ProxyError);
       const broken = new PoolSwitchProxyClient("http://127.0.0.1:1", { token: TOKEN, maxRetries: 0 });
       const connection = await broken.get("/x").catch((error) => error);
       assert.ok(connection instanceof ProxyConnectionError);
-      for (const error of [upstream, connection]) {
+      for (const error of [upstream, proxy, connection]) {
         assert.ok(!inspect(error, { depth: 10, showHidden: true }).includes(TOKEN));
         assert.ok(!String(error).includes(TOKEN));
       }

@@ -43,6 +43,33 @@ const ANSWERS = {
       error: { type: "poolswitch_error", code: "upstream_unreachable", message: "connection failed", retry_after: null },
     },
   },
+  "no-keys-429": {
+    status: 429,
+    headers: { "x-poolswitch-error": "no_available_keys", "x-should-retry": "false" },
+    body: {
+      error: { type: "poolswitch_error", code: "no_available_keys", message: "quota spent", retry_after: 2617953.5 },
+    },
+  },
+  unauthorized: {
+    status: 401,
+    headers: { "x-poolswitch-error": "unauthorized" },
+    body: { error: { type: "poolswitch_error", code: "unauthorized", message: "no caller token", retry_after: null } },
+  },
+  forbidden: {
+    status: 403,
+    headers: { "x-poolswitch-error": "forbidden" },
+    body: { error: { type: "poolswitch_error", code: "forbidden", message: "origin not allowed", retry_after: null } },
+  },
+  "headers-too-large": {
+    status: 431,
+    headers: { "x-poolswitch-error": "headers_too_large" },
+    body: { error: { type: "poolswitch_error", code: "headers_too_large", message: "too big", retry_after: null } },
+  },
+  overloaded: {
+    status: 503,
+    headers: { "x-poolswitch-error": "overloaded", "retry-after": "1", "x-should-retry": "true" },
+    body: { error: { type: "poolswitch_error", code: "overloaded", message: "busy", retry_after: 1 } },
+  },
   "proxy-not-json": {
     status: 500,
     headers: { "x-poolswitch-error": "internal_error", "content-type": "text/plain" },
@@ -125,6 +152,22 @@ describe("errors", () => {
   });
 
   describe("errorFromResponse", () => {
+    for (const [name, code, status, retryAfter] of [
+      ["no-keys-429", "no_available_keys", 429, 2617953.5],
+      ["unauthorized", "unauthorized", 401, null],
+      ["forbidden", "forbidden", 403, null],
+      ["headers-too-large", "headers_too_large", 431, null],
+      ["overloaded", "overloaded", 503, 1],
+    ]) {
+      test(`${status} ${code} is a ProxyError with code, status and retryAfter from the body`, async () => {
+        const error = await caught(client.get(`/answer/${name}`));
+        assert.ok(error instanceof ProxyError, String(error));
+        assert.equal(error.code, code);
+        assert.equal(error.status, status);
+        assert.equal(error.retryAfter, retryAfter);
+      });
+    }
+
     test("503 with x-poolswitch-error is a ProxyError with code, status and retryAfter", async () => {
       const error = await caught(client.post("/answer/no-keys", { json: {} }));
       assert.ok(error instanceof ProxyError);

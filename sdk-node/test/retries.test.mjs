@@ -1,4 +1,5 @@
-// maxRetries: only connection failures to the proxy and 503 no_available_keys, within the timeout.
+// maxRetries: only connection failures to the proxy and the proxy's no_available_keys, overloaded
+// and upstream_unavailable (unless x-should-retry: false), waiting at most 60 s, within the timeout.
 import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -17,6 +18,12 @@ const NO_KEYS = (retryAfter) => ({
   body: JSON.stringify({
     error: { type: "poolswitch_error", code: "no_available_keys", message: "all parked", retry_after: retryAfter },
   }),
+});
+/** The contract's answers: `status`, `code`, body `retry_after`, extra headers. */
+const PROXY = (status, code, retryAfter, headers = {}) => ({
+  status,
+  headers: { "content-type": "application/json", "x-poolswitch-error": code, ...headers },
+  body: JSON.stringify({ error: { type: "poolswitch_error", code, message: "m", retry_after: retryAfter } }),
 });
 const OK = { status: 200, headers: { "content-type": "application/json" }, body: '{"ok":true}' };
 
@@ -188,6 +195,37 @@ describe("retries", () => {
       assert.deepEqual(events, ["one"]);
       assert.equal(counter.calls, 2);
     });
+  });
+
+  describe("x-should-retry and the 60 s bound", () => {
+    for (const [name, answer, calls] of [
+      ["429 no_available_keys, x-should-retry: false, a month away", PROXY(429, "no_available_keys", 2617953, { "x-should-retry": "false" }), 1],
+      ["429 no_available_keys, x-should-retry: false, soon", PROXY(429, "no_available_keys", 0, { "x-should-retry": "false", "retry-after": "0" }), 1],
+      ["429 no_available_keys, retry_after null", PROXY(429, "no_available_keys", null, { "x-should-retry": "false" }), 1],
+      ["no x-should-retry but 61 s away (an older proxy)", PROXY(503, "no_available_keys", 61, { "retry-after": "61" }), 1],
+      ["503 overloaded, x-should-retry: FALSE", PROXY(503, "overloaded", 0, { "x-should-retry": " FALSE " }), 1],
+      ["401 unauthorized, even with x-should-retry: true", PROXY(401, "unauthorized", 0, { "x-should-retry": "true" }), 1],
+      ["431 headers_too_large", PROXY(431, "headers_too_large", null), 1],
+      ["429 no_available_keys, x-should-retry: true", PROXY(429, "no_available_keys", 0, { "x-should-retry": "true", "retry-after": "0" }), 2],
+      ["503 overloaded, x-should-retry: true", PROXY(503, "overloaded", 0, { "x-should-retry": "true", "retry-after": "0" }), 2],
+      ["503 upstream_unavailable, x-should-retry: true", PROXY(503, "upstream_unavailable", 0, { "x-should-retry": "true" }), 2],
+    ]) {
+      test(`${name}: ${calls === 1 ? "thrown at once" : "retried"}`, async () => {
+        answers = [answer, OK];
+        const counter = countingFetch();
+        const client = new PoolSwitchProxyClient(server.url, { fetch: counter.fetch, maxRetries: 3, timeoutMs: 3_600_000 });
+        const started = Date.now();
+        const result = await within(5_000, name, client.get("/x").catch((e) => e));
+        assert.equal(counter.calls, calls);
+        assert.ok(Date.now() - started < 2_000, "no long wait");
+        if (calls === 1) {
+          assert.ok(result instanceof ProxyError, String(result));
+          assert.equal(result.status, answer.status);
+        } else {
+          assert.deepEqual(result, { ok: true });
+        }
+      });
+    }
   });
 
   describe("never retried", () => {

@@ -159,6 +159,12 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
+@pytest.fixture(autouse=True)
+def no_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `POOLSWITCH_TOKEN` of the shell running the tests must not reach the clients."""
+    monkeypatch.delenv("POOLSWITCH_TOKEN", raising=False)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

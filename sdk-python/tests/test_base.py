@@ -121,6 +121,29 @@ def test_json_and_content_are_exclusive() -> None:
         client._build_request(client._http, "POST", "/", **no_body(json={}, content=b"x"))
 
 
+def test_token_comes_from_the_environment_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POOLSWITCH_TOKEN", "tok-ENV-SECRET")
+    with PoolSwitchClient("http://h") as client, PoolSwitchClient("http://h", token="mine") as own:
+        from_env = client._build_request(client._http, "GET", "/", **no_body())
+        given = own._build_request(own._http, "GET", "/", **no_body())
+        assert "ENV-SECRET" not in repr(client) + repr(vars(client))
+    assert from_env.headers["x-poolswitch-token"] == "tok-ENV-SECRET"
+    assert given.headers["x-poolswitch-token"] == "mine"
+    monkeypatch.setenv("POOLSWITCH_TOKEN", "")
+    with PoolSwitchClient("http://h") as client:
+        request = client._build_request(client._http, "GET", "/", **no_body())
+    assert "x-poolswitch-token" not in request.headers
+
+
+def test_an_invalid_token_in_the_environment_is_named_not_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POOLSWITCH_TOKEN", " tok-ENV-SECRET\n")
+    with pytest.raises(ValueError, match=r"^POOLSWITCH_TOKEN: ") as caught:
+        AsyncPoolSwitchClient("http://h")
+    assert "SECRET" not in str(caught.value)
+
+
 def test_headers_merge_client_then_token_then_call() -> None:
     with PoolSwitchClient(
         "http://h", token="t0k", headers={"Authorization": "old", "X-A": "1", "X-B": "1"}
@@ -131,7 +154,8 @@ def test_headers_merge_client_then_token_then_call() -> None:
             "/",
             **no_body(headers={"x-b": "2"}, timeout=client._timeout_for(None)),
         )
-    assert request.headers["authorization"] == "Bearer t0k"
+    assert request.headers["x-poolswitch-token"] == "t0k"
+    assert request.headers["authorization"] == "old"  # the token has its own header
     assert (request.headers["x-a"], request.headers["x-b"]) == ("1", "2")
     assert request.headers["user-agent"].startswith("poolswitch-client-python/")
     assert request.extensions["timeout"] == httpx.Timeout(60.0).as_dict()
@@ -152,10 +176,14 @@ def connect_error() -> httpx.ConnectError:
     return httpx.ConnectError("refused", request=httpx.Request("GET", "http://h/"))
 
 
-def proxy_answer(code: str, retry_after: float | None, status: int = 503) -> ProxyResponse:
+def proxy_answer(
+    code: str, retry_after: float | None, status: int = 503, should_retry: str | None = None
+) -> ProxyResponse:
     error = {"type": "poolswitch_error", "code": code, "message": "m", "retry_after": retry_after}
-    response = httpx.Response(status, headers={"x-poolswitch-error": code}, json={"error": error})
-    return ProxyResponse(response)
+    headers = {"x-poolswitch-error": code}
+    if should_retry is not None:
+        headers["x-should-retry"] = should_retry
+    return ProxyResponse(httpx.Response(status, headers=headers, json={"error": error}))
 
 
 def test_connection_failures_back_off_exponentially_up_to_max_retries() -> None:
@@ -202,6 +230,44 @@ def test_no_available_keys_is_retried_when_it_fits() -> None:
     clock.now += 6
     with pytest.raises(ProxyError):  # out of retries
         policy.after_error(proxy_answer("no_available_keys", 0))
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        proxy_answer("no_available_keys", 2.0, 429, "true"),
+        proxy_answer("no_available_keys", 0.0, 429, "true"),
+        proxy_answer("no_available_keys", 60.0, 429),  # the longest wait the client takes
+        proxy_answer("overloaded", 1.0, 503, "true"),
+        proxy_answer("upstream_unavailable", 1.0, 503, "true"),
+    ],
+)
+def test_proxy_answers_that_may_be_retried(response: ProxyResponse) -> None:
+    policy = RetryPolicy(2, None, clock=Clock())
+    assert policy.after_error(response) == response.json()["error"]["retry_after"]
+    assert policy.retries == 1
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        proxy_answer("no_available_keys", 2.0, 429, "false"),  # the proxy says: do not
+        proxy_answer("no_available_keys", 2.0, 429, " FALSE "),
+        proxy_answer("no_available_keys", 3600.0, 429, "false"),
+        proxy_answer("no_available_keys", 60.5, 429),  # over MAX_RETRY_WAIT: raised at once
+        proxy_answer("no_available_keys", 2617953.0, 503),  # a month, from an older proxy
+        proxy_answer("overloaded", 1.0, 503, "false"),
+        proxy_answer("unauthorized", 1.0, 401, "true"),  # only the three codes are retried
+        proxy_answer("headers_too_large", None, 431),
+    ],
+)
+def test_proxy_answers_that_are_raised_at_once_even_without_a_timeout(
+    response: ProxyResponse,
+) -> None:
+    policy = RetryPolicy(5, None, clock=Clock())
+    with pytest.raises(ProxyError) as caught:
+        policy.after_error(response)
+    assert (caught.value.status, policy.retries) == (response.status, 0)
 
 
 @pytest.mark.parametrize(

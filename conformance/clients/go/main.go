@@ -20,6 +20,7 @@ import (
 
 type request struct {
 	ID, Call, Method, Path, Text string
+	Token                        string // the caller token, "" for none
 	ProxyURL                     string `json:"proxy_url"`
 	BodyB64                      string `json:"body_b64"`
 	Headers                      map[string]string
@@ -56,8 +57,12 @@ func statusDoc(s *poolswitch.PoolStatus) object {
 }
 
 func call(req request) (object, error) {
-	client := poolswitch.NewClient(req.ProxyURL, poolswitch.WithMaxRetries(0), // the proxy alone
-		poolswitch.WithTimeout(time.Duration(req.Timeout*float64(time.Second))))
+	opts := []poolswitch.Option{poolswitch.WithMaxRetries(0), // the proxy alone answers
+		poolswitch.WithTimeout(time.Duration(req.Timeout * float64(time.Second)))}
+	if req.Token != "" {
+		opts = append(opts, poolswitch.WithToken(req.Token))
+	}
+	client := poolswitch.NewClient(req.ProxyURL, opts...)
 	ctx, r, err := context.Background(), object{"status": nil, "headers": object{}, "error": nil}, error(nil)
 	switch req.Call {
 	case "health":

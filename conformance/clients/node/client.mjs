@@ -17,11 +17,13 @@ import {
 
 const clients = new Map();
 
-function clientFor(url) {
-  if (!clients.has(url)) {
-    clients.set(url, new PoolSwitchProxyClient(url, { maxRetries: 0 })); // the proxy alone answers
+function clientFor(url, token) {
+  const id = JSON.stringify([url, token ?? null]);
+  if (!clients.has(id)) {
+    const options = token ? { maxRetries: 0, token } : { maxRetries: 0 }; // the proxy alone answers
+    clients.set(id, new PoolSwitchProxyClient(url, options));
   }
-  return clients.get(url);
+  return clients.get(id);
 }
 
 function headersOf(headers) {
@@ -51,7 +53,7 @@ function failure(error) {
 }
 
 async function call(request) {
-  const client = clientFor(request.proxy_url);
+  const client = clientFor(request.proxy_url, request.token);
   const timeoutMs = request.timeout * 1000;
   const options = { headers: request.headers ?? {}, timeoutMs };
   const { json, text, body_b64: raw } = request;

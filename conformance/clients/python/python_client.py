@@ -21,13 +21,13 @@ from poolswitch_client import (
     UpstreamError,
 )
 
-clients: dict[str, PoolSwitchClient] = {}
+clients: dict[tuple[str, str | None], PoolSwitchClient] = {}
 
 
-def client_for(url: str) -> PoolSwitchClient:
-    if url not in clients:  # no SDK retries: the runner checks what the proxy answered
-        clients[url] = PoolSwitchClient(url, max_retries=0)
-    return clients[url]
+def client_for(url: str, token: str | None) -> PoolSwitchClient:
+    if (url, token) not in clients:  # no SDK retries: the runner checks what the proxy answered
+        clients[url, token] = PoolSwitchClient(url, token=token, max_retries=0)
+    return clients[url, token]
 
 
 def answer_of(response: ProxyResponse) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def failure(code: str | None, status: int | None = None, retry_after: Any = None
 
 
 def call(request: dict[str, Any]) -> dict[str, Any]:
-    client, kind = client_for(request["proxy_url"]), request["call"]
+    client, kind = client_for(request["proxy_url"], request.get("token")), request["call"]
     options: dict[str, Any] = {"headers": request.get("headers") or {}}
     options["timeout"] = request["timeout"]
     if "json" in request:

@@ -61,6 +61,8 @@ def read_events(response: http.client.HTTPResponse, started: float, events: list
 def call(request: dict[str, Any]) -> dict[str, Any]:
     kind, method, path = request["call"], request["method"], request["path"]  # GET /health, ...
     headers = dict(request.get("headers") or {})
+    if request.get("token"):
+        headers["x-poolswitch-token"] = request["token"]
     body = None
     if "json" in request:
         body = json.dumps(request["json"]).encode()

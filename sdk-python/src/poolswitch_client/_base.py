@@ -7,6 +7,7 @@ everything that decides something lives here.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,13 @@ DEFAULT_MAX_RETRIES = 2
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 8.0
 USER_AGENT = f"poolswitch-client-python/{__version__}"
-NO_AVAILABLE_KEYS = "no_available_keys"
+TOKEN_HEADER = "x-poolswitch-token"
+TOKEN_ENV = "POOLSWITCH_TOKEN"
+SHOULD_RETRY_HEADER = "x-should-retry"
+# The proxy's answers worth asking again after their `retry_after` (nothing went upstream).
+RETRIED_CODES = frozenset({"no_available_keys", "overloaded", "upstream_unavailable"})
+# The longest the client ever waits on its own before a retry; a longer `retry_after` is raised.
+MAX_RETRY_WAIT = 60.0
 
 
 class _Secret:
@@ -47,7 +54,11 @@ class _Secret:
 
 
 class BaseClient:
-    """Settings and request building for `PoolSwitchClient` and `AsyncPoolSwitchClient`."""
+    """Settings and request building for `PoolSwitchClient` and `AsyncPoolSwitchClient`.
+
+    `token` (default: the `POOLSWITCH_TOKEN` environment variable) goes out as
+    `x-poolswitch-token` on every request; it never shows in a repr or a message.
+    """
 
     def __init__(
         self,
@@ -59,7 +70,7 @@ class BaseClient:
         max_retries: int,
     ) -> None:
         self._base_url = _check_base_url(base_url)
-        self._token = None if token is None else _Secret(_check_token(token))
+        self._token = _caller_token(token)
         self._timeout = _check_timeout(timeout, "timeout")
         self._headers = httpx.Headers(headers)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -122,7 +133,7 @@ class BaseClient:
     def _merge_headers(self, headers: HeaderTypes | None) -> httpx.Headers:
         merged = httpx.Headers(self._headers)
         if self._token is not None:
-            merged["authorization"] = f"Bearer {self._token.reveal()}"
+            merged[TOKEN_HEADER] = self._token.reveal()
         if headers:
             merged.update(headers)
         return merged
@@ -131,10 +142,12 @@ class BaseClient:
 class RetryPolicy:
     """The retry decisions for one call, made after each failed exchange with the proxy.
 
-    Retried: a connection the proxy refused (nothing was sent; backoff 0.5 s, 1 s, 2 s, ...)
-    and `503 no_available_keys` when its `retry_after` fits in the call's timeout. Never an
-    upstream error, a timeout or a connection that broke after the request went out. Each
-    method returns the seconds to wait before the next try, or raises the call's error.
+    Retried: a connection the proxy refused (nothing was sent; backoff 0.5 s, 1 s, 2 s, ...),
+    and the proxy's `no_available_keys`, `overloaded` and `upstream_unavailable` answers unless
+    they say `x-should-retry: false`, when their `retry_after` is known, at most
+    `MAX_RETRY_WAIT` (60 s) and fits in the call's timeout. Never an upstream error, a timeout
+    or a connection that broke after the request went out. Each method returns the seconds to
+    wait before the next try, or raises the call's error.
     """
 
     def __init__(
@@ -167,8 +180,10 @@ class RetryPolicy:
         error = error_from_response(response)
         if (
             isinstance(error, ProxyError)
-            and error.code == NO_AVAILABLE_KEYS
+            and error.code in RETRIED_CODES
+            and response.headers.get(SHOULD_RETRY_HEADER, "").strip().lower() != "false"
             and error.retry_after is not None
+            and error.retry_after <= MAX_RETRY_WAIT
             and self._take(error.retry_after)
         ):
             return error.retry_after
@@ -207,6 +222,19 @@ def _check_base_url(base_url: str) -> str:
     if url.query or url.fragment:
         raise ValueError("base_url must not have a query string or a fragment")
     return str(url).rstrip("/")
+
+
+def _caller_token(token: str | None) -> _Secret | None:
+    """The caller token: `token`, else `$POOLSWITCH_TOKEN` (unset or empty: none)."""
+    if token is not None:
+        return _Secret(_check_token(token))
+    from_env = os.environ.get(TOKEN_ENV)
+    if not from_env:
+        return None
+    try:
+        return _Secret(_check_token(from_env))
+    except ValueError as exc:
+        raise ValueError(f"{TOKEN_ENV}: {exc}") from None
 
 
 def _check_token(token: str) -> str:

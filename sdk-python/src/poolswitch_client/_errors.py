@@ -39,7 +39,7 @@ class PoolSwitchError(Exception):
 
 
 class ProxyError(PoolSwitchError):
-    """An answer the proxy made itself, e.g. `503 no_available_keys` (docs/protocol.md)."""
+    """An answer the proxy made itself, e.g. `429 no_available_keys` (docs/protocol.md)."""
 
     def __init__(
         self,
@@ -50,7 +50,7 @@ class ProxyError(PoolSwitchError):
         retry_after: float | None = None,
         response: ProxyResponse | None = None,
     ) -> None:
-        hint = "" if retry_after is None else f", retry after {retry_after:g}s"
+        hint = "" if retry_after is None else f", retry after {retry_after:.10g}s"
         super().__init__(f"{message} ({code}, HTTP {status}{hint})")
         self.message = message
         self.code = code
