@@ -5,8 +5,8 @@ import pytest
 from poolswitch.errors import BadRequest
 from poolswitch.request import (
     ABSOLUTE_FORM,
-    escapes_base,
     dropped_headers,
+    escapes_base,
     forward_headers,
     request_target,
     without_query_param,

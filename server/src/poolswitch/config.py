@@ -403,8 +403,12 @@ class _Validator:
             value = self.expand(entry, f"{where}[{i}]")
             name = normalise(value) if isinstance(value, str) else None
             if name is None:
-                kind = "host name" if where == "allowed_hosts" else "origin (scheme://host[:port])"
-                self.problem(f"{where}[{i}]", f"must be a {kind}")
+                kind = (
+                    "a host name"
+                    if where == "allowed_hosts"
+                    else "an origin (scheme://host[:port])"
+                )
+                self.problem(f"{where}[{i}]", f"must be {kind}")
             elif name not in names:
                 names.append(name)
         return tuple(names)
