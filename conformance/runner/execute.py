@@ -10,8 +10,8 @@ values; and the proxy must exit 0 when stopped. A harness error or a dead proxy 
 from __future__ import annotations
 
 import base64
-import json
 import dataclasses
+import json
 import secrets
 import socket
 import time

@@ -327,3 +327,24 @@ def test_start_on_a_public_address_without_callers_exits_2_before_binding(
         "keys:\n  - {id: a, value: sk-a}\n"
     )
     assert cli.main(["start", "--config", str(listen)]) == 2
+    assert cli.main(["validate", "--config", str(listen)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("host", "settings", "refused"),
+    [
+        ("127.0.0.1", {}, False),
+        ("localhost", {}, False),
+        ("::1", {}, False),
+        ("0.0.0.0", {}, True),
+        ("::", {}, True),
+        ("10.0.0.1", {}, True),
+        ("0.0.0.0", {"allow_unauthenticated": True}, False),
+        ("0.0.0.0", {"callers": CALLERS}, False),
+    ],
+)
+def test_exposed(host: str, settings: dict[str, Any], refused: bool) -> None:
+    problem = cli.exposed(make_config("http://127.0.0.1:9", "a", **settings), host)
+    assert (problem is not None) is refused
+    if problem:
+        assert "callers" in problem and "allow_unauthenticated" in problem

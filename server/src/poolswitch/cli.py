@@ -115,13 +115,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     host = args.host or config.listen_host
-    if not is_loopback(host) and not config.callers and not config.allow_unauthenticated:
-        print(
-            f"config error: listen address {host} is reachable from other machines and no "
-            "`callers` are configured: add callers (tokens), or set allow_unauthenticated: true "
-            "to serve anyone who reaches the port",
-            file=sys.stderr,
-        )
+    problem = exposed(config, host)
+    if problem:
+        print(f"config error: {problem}", file=sys.stderr)
         return 2
     setup_logging(args.log_level)
     _tune_gc()
@@ -135,9 +131,25 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
+def exposed(config: Config, host: str) -> str | None:
+    """Why the proxy must not start on `host`, or None: secure by default, a non-loopback
+    address needs callers (or an explicit allow_unauthenticated: true)."""
+    if is_loopback(host) or config.callers or config.allow_unauthenticated:
+        return None
+    return (
+        f"listen address {host} is reachable from other machines and no callers are "
+        "configured: add `callers` (tokens), or set `allow_unauthenticated: true` to serve "
+        "anyone who reaches the port"
+    )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
+        return 2
+    problem = exposed(config, config.listen_host)
+    if problem:
+        print(f"config error: {problem}", file=sys.stderr)
         return 2
     print(
         f"ok: {len(config.keys)} keys, strategy {config.strategy}, storage "
