@@ -195,3 +195,14 @@ def test_allowed_hosts_and_origins_problems(changes: dict[str, Any], expected: s
     with pytest.raises(ConfigError) as info:
         parse_config({**BASE, **changes}, env={})
     assert list(info.value.problems) == [expected]
+
+
+def test_allowed_host_values_are_remembered_within_a_bound() -> None:
+    g = gate()
+    for port in range(200):
+        assert g.check([(b"host", b"localhost:%d" % port)]) is None
+        with pytest.raises(BadRequest):
+            g.check([(b"host", b"evil.example:%d" % port)])
+    assert len(g._seen) == 64
+    with pytest.raises(BadRequest):
+        g.check([(b"host", b"evil.example:1")])

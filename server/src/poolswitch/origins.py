@@ -22,6 +22,8 @@ from poolswitch.errors import BadRequest, Forbidden
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", "[::]", ""})
 PREFLIGHT_MAX_AGE = b"600"
+SEEN_LIMIT = 64
+"""Allowed Host values remembered as sent (name and port), so most requests skip the parsing."""
 EXPOSED_HEADERS = b"x-poolswitch-key-id, x-poolswitch-attempts, x-poolswitch-error, retry-after"
 
 
@@ -45,7 +47,7 @@ def is_loopback(host: str) -> bool:
 class Gate:
     """The Host and Origin checks, with the allowed sets built once at start-up."""
 
-    __slots__ = ("_any_host", "_hosts", "_origins")
+    __slots__ = ("_any_host", "_hosts", "_origins", "_seen")
 
     def __init__(
         self, listen_host: str, allowed_hosts: Iterable[str], allowed_origins: Iterable[str]
@@ -58,6 +60,7 @@ class Gate:
         self._any_host = "*" in hosts
         self._hosts = frozenset(h.encode("latin-1") for h in hosts)
         self._origins = frozenset(o.lower().encode("latin-1") for o in allowed_origins)
+        self._seen: set[bytes] = set()
 
     def check(self, headers: Sequence[tuple[bytes, bytes]], *, host: bool = True) -> bytes | None:
         """None for a request with no Origin; the (allowed) origin for a browser's request.
@@ -66,9 +69,10 @@ class Gate:
         `host=False` skips the Host check (`/health`, for load balancers that send an IP).
         """
         origin: bytes | None = None
+        check_host = host and not self._any_host
         for name, value in headers:
             if name == b"host":
-                if host and not self._any_host and not self._host_ok(value):
+                if check_host and value not in self._seen and not self._host_ok(value):
                     raise BadRequest("the Host header names a host this proxy does not serve")
             elif name == b"origin":
                 origin = value
@@ -82,7 +86,10 @@ class Gate:
             name = name[: name.find(b"]") + 1]
         else:
             name = name.partition(b":")[0].rstrip(b".")
-        return name in self._hosts
+        ok = name in self._hosts
+        if ok and len(self._seen) < SEEN_LIMIT:
+            self._seen.add(value)  # the exact Host values callers send: no parsing next time
+        return ok
 
 
 def cors_headers(origin: bytes) -> list[tuple[bytes, bytes]]:
