@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import secrets
 import socket
 import time
@@ -65,9 +66,18 @@ class _CaseRun:
         self.directory = directory
         self.values = {k.id: f"sk-conf-{k.id}-{secrets.token_hex(12)}" for k in case.keys}
         self.secrets = dict(self.values)
-        token = case.config.get("admin_token")
-        if isinstance(token, str):
-            self.secrets["admin_token"] = token
+        for name in ("admin_token", "metrics_token"):
+            token = case.config.get(name)
+            if isinstance(token, str):
+                self.secrets[name] = token
+        callers = case.config.get("callers")
+        # caller tokens: secret like the keys, and never seen by the upstream either
+        self.caller_tokens = {
+            f"callers.{c['id']}.token": c["token"]
+            for c in (callers if isinstance(callers, list) else [])
+            if isinstance(c, dict) and isinstance(c.get("token"), str)
+        }
+        self.secrets.update(self.caller_tokens)
         self.reasons: list[str] = []
         self.log_tail = ""
         self._dead = socket.socket()  # bound, never listening: connections are refused
@@ -85,6 +95,8 @@ class _CaseRun:
             assert self.fake is not None
             attempts = [attempt_view(a) for a in list(self.fake.attempts)]
             self.reasons += check_upstream(self.case.expect_upstream, attempts)
+            for name in leaks.in_text(json.dumps(attempts), self.caller_tokens):
+                self.reasons.append(f"the upstream saw {name}")
         except _Failed:
             pass
         finally:

@@ -85,7 +85,7 @@ def test_metrics_names_labels_and_promtool(
     assert resp.headers["content-type"].startswith("text/plain")
     text = resp.text
     for line in (
-        'poolswitch_requests_total{method="POST",status_class="2xx"} 1.0',
+        'poolswitch_requests_total{caller="-",method="POST",status_class="2xx"} 1.0',
         'poolswitch_upstream_attempts_total{key_id="a",outcome="rate_limited"} 1.0',
         'poolswitch_upstream_attempts_total{key_id="b",outcome="success"} 2.0',
         'poolswitch_failovers_total{reason="rate_limited"} 1.0',

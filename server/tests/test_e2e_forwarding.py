@@ -167,14 +167,14 @@ def test_path_escaping_the_base_gets_400_and_is_never_sent(
     proxy = make_proxy("a")
     port = int(proxy.url.rsplit(":", 1)[1])
     answers = [
-        raw_request(port, b"GET /../secret HTTP/1.1\r\nHost: x\r\n\r\n"),
-        raw_request(port, b"GET /v1/%2e%2e/%2E%2E/secret HTTP/1.1\r\nHost: x\r\n\r\n"),
-        raw_request(port, b"GET http://evil.example/v1/models HTTP/1.1\r\nHost: x\r\n\r\n"),
+        raw_request(port, b"GET /../secret HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        raw_request(port, b"GET /v1/%2e%2e/%2E%2E/secret HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        raw_request(port, b"GET http://evil.example/v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n"),
     ]
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
         assert b"x-poolswitch-error: bad_request" in answer
-    ok = raw_request(port, b"GET /v1/../v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+    ok = raw_request(port, b"GET /v1/../v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert ok.startswith(b"HTTP/1.1 200")
     assert [a.path for a in upstream.attempts] == ["/v1/../v1/models"]
 

@@ -5,6 +5,7 @@ import pytest
 from poolswitch.errors import BadRequest
 from poolswitch.request import (
     ABSOLUTE_FORM,
+    dropped_headers,
     escapes_base,
     forward_headers,
     request_target,
@@ -62,8 +63,23 @@ def test_forward_headers_drops_hop_by_hop_and_caller_auth() -> None:
         (b"host", b"proxy"),
         (b"x-kept", b"yes"),
     ]
-    headers, declared = forward_headers(raw, b"authorization")
+    headers, declared = forward_headers(raw, dropped_headers("Authorization"))
     assert headers == [("x-kept", "yes")]
     assert declared == 12
     with pytest.raises(BadRequest):
-        forward_headers([(b"content-length", b"nope")], b"authorization")
+        forward_headers([(b"content-length", b"nope")], dropped_headers("Authorization"))
+
+
+@pytest.mark.parametrize("auth_header_name", ["Authorization", "x-api-key", "api-key"])
+def test_forward_headers_never_forwards_a_caller_credential(auth_header_name: str) -> None:
+    raw = [
+        (b"authorization", b"Bearer caller-token"),
+        (b"x-api-key", b"caller-token"),
+        (b"x-goog-api-key", b"caller-token"),
+        (b"x-poolswitch-token", b"caller-token"),
+        (b"api-key", b"caller-token"),
+        (b"x-kept", b"yes"),
+    ]
+    headers, _ = forward_headers(raw, dropped_headers(auth_header_name))
+    kept = [("api-key", "caller-token")] if auth_header_name != "api-key" else []
+    assert headers == [*kept, ("x-kept", "yes")]

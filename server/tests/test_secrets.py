@@ -21,7 +21,9 @@ def test_no_key_value_anywhere_after_a_full_scenario(
     seen: list[str] = []
     with proxy.client() as client:
         for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/x", "/v1/y"):
-            resp = client.post(path, json={"q": 1}, headers={"Authorization": "Bearer caller"})
+            resp = client.post(
+                path, json={"q": 1}, headers={"Authorization": "Bearer caller-own-7f3a"}
+            )
             seen.append(resp.text)
             seen.extend(f"{k}: {v}" for k, v in resp.headers.items())
         for path in ("/status", "/metrics", "/health"):
@@ -37,4 +39,4 @@ def test_no_key_value_anywhere_after_a_full_scenario(
     for value in KEYS:
         assert value not in everything
         assert "SECRET" not in everything
-    assert "caller" not in "\n".join(r.getMessage() for r in caplog.records)
+    assert "caller-own-7f3a" not in "\n".join(r.getMessage() for r in caplog.records)

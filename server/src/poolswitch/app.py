@@ -1,8 +1,17 @@
 """The ASGI application: built-in endpoints (Starlette) beside the proxy (raw ASGI).
 
 `GET /health`, `GET /status` and `GET /metrics` are answered here; every other request goes
-straight to the proxy, with no router in between. The lifespan owns the long-lived resources:
-the store, the pool's background writer and the upstream client session.
+straight to the proxy, with no router in between.
+
+Who may read them: `/health` is open (no Host check either, for load balancers that send an IP);
+`/status` is open, unless `callers` is set: then it needs a caller token or the admin token (in
+any position a caller token may take); `/metrics` is open unless `metrics_token` is set: then it
+needs `Authorization: Bearer <metrics_token>` (or the admin token); the admin API needs
+`Authorization: Bearer <admin_token>`. The Host check (origins.py) applies to all but `/health`,
+the Origin check to all.
+
+The lifespan owns the long-lived resources: the store, the pool's background writer and the
+upstream client session.
 """
 
 from __future__ import annotations
@@ -21,12 +30,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from poolswitch.callers import Callers, positions
 from poolswitch.config import Config
 from poolswitch.errors import NotFound, ProxyError, Unauthorized
 from poolswitch.forwarder import Forwarder
 from poolswitch.metrics import CONTENT_TYPE, Metrics
 from poolswitch.pool import Clock, Pool
-from poolswitch.proxy import Proxy, error_response
+from poolswitch.proxy import Proxy, error_response, with_cors
 from poolswitch.request import Receive, Scope, Send
 from poolswitch.storage import create_store
 
@@ -66,6 +76,24 @@ class PoolSwitchApp:
         )
         self.proxy = Proxy(config, self.pool, self.forwarder, self.metrics, rng=rng)
         self.admin = config.admin_token is not None
+        admin = [("admin", config.admin_token)] if config.admin_token else []
+        self.status_readers = (
+            Callers(
+                [*((c.id, c.token) for c in config.callers), *admin],
+                positions(config.auth_header_name, config.auth_scheme),
+                config.auth_query_param,
+            )
+            if config.callers
+            else None
+        )
+        self.metrics_readers = (
+            Callers(
+                [("metrics", config.metrics_token), *admin],
+                positions(config.auth_header_name, config.auth_scheme, extra=False),
+            )
+            if config.metrics_token
+            else None
+        )
         self.builtins = Starlette(
             routes=[
                 Route("/health", self.health, methods=["GET"]),
@@ -84,8 +112,18 @@ class PoolSwitchApp:
             or (self.admin and scope["path"].startswith(ADMIN_PREFIX))
         ):
             await self.proxy(scope, receive, send)
-        else:
-            await self.builtins(scope, receive, send)
+            return
+        if scope["type"] == "http":
+            try:
+                origin = self.proxy.gate.check(scope["headers"], host=scope["path"] != "/health")
+            except ProxyError as err:
+                status, headers, body = error_response(err)
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            if origin is not None:
+                send = with_cors(send, origin)
+        await self.builtins(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -116,7 +154,14 @@ class PoolSwitchApp:
             }
         )
 
-    async def status(self, _request: Request) -> Response:
+    async def status(self, request: Request) -> Response:
+        readers = self.status_readers
+        if (
+            readers is not None
+            and readers.identify(request.scope["headers"], request.scope.get("query_string", b""))
+            is None
+        ):
+            raise Unauthorized("/status needs a caller token or the admin token")
         return JSONResponse(self.status_document())
 
     def status_document(self) -> dict[str, Any]:
@@ -168,7 +213,10 @@ class PoolSwitchApp:
         keys = {k["id"]: k for k in self.status_document()["keys"]}
         return JSONResponse(keys[key_id])
 
-    async def prometheus(self, _request: Request) -> Response:
+    async def prometheus(self, request: Request) -> Response:
+        readers = self.metrics_readers
+        if readers is not None and readers.identify(request.scope["headers"]) is None:
+            raise Unauthorized("/metrics needs Authorization: Bearer <metrics_token>")
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
 

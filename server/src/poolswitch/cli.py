@@ -2,8 +2,8 @@
 
     poolswitch start --config FILE [--host H] [--port P] [--log-level L]
     poolswitch validate --config FILE
-    poolswitch status [--url URL | --config FILE] [--json]
-    poolswitch metrics [--url URL | --config FILE]
+    poolswitch status [--url URL | --config FILE] [--json] [--token T]
+    poolswitch metrics [--url URL | --config FILE] [--token T]
     poolswitch keys list|enable ID|disable ID [--url URL | --config FILE] [--token T]
 
 Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usage or config.
@@ -31,6 +31,7 @@ from poolswitch import __version__
 from poolswitch.app import ADMIN_PREFIX, PoolSwitchApp
 from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
+from poolswitch.origins import is_loopback
 from poolswitch.request import ABSOLUTE_FORM
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -113,11 +114,16 @@ def cmd_start(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    host = args.host or config.listen_host
+    problem = exposed(config, host)
+    if problem:
+        print(f"config error: {problem}", file=sys.stderr)
+        return 2
     setup_logging(args.log_level)
     _tune_gc()
     server = build_server(
         PoolSwitchApp(config),
-        args.host or config.listen_host,
+        host,
         args.port or config.listen_port,
         args.log_level,
     )
@@ -125,9 +131,25 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
+def exposed(config: Config, host: str) -> str | None:
+    """Why the proxy must not start on `host`, or None: secure by default, a non-loopback
+    address needs callers (or an explicit allow_unauthenticated: true)."""
+    if is_loopback(host) or config.callers or config.allow_unauthenticated:
+        return None
+    return (
+        f"listen address {host} is reachable from other machines and no callers are "
+        "configured: add `callers` (tokens), or set `allow_unauthenticated: true` to serve "
+        "anyone who reaches the port"
+    )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
+        return 2
+    problem = exposed(config, config.listen_host)
+    if problem:
+        print(f"config error: {problem}", file=sys.stderr)
         return 2
     print(
         f"ok: {len(config.keys)} keys, strategy {config.strategy}, storage "
@@ -169,11 +191,21 @@ def _fetch(url: str, method: str = "GET", token: str | None = None) -> bytes | N
         return None
 
 
+def _reader_token(args: argparse.Namespace, setting: str) -> str | None:
+    """--token, else $POOLSWITCH_TOKEN, else `setting` (admin_token, metrics_token) from
+    --config; None sends no token, as before callers existed."""
+    token: str | None = args.token or os.environ.get("POOLSWITCH_TOKEN")
+    if not token and args.config:
+        config = _load(args.config)
+        token = getattr(config, setting, None) if config else None
+    return token or None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     base = _base_url(args)
     if base is None:
         return 2
-    data = _fetch(base + "/status")
+    data = _fetch(base + "/status", token=_reader_token(args, "admin_token"))
     if data is None:
         return 1
     doc = json.loads(data)
@@ -220,7 +252,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     base = _base_url(args)
     if base is None:
         return 2
-    data = _fetch(base + "/metrics")
+    data = _fetch(base + "/metrics", token=_reader_token(args, "metrics_token"))
     if data is None:
         return 1
     sys.stdout.write(data.decode())
@@ -285,6 +317,11 @@ def parser() -> argparse.ArgumentParser:
         where.add_argument("--config", help="find the proxy from this configuration file")
         if name == "status":
             cmd.add_argument("--json", action="store_true", help="print the raw JSON")
+        cmd.add_argument(
+            "--token",
+            help="a caller, admin or metrics token, sent as Authorization: Bearer "
+            "(default: $POOLSWITCH_TOKEN)",
+        )
         cmd.set_defaults(run=run)
 
     keys = sub.add_parser("keys", help="list, enable or disable keys of a running proxy")

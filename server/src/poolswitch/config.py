@@ -30,6 +30,7 @@ MIB = 1024 * 1024
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HOST = re.compile(r"^[a-z0-9_]([a-z0-9_.-]{0,252})$")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,14 @@ class StatusRule:
     action: str
     match: str | None = None
     seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class CallerConfig:
+    """A caller allowed to use the proxy. `token` is the secret; it never appears in a repr."""
+
+    id: str
+    token: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,12 @@ class Config:
     queue_timeout_seconds: float = 0.0
     attempt_timeout_seconds: float | None = None
     on_status: tuple[StatusRule, ...] = ()
+    # caller authentication and browser checks (callers.py, origins.py)
+    callers: tuple[CallerConfig, ...] = ()
+    allow_unauthenticated: bool = False
+    metrics_token: str | None = field(default=None, repr=False)
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
 
 
 _SCALARS = (
@@ -101,8 +116,18 @@ _SCALARS = (
     "retry_non_idempotent",
     "queue_timeout_seconds",
     "attempt_timeout_seconds",
+    "allow_unauthenticated",
+    "metrics_token",
 )
-TOP_LEVEL = (*_SCALARS, "storage", "keys", "on_status")
+TOP_LEVEL = (
+    *_SCALARS,
+    "storage",
+    "keys",
+    "on_status",
+    "callers",
+    "allowed_hosts",
+    "allowed_origins",
+)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -165,10 +190,60 @@ def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = No
         if doc.get("attempt_timeout_seconds") is None
         else v.number(doc, "attempt_timeout_seconds", 1.0, positive=True),
         on_status=v.rules(doc.get("on_status")),
+        callers=v.callers(doc.get("callers")),
+        allow_unauthenticated=v.boolean(doc, "allow_unauthenticated", False),
+        metrics_token=v.optional_secret(doc, "metrics_token"),
+        allowed_hosts=v.names(doc.get("allowed_hosts"), "allowed_hosts", _host_name),
+        allowed_origins=v.names(doc.get("allowed_origins"), "allowed_origins", _origin),
     )
+    _check_tokens(cfg, v)
     if v.problems:
         raise ConfigError(v.problems)
     return cfg
+
+
+def _check_tokens(cfg: Config, v: _Validator) -> None:
+    """A caller token must not open more than the caller's door."""
+    for i, caller in enumerate(cfg.callers):
+        if caller.token in (cfg.admin_token, cfg.metrics_token):
+            other = "admin_token" if caller.token == cfg.admin_token else "metrics_token"
+            v.problem(f"callers[{i}].token", f"same value as {other}")
+
+
+def _host_name(value: str) -> str | None:
+    """A Host name without port, lower-cased (`[::1]` for IPv6), or None when invalid."""
+    name = value.strip().lower().rstrip(".")
+    if name == "*":
+        return name
+    if name.startswith("[") and name.endswith("]") and ":" in name:
+        return name
+    if ":" in name and all(c in "0123456789abcdef:." for c in name):
+        return f"[{name}]"  # a bare IPv6 address
+    if not name or not _HOST.match(name):
+        return None
+    return name
+
+
+def _origin(value: str) -> str | None:
+    """A browser origin, `scheme://host[:port]`, lower-cased, or None when invalid."""
+    origin = value.strip().lower()
+    parts = urlsplit(origin)
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+        or origin != f"{parts.scheme}://{parts.netloc}"
+    ):
+        return None
+    return origin
 
 
 def _apply_env_overrides(doc: dict[str, Any], env: Mapping[str, str], v: _Validator) -> None:
@@ -261,6 +336,82 @@ class _Validator:
             self.problem(name, "must be at least 16 characters without whitespace")
             return None
         return value
+
+    def callers(self, raw: Any) -> tuple[CallerConfig, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list) or not raw:
+            self.problem("callers", "must be a non-empty list of {id, token} entries")
+            return ()
+        callers: list[CallerConfig] = []
+        seen_ids: dict[str, int] = {}
+        seen_tokens: dict[str, int] = {}
+        for i, entry in enumerate(raw):
+            at = f"callers[{i}]"
+            if not isinstance(entry, dict):
+                self.problem(at, "must be a mapping with id and token")
+                continue
+            self.unknown(entry, ("id", "token"), at + ".")
+            caller_id = self.expand(entry.get("id"), at + ".id")
+            token = self.expand(entry.get("token"), at + ".token")
+            ok = True
+            if caller_id is None:
+                self.problem(at + ".id", "missing")
+                ok = False
+            elif not isinstance(caller_id, str) or not _KEY_ID.match(caller_id):
+                self.problem(at + ".id", "must be 1-64 characters of letters, digits, . _ : -")
+                ok = False
+            elif caller_id in seen_ids:
+                self.problem(
+                    at + ".id", f"duplicate id {caller_id!r} (also callers[{seen_ids[caller_id]}])"
+                )
+                ok = False
+            else:
+                seen_ids[caller_id] = i
+            if token is None:
+                self.problem(at + ".token", "missing")
+                ok = False
+            elif not isinstance(token, str) or len(token) < 16:
+                if "${" not in str(entry.get("token")) or token:
+                    self.problem(at + ".token", "must be a string of at least 16 characters")
+                ok = False
+            elif not all("!" <= c <= "~" for c in token):
+                self.problem(
+                    at + ".token",
+                    "must be printable ASCII without whitespace or control characters",
+                )
+                ok = False
+            elif token in seen_tokens:
+                self.problem(at + ".token", f"same value as callers[{seen_tokens[token]}].token")
+                ok = False
+            else:
+                seen_tokens[token] = i
+            if ok:
+                callers.append(CallerConfig(caller_id, token))
+        return tuple(callers)
+
+    def names(
+        self, raw: Any, where: str, normalise: Callable[[str], str | None]
+    ) -> tuple[str, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.problem(where, "must be a list of strings")
+            return ()
+        names: list[str] = []
+        for i, entry in enumerate(raw):
+            value = self.expand(entry, f"{where}[{i}]")
+            name = normalise(value) if isinstance(value, str) else None
+            if name is None:
+                kind = (
+                    "a host name"
+                    if where == "allowed_hosts"
+                    else "an origin (scheme://host[:port])"
+                )
+                self.problem(f"{where}[{i}]", f"must be {kind}")
+            elif name not in names:
+                names.append(name)
+        return tuple(names)
 
     def boolean(self, doc: Mapping[str, Any], name: str, default: bool) -> bool:
         value = self._get(doc, name, name)

@@ -2,7 +2,8 @@
 
 Counters and histograms are updated on the request path; key state is read from the pool at
 scrape time by a collector, so there is nothing to keep in sync. Labels come from closed sets
-only: method, status class, outcome, reason, configured key id. Never a path or a client.
+only: method, status class, outcome, reason, configured key id, configured caller id (or `-`).
+Never a path, a client address or a token.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class Metrics:
         self.registry = registry
         self.requests = Counter(
             "poolswitch_requests",
-            "Requests answered, by method and status class.",
-            ["method", "status_class"],
+            "Requests answered, by method, status class and caller (- when none).",
+            ["method", "status_class", "caller"],
             registry=registry,
         )
         self.proxy_errors = Counter(

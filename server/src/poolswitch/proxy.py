@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from poolswitch.callers import NO_CALLER, Callers, positions
 from poolswitch.classifier import NETWORK_ERROR, SUCCESS, TIMEOUT, Classifier, Verdict
 from poolswitch.config import Config
 from poolswitch.errors import (
@@ -27,18 +28,22 @@ from poolswitch.errors import (
     ProxyError,
     ReadTimeout,
     TransportError,
+    Unauthorized,
     UpstreamTimeout,
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
 from poolswitch.forwarder import Forwarder, UpstreamResponse
 from poolswitch.metrics import Metrics, method_label, status_class
+from poolswitch.origins import Gate, cors_headers, is_preflight, preflight_headers
 from poolswitch.pool import Pool
 from poolswitch.request import (
     HOP_BY_HOP,
+    Message,
     Receive,
     Scope,
     Send,
+    dropped_headers,
     forward_headers,
     read_body,
     request_target,
@@ -74,13 +79,15 @@ class _Answer:
 class _Exchange:
     """What the access log and metrics need to know about one request."""
 
-    __slots__ = ("attempts", "key_id", "started", "status")
+    __slots__ = ("attempts", "caller", "cors", "key_id", "started", "status")
 
     def __init__(self) -> None:
         self.status = 0
         self.key_id: str | None = None
         self.attempts = 0
         self.started = False
+        self.caller = NO_CALLER
+        self.cors: bytes | None = None  # the allowed browser origin, if any
 
 
 class Proxy:
@@ -102,7 +109,17 @@ class Proxy:
         self.query_param = config.auth_query_param
         # With auth_query_param the key travels in the query string, not in a header.
         self.auth_header = None if self.query_param else config.auth_header_name
-        self._caller_auth = config.auth_header_name.lower().encode("latin-1")
+        self._drop = dropped_headers(config.auth_header_name)
+        self.gate = Gate(config.listen_host, config.allowed_hosts, config.allowed_origins)
+        self.callers = (
+            Callers(
+                ((c.id, c.token) for c in config.callers),
+                positions(config.auth_header_name, config.auth_scheme),
+                config.auth_query_param,
+            )
+            if config.callers
+            else None
+        )
         self._key_ids = [key.id.encode("ascii") for key in pool.keys]
         self._secrets = [(key.secret.encode(), key.id.encode()) for key in pool.keys]
         self._query_keys = [
@@ -127,25 +144,45 @@ class Proxy:
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(
-                method_label(scope["method"]), status_class(ex.status)
+                method_label(scope["method"]), status_class(ex.status), ex.caller
             ).inc()
             self.metrics.request_duration.observe(elapsed)
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    "%s %s %d key=%s attempts=%d %.1fms",
+                    "%s %s %d key=%s attempts=%d caller=%s %.1fms",
                     scope["method"],
                     scope["path"],
                     ex.status,
                     ex.key_id or "-",
                     ex.attempts,
+                    ex.caller,
                     elapsed * 1000.0,
                 )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, ex: _Exchange) -> None:
+        raw_headers = scope["headers"]
+        origin = self.gate.check(raw_headers)
+        if origin is not None:
+            ex.cors = origin
+            if is_preflight(scope["method"], raw_headers):
+                ex.status, ex.started = 204, True
+                answer = preflight_headers(origin, raw_headers)
+                await send({"type": "http.response.start", "status": 204, "headers": answer})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            send = with_cors(send, origin)
+        if self.callers is not None:
+            caller = self.callers.identify(raw_headers, scope.get("query_string", b""))
+            if caller is None:
+                raise Unauthorized(
+                    "a caller token is needed: send it as your SDK's API key "
+                    "(Authorization: Bearer, x-api-key, x-goog-api-key) or in x-poolswitch-token"
+                )
+            ex.caller = caller
         target = request_target(scope)
         if self.query_param:
             target = without_query_param(target, self.query_param)
-        headers, declared = forward_headers(scope["headers"], self._caller_auth)
+        headers, declared = forward_headers(raw_headers, self._drop)
         body = await read_body(receive, declared, self.config.max_request_body_bytes)
         guard = self.pool.guard
         if not guard.tripped:
@@ -421,6 +458,8 @@ class Proxy:
         status, headers, body = error_response(err)
         if ex.attempts:
             headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
+        if ex.cors is not None:
+            headers += cors_headers(ex.cors)
         self.metrics.proxy_errors.labels(err.code).inc()
         ex.status, ex.started = status, True
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -446,7 +485,26 @@ def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], byt
     ]
     if err.retry_after is not None:
         headers.append((b"retry-after", str(math.ceil(err.retry_after)).encode()))
+    if err.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="poolswitch"'))
     return err.status, headers, body
+
+
+def with_cors(send: Send, origin: bytes) -> Send:
+    """`send`, adding the CORS headers to the answer's start (only for an allowed origin)."""
+    extra = cors_headers(origin)
+
+    async def cors_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            kept = [
+                (name, value)
+                for name, value in message["headers"]
+                if not name.lower().startswith(b"access-control-")
+            ]
+            message = {**message, "headers": kept + extra}
+        await send(message)
+
+    return cors_send
 
 
 async def _read_or_release(resp: UpstreamResponse, limit: int = BUFFER_LIMIT) -> tuple[bytes, bool]:

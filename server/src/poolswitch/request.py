@@ -2,7 +2,8 @@
 
 The request target is refused (400) when it would leave the configured upstream: an absolute-form
 URL, or `..` segments (plain or percent-encoded) climbing above the base path. Headers lose the
-hop-by-hop ones and the caller's own auth header; the body is read once, bounded.
+hop-by-hop ones and every header a caller's credential travels in; the body is read once,
+bounded.
 """
 
 from __future__ import annotations
@@ -35,7 +36,19 @@ HOP_BY_HOP = frozenset(
 )
 """Headers that belong to one connection (RFC 9110 7.6.1): never forwarded, either way."""
 
-_REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
+CALLER_CREDENTIALS = frozenset(
+    {b"authorization", b"x-api-key", b"x-goog-api-key", b"x-poolswitch-token"}
+)
+"""Where callers put their own credentials (their SDK's API key, their caller token): never
+forwarded, whichever header or query parameter the pool key travels in."""
+
+REQUEST_DROP = HOP_BY_HOP | CALLER_CREDENTIALS | {b"host", b"content-length", b"expect"}
+
+
+def dropped_headers(auth_header_name: str) -> frozenset[bytes]:
+    """Every request header not forwarded upstream: hop-by-hop, the caller's credentials, and
+    the pool's auth header (the pool key goes there instead). Built once at start-up."""
+    return REQUEST_DROP | {auth_header_name.lower().encode("latin-1")}
 
 
 def request_target(scope: Scope) -> str:
@@ -79,15 +92,15 @@ def without_query_param(target: str, name: str) -> str:
 
 
 def forward_headers(
-    raw: list[tuple[bytes, bytes]], auth_header: bytes
+    raw: list[tuple[bytes, bytes]], drop: frozenset[bytes] = REQUEST_DROP
 ) -> tuple[list[tuple[str, str]], int | None]:
-    """The caller's headers minus hop-by-hop ones and its own auth; and its Content-Length."""
-    drop = _REQUEST_DROP
+    """The caller's headers minus those in `drop` (see `dropped_headers`); and its
+    Content-Length."""
     declared: int | None = None
     out: list[tuple[str, str]] = []
     listed: set[bytes] = set()
     for name, value in raw:
-        if name in drop or name == auth_header:
+        if name in drop:
             if name == b"content-length":
                 try:
                     declared = int(value)
