@@ -67,3 +67,17 @@ def test_forward_headers_drops_hop_by_hop_and_caller_auth() -> None:
     assert declared == 12
     with pytest.raises(BadRequest):
         forward_headers([(b"content-length", b"nope")], b"authorization")
+
+
+@pytest.mark.parametrize(
+    ("sent", "forwarded"),
+    [
+        (b"gzip, deflate", "gzip, deflate"),
+        (b"gzip, deflate, br, zstd", "gzip, deflate, br"),
+        (b"zstd", "identity"),
+        (b"*", "gzip, deflate, br"),
+    ],
+)
+def test_forward_headers_narrows_accept_encoding(sent: bytes, forwarded: str) -> None:
+    headers, _ = forward_headers([(b"accept-encoding", sent), (b"x-a", b"1")], b"authorization")
+    assert headers == [("accept-encoding", forwarded), ("x-a", "1")]
