@@ -46,9 +46,8 @@ def test_mask_table(line: str, masked: str | None) -> None:
 
 def test_filter_masks_the_rendered_message_and_the_traceback() -> None:
     logger = logging.getLogger("test_logmask.records")
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler = _Keep()
+    records = handler.records
     logger.addHandler(handler)
     logger.propagate = False
     install(MASK, logger)
@@ -102,6 +101,15 @@ def test_debug_log_of_a_running_proxy_shows_no_credential(tmp_path: Path) -> Non
     assert "x-api-key: ***" in text
     for secret in secrets:
         assert secret not in text
+
+
+class _Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
