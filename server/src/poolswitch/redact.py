@@ -21,6 +21,7 @@ its bytes are replaced by `UNDECODABLE_BODY`. Pure: no I/O.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -98,42 +99,40 @@ class Redactor:
 
     def redact(self, data: bytes) -> bytes:
         """`data` with every key form replaced by its id (the same object when none is in it)."""
-        m = self._search(data, 0)
-        if m is None:
+        matches = self._finditer(data)
+        first = next(matches, None)
+        if first is None:
             return data
         ids = self._ids
         out: list[bytes] = []
         pos = 0
-        while m is not None:
+        for m in itertools.chain((first,), matches):
             out += (data[pos : m.start()], ids[m.group()])
             pos = m.end()
-            m = self._search(data, pos)
         out.append(data[pos:])
         return b"".join(out)
 
-    def _search(self, data: bytes, pos: int) -> re.Match[bytes] | None:
-        """The leftmost (then longest) key form in `data[pos:]`."""
+    def _finditer(self, data: bytes) -> Iterator[re.Match[bytes]]:
+        """Every key form in `data`, left to right, the longest where several start at once."""
         pattern = self._pattern
         if pattern is None:
-            return None
-        runs = self._runs
-        if runs is None:
-            return pattern.search(data, pos)
+            return
+        if self._runs is None:
+            yield from pattern.finditer(data)
+            return
         # Many keys with no common start: the trie's first branch would be tried at every
-        # byte. Every form lies within a run of the bytes that forms are made of, at least as
-        # long as the shortest form; in an error body such runs are rare. The run pattern
-        # starts with a byte outside the set, which the engine skips to quickly.
-        at, starts = runs
-        run = at.match(data, pos)  # the run `pos` is in
-        while True:
-            if run is not None:
-                m = pattern.search(data, run.start(1), run.end())
-                if m is not None:
-                    return m
-                pos = run.end()
-            run = starts.search(data, pos)
-            if run is None:
-                return None
+        # byte. Every form lies within a run of the bytes forms are made of, at least as long
+        # as the shortest form; such runs are rare in an error body. Map those bytes to "a",
+        # the others to " ", and let bytes.find skip to the runs.
+        table, run = self._runs
+        mapped = data.translate(table)
+        pos = 0
+        while (i := mapped.find(run, pos)) >= 0:
+            start = max(pos, mapped.rfind(b" ", 0, i) + 1)
+            end = mapped.find(b" ", i)
+            end = len(data) if end < 0 else end
+            yield from pattern.finditer(data, start, end)
+            pos = end
 
     def redact_text(self, text: str) -> str:
         """The same for text (a log line)."""
@@ -144,10 +143,12 @@ class Redactor:
     def redact_headers(self, headers: Headers) -> Headers:
         """Headers with key forms replaced in their values; a header whose name holds one is
         dropped. The same list when none does (one scan over all of them)."""
-        if self._search(b"\n".join(b"\n".join(h) for h in headers), 0) is None:
+        if next(self._finditer(b"\n".join(b"\n".join(h) for h in headers)), None) is None:
             return headers
         return [
-            (name, self.redact(value)) for name, value in headers if self._search(name, 0) is None
+            (name, self.redact(value))
+            for name, value in headers
+            if next(self._finditer(name), None) is None
         ]
 
     def stream(self) -> StreamRedactor:
@@ -233,7 +234,9 @@ class StreamRedactor:
         ids = redactor._ids
         out: list[bytes] = []
         pos = 0
-        while (m := redactor._search(buf, pos)) is not None and m.start() < safe:
+        for m in redactor._finditer(buf):
+            if m.start() >= safe:
+                break
             out += (buf[pos : m.start()], ids[m.group()])
             pos = m.end()
         if pos < safe:
@@ -258,24 +261,21 @@ async def _pieces(pieces: Iterable[bytes]) -> AsyncIterator[bytes]:
         yield piece
 
 
-RUN_FILTER_FIRST_BYTES = 16
-"""With more distinct first bytes than this among the forms, `_search` looks in runs only."""
+RUN_FILTER_FIRST_BYTES = 4
+"""With more distinct first bytes than this among the forms, `_finditer` looks in runs only."""
 
 
-def _run_pattern(
-    words: list[bytes], wanted: bool | None
-) -> tuple[re.Pattern[bytes], re.Pattern[bytes]] | None:
-    """Runs of the bytes the forms are made of, as long as the shortest form: one at a given
-    position, and one after a byte outside the set. None when the trie alone is faster (the
-    forms start with few distinct bytes: the engine skips to those)."""
+def _run_pattern(words: list[bytes], wanted: bool | None) -> tuple[bytes, bytes] | None:
+    """(a translation table: the bytes forms are made of -> "a", the others -> " "; the
+    shortest form's length of "a"s). None when the trie alone is faster: the forms start with
+    few distinct bytes, which the regex engine skips to by itself."""
     if wanted is None:
         wanted = len({w[0] for w in words if w}) > RUN_FILTER_FIRST_BYTES
     if not wanted or not words:
         return None
-    alphabet = sorted(set(b"".join(words)))
-    charset = b"".join(re.escape(bytes([b])) for b in alphabet)
-    run = b"([%s]{%d,})" % (charset, min(map(len, words)))
-    return re.compile(run), re.compile(b"[^%s]%s" % (charset, run))
+    alphabet = set(b"".join(words))
+    table = bytes(0x61 if b in alphabet else 0x20 for b in range(256))
+    return table, b"a" * min(map(len, words))
 
 
 def _trie_pattern(words: list[bytes]) -> bytes:
