@@ -8,7 +8,9 @@ these, so they come out as `Bearer <id>` and `key=<id>`.
 
 All forms are compiled into one regular expression shaped like a trie (forms sharing a prefix
 share a branch), so the C regex engine scans the bytes once, whatever the number of keys; the
-longest form wins where several start at the same place. `StreamRedactor` does the same for a
+longest form wins where several start at the same place. When the keys share no start (many
+random keys), `bytes.find` first skips to runs of the bytes keys are made of that are long enough
+to hold one, and the trie scans only those. `StreamRedactor` does the same for a
 body that arrives piece by piece: it holds back the last (longest form - 1) bytes of each piece,
 so a value split across two pieces is still found, and gives the same bytes as redacting the
 whole body would.
