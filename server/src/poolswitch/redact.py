@@ -145,7 +145,7 @@ class Redactor:
     def redact_headers(self, headers: Headers) -> Headers:
         """Headers with key forms replaced in their values; a header whose name holds one is
         dropped. The same list when none does (one scan over all of them)."""
-        if next(self._finditer(b"\n".join(b"\n".join(h) for h in headers)), None) is None:
+        if next(self._finditer(b"\n".join(itertools.chain.from_iterable(headers))), None) is None:
             return headers
         return [
             (name, self.redact(value))
