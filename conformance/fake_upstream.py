@@ -51,12 +51,12 @@ SHUTDOWN_TIMEOUT = 2.0
 _JSON_KINDS = "ok echo rate_limit quota_exhausted invalid_key server_error overloaded bad_request"
 _BASE = "kind status headers delay"
 _FIELDS = {
-    **dict.fromkeys(_JSON_KINDS.split(), f"{_BASE} json"),
+    **dict.fromkeys(_JSON_KINDS.split(), f"{_BASE} json gzip"),
     "drop": "kind delay",
     "hang": "kind delay",
     "sse": f"{_BASE} events interval first_delay done cut",
-    "blob": f"{_BASE} size chunked gzip",
-    "text": f"{_BASE} body",
+    "blob": f"{_BASE} size chunked gzip tail interval",
+    "text": f"{_BASE} body gzip",
     "mirror": _BASE,
 }
 _ALLOWED = {kind: frozenset(fields.split()) for kind, fields in _FIELDS.items()}
@@ -215,6 +215,7 @@ _CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "size": (lambda v: _is_int(v, 0, MAX_BLOB), f"an integer in [0, {MAX_BLOB}]"),
     "body": (lambda v: isinstance(v, str), "a string"),
+    "tail": (lambda v: isinstance(v, str), "a string"),
     **dict.fromkeys(("done", "cut", "chunked", "gzip"), (lambda v: type(v) is bool, "a boolean")),
 }
 
@@ -499,7 +500,7 @@ class FakeUpstream:
         resp: web.StreamResponse
         status: int
         if kind == "blob":
-            data = blob_bytes(b.get("size", 1024))
+            data = blob_bytes(b.get("size", 1024)) + b.get("tail", "").encode()
             if b.get("gzip", False):
                 data = gzip.compress(data, mtime=0)
             resp = web.StreamResponse(status=b.get("status", 200))
@@ -511,6 +512,8 @@ class FakeUpstream:
             self._apply_headers(resp, b)
             await resp.prepare(request)
             for offset in range(0, len(data), BLOB_PIECE):
+                if offset and b.get("interval", 0):
+                    await asyncio.sleep(b["interval"])
                 await resp.write(data[offset : offset + BLOB_PIECE])
             await resp.write_eof()
             return resp
@@ -530,6 +533,9 @@ class FakeUpstream:
             else:
                 status, body = _ERRORS[kind]
             resp = web.json_response(b.get("json", body), status=b.get("status", status))
+        if b.get("gzip", False) and isinstance(resp.body, bytes):
+            resp.body = gzip.compress(resp.body, mtime=0)
+            resp.headers["Content-Encoding"] = "gzip"
         self._apply_headers(resp, b)
         return resp
 

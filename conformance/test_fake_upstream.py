@@ -205,6 +205,8 @@ def test_reset_clears_attempts_and_scripts(fake: FakeUpstream, client: httpx.Cli
         ({"kind": "sse", "cut": "yes"}, "cut"),
         ({"kind": "blob", "size": -1}, "size"),
         ({"kind": "blob", "gzip": 1}, "gzip"),
+        ({"kind": "blob", "tail": 1}, "tail"),
+        ({"kind": "ok", "gzip": "yes"}, "gzip"),
         ({"kind": "text", "body": b"x"}, "body"),
     ],
 )
@@ -471,6 +473,38 @@ def test_blob_default_size_and_gzip(fake: FakeUpstream, client: httpx.Client) ->
     assert response.headers["content-encoding"] == "gzip"
     assert response.headers["content-length"] == str(len(raw))
     assert gzip.decompress(raw) == blob_bytes(5000)
+
+
+def test_blob_tail_and_interval(fake: FakeUpstream, client: httpx.Client) -> None:
+    size = 3 * 64 * 1024
+    fake.script("a", {"kind": "blob", "size": size, "tail": "the end", "interval": 0.05})
+    started = time.monotonic()
+    response = client.get("/f", headers=AUTH_A)
+    assert response.content == blob_bytes(size) + b"the end"
+    assert time.monotonic() - started >= 0.15  # three pauses between four pieces
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        {"kind": "invalid_key", "gzip": True},
+        {"kind": "ok", "json": {"x": 1}, "gzip": True},
+        {"kind": "text", "body": "héllo", "gzip": True},
+    ],
+)
+def test_gzip_json_and_text(
+    fake: FakeUpstream, client: httpx.Client, behaviour: dict[str, Any]
+) -> None:
+    fake.script("a", {**behaviour, "gzip": False}, behaviour)
+    plain = chat(client)
+    with client.stream("POST", "/v1/chat/completions", content=BODY, headers=AUTH_A) as response:
+        raw = b"".join(response.iter_raw())
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["content-length"] == str(len(raw))
+    assert response.status_code == plain.status_code
+    if behaviour["kind"] != "ok":  # ok's body carries a counter
+        assert gzip.decompress(raw) == plain.content
+    assert "content-encoding" not in plain.headers
 
 
 def test_blob_bytes() -> None:

@@ -102,9 +102,9 @@ def test_validate_reports_one_line_per_problem(tmp_config: Callable[[str], Path]
         assert lines == [
             "config error: surprise: unknown field",
             "config error: upstream_base_url: must be an http or https URL with a host, "
-            "got 'ftp://u'",
+            "got scheme 'ftp', host 'u'",
             "config error: keys[2].value: environment variable OPENAI_KEY_2 is not set",
-            "config error: strategy: unknown value 'fastest' (one of: round_robin, least_used, "
+            "config error: strategy: unknown value (one of: round_robin, least_used, "
             "random, quota_failover)",
         ]
         assert "Traceback" not in result.stderr

@@ -83,7 +83,7 @@ def test_environment_overrides_top_level_settings() -> None:
 
 def test_bad_environment_override_names_variable() -> None:
     assert problems(BASE, {"POOLSWITCH_RETRY_ATTEMPTS": "many"}) == [
-        "retry_attempts (from POOLSWITCH_RETRY_ATTEMPTS): must be an integer, got 'many'"
+        "retry_attempts (from POOLSWITCH_RETRY_ATTEMPTS): must be an integer, got a string"
     ]
 
 
@@ -95,7 +95,7 @@ def test_bad_environment_override_names_variable() -> None:
         (with_(keys=[{"id": "a", "value": "x", "secret": 1}]), "keys[0].secret: unknown field"),
         (
             with_(keys=[{"id": "a", "value": "x"}, {"id": "a", "value": "y"}]),
-            "keys[1].id: duplicate id 'a' (also keys[0])",
+            "keys[1].id: duplicate id (also keys[0])",
         ),
         (with_(keys=[]), "keys: must be a non-empty list of {id, value} entries"),
         ({"upstream_base_url": "http://x"}, "keys: missing (at least one key is needed)"),
@@ -115,11 +115,12 @@ def test_bad_environment_override_names_variable() -> None:
         ),
         (
             with_(upstream_base_url="ftp://x"),
-            "upstream_base_url: must be an http or https URL with a host, got 'ftp://x'",
+            "upstream_base_url: must be an http or https URL with a host, "
+            "got scheme 'ftp', host 'x'",
         ),
         (
             with_(upstream_base_url="not a url"),
-            "upstream_base_url: must be an http or https URL with a host, got 'not a url'",
+            "upstream_base_url: must be an http or https URL with a host, got no scheme",
         ),
         (
             {"keys": BASE["keys"]},
@@ -127,8 +128,7 @@ def test_bad_environment_override_names_variable() -> None:
         ),
         (
             with_(strategy="fastest"),
-            "strategy: unknown value 'fastest' "
-            "(one of: round_robin, least_used, random, quota_failover)",
+            "strategy: unknown value (one of: round_robin, least_used, random, quota_failover)",
         ),
         (with_(retry_attempts=-1), "retry_attempts: must be between 1 and 100, got -1"),
         (with_(cooldown_seconds=-5), "cooldown_seconds: must be at least 0, got -5"),
@@ -148,11 +148,11 @@ def test_bad_environment_override_names_variable() -> None:
         (with_(queue_timeout_seconds=-1), "queue_timeout_seconds: must be at least 0, got -1"),
         (
             with_(retry_non_idempotent="yes please"),
-            "retry_non_idempotent: must be true or false, got 'yes please'",
+            "retry_non_idempotent: must be true or false, got a string",
         ),
         (
             with_(provider="azure"),
-            "provider: unknown value 'azure' (one of: auto, openai, anthropic, gemini, generic)",
+            "provider: unknown value (one of: auto, openai, anthropic, gemini, generic)",
         ),
         (
             with_(admin_token="short"),
@@ -168,14 +168,14 @@ def test_bad_environment_override_names_variable() -> None:
             "on_status[0].status: must be between 100 and 599, got 99",
         ),
         (with_(listen_port=70000), "listen_port: must be between 1 and 65535, got 70000"),
-        (with_(listen_port=True), "listen_port: must be an integer, got True"),
+        (with_(listen_port=True), "listen_port: must be an integer, got a boolean"),
         (
             with_(storage={"backend": "redis"}),
-            "storage.backend: unknown value 'redis' (one of: memory, sqlite)",
+            "storage.backend: unknown value (one of: memory, sqlite)",
         ),
         (
             with_(auth_header_name="Bad Header"),
-            "auth_header_name: 'Bad Header' is not a valid HTTP header name",
+            "auth_header_name: must be a valid HTTP header name (letters, digits, - and _)",
         ),
     ],
 )
@@ -226,3 +226,57 @@ def test_example_config_is_valid() -> None:
     example = Path(__file__).parents[2] / "poolswitch.example.yaml"
     cfg = load_config(example, env={})
     assert cfg.upstream_base_url and cfg.keys
+
+
+# ---- no config error prints a value: any value may be a key pasted in the wrong place ----
+
+SECRET = "sk-PASTED-4242+x/y=z"
+_SETTINGS = ("listen_host", "listen_port", "auth_header_name", "auth_scheme", "strategy",
+             "retry_attempts", "cooldown_seconds", "request_timeout_seconds",
+             "connect_timeout_seconds", "max_request_body_bytes", "provider", "auth_query_param",
+             "admin_token", "retry_non_idempotent", "queue_timeout_seconds",
+             "attempt_timeout_seconds")  # fmt: skip
+_URLS = (
+    SECRET,
+    f"https://api.openai.com/v1?key={SECRET}",
+    f"https://u:{SECRET.replace('/', '')}@api.openai.com",
+    f"https://api.openai.com:{SECRET}",
+    f"{SECRET}://api.openai.com",
+    f"ftp://api.openai.com/{SECRET}",
+    f"https:///{SECRET}",
+)
+
+
+@pytest.mark.parametrize("url", _URLS)
+def test_no_config_error_shows_a_value(url: str) -> None:
+    doc: dict[str, Any] = {name: SECRET for name in _SETTINGS}
+    doc.update(
+        {
+            "upstream_base_url": url,
+            SECRET: SECRET,  # a key pasted as a field name
+            "storage": {"backend": SECRET, "sqlite_path": SECRET, SECRET.lower(): 1},
+            "keys": [
+                {"id": SECRET, "value": SECRET, "weight": SECRET, "metadata": SECRET},
+                {"id": SECRET, "value": SECRET, SECRET: SECRET},
+                SECRET,
+            ],
+            "on_status": [{"status": SECRET, "match": 1, "action": SECRET}, SECRET],
+        }
+    )
+    env = {f"POOLSWITCH_{name.upper()}": SECRET for name in ("retry_attempts", "strategy")}
+    found = problems(doc, env) + problems({**doc, "on_status": SECRET, "keys": SECRET}, env)
+    assert len(found) > 25
+    text = "\n".join(found)
+    for form in (SECRET, SECRET.lower(), "PASTED", "4242"):
+        assert form not in text
+    assert "upstream_base_url: " in text and "keys[0].weight: " in text
+
+
+def test_a_bad_url_is_described_by_scheme_and_host() -> None:
+    assert problems(with_(upstream_base_url=f"ftp://api.example.com/{SECRET}")) == [
+        "upstream_base_url: must be an http or https URL with a host, "
+        "got scheme 'ftp', host 'api.example.com'"
+    ]
+    assert problems(with_(upstream_base_url=f"https://api.example.com:{SECRET}/v1")) == [
+        "upstream_base_url: has an invalid port (https://api.example.com)"
+    ]

@@ -83,3 +83,19 @@ def test_forward_headers_never_forwards_a_caller_credential(auth_header_name: st
     headers, _ = forward_headers(raw, dropped_headers(auth_header_name))
     kept = [("api-key", "caller-token")] if auth_header_name != "api-key" else []
     assert headers == [*kept, ("x-kept", "yes")]
+
+
+@pytest.mark.parametrize(
+    ("sent", "forwarded"),
+    [
+        (b"gzip, deflate", "gzip, deflate"),
+        (b"gzip, deflate, br, zstd", "gzip, deflate, br"),
+        (b"zstd", "identity"),
+        (b"*", "gzip, deflate, br"),
+    ],
+)
+def test_forward_headers_narrows_accept_encoding(sent: bytes, forwarded: str) -> None:
+    headers, _ = forward_headers(
+        [(b"accept-encoding", sent), (b"x-a", b"1")], dropped_headers("Authorization")
+    )
+    assert headers == [("accept-encoding", forwarded), ("x-a", "1")]

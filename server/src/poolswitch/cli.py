@@ -31,6 +31,7 @@ from poolswitch import __version__
 from poolswitch.app import ADMIN_PREFIX, PoolSwitchApp
 from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
+from poolswitch.logmask import for_config, install
 from poolswitch.origins import is_loopback
 from poolswitch.request import ABSOLUTE_FORM
 
@@ -84,6 +85,8 @@ def build_server(
 
 
 def setup_logging(level: str) -> None:
+    """Log to stderr. `poolswitch start` then installs a `logmask.LogMask` on the handler, so
+    that no credential header, auth query parameter or key value reaches a line."""
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -121,8 +124,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 2
     setup_logging(args.log_level)
     _tune_gc()
+    app = PoolSwitchApp(config)
+    install(for_config(config, app.proxy.redactor))  # masks every record from here on
     server = build_server(
-        PoolSwitchApp(config),
+        app,
         host,
         args.port or config.listen_port,
         args.log_level,

@@ -1,7 +1,9 @@
 """Configuration: YAML plus environment -> frozen, validated dataclasses.
 
 Every problem is reported at once, one line each, naming its YAML path:
-`keys[1].value: environment variable OPENAI_KEY_2 is not set`. Any string setting (a key value
+`keys[1].value: environment variable OPENAI_KEY_2 is not set`. A message names the field and
+what is wrong with it, never the value (any value may be a key pasted in the wrong place): the
+type of a wrong value, the scheme and host of a URL. Any string setting (a key value
 above all) may be written `${ENV_VAR}` or `${ENV_VAR:-default}`, and `POOLSWITCH_<SETTING>`
 environment variables override top-level settings (`POOLSWITCH_LISTEN_PORT=9000`,
 `POOLSWITCH_STORAGE_BACKEND=sqlite`).
@@ -31,6 +33,8 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HOST = re.compile(r"^[a-z0-9_]([a-z0-9_.-]{0,252})$")
+_FIELD_NAME = re.compile(r"^[a-z_]{1,40}$")
+"""An unknown field is named only when it looks like a setting, not like a pasted key."""
 
 
 @dataclass(frozen=True)
@@ -287,7 +291,13 @@ class _Validator:
     def unknown(self, doc: Mapping[Any, Any], allowed: tuple[str, ...], prefix: str) -> None:
         for name in doc:
             if name not in allowed:
-                self.problem(f"{prefix}{name}", "unknown field")
+                if isinstance(name, str) and _FIELD_NAME.match(name):
+                    self.problem(f"{prefix}{name}", "unknown field")
+                else:
+                    self.problem(
+                        prefix.rstrip(".") or "(top level)",
+                        "unknown field (name not shown: it does not look like a setting)",
+                    )
 
     def expand(self, value: Any, where: str) -> Any:
         if not isinstance(value, str) or "${" not in value:
@@ -320,7 +330,7 @@ class _Validator:
     def token(self, doc: Mapping[str, Any], name: str, default: str) -> str:
         value = self.text(doc, name, default)
         if not _TOKEN.match(value):
-            self.problem(name, f"{value!r} is not a valid HTTP header name")
+            self.problem(name, "must be a valid HTTP header name (letters, digits, - and _)")
         return value
 
     def optional_token(self, doc: Mapping[str, Any], name: str) -> str | None:
@@ -420,7 +430,7 @@ class _Validator:
         if isinstance(value, str):
             value = _env_scalar(value)
         if not isinstance(value, bool):
-            self.problem(name, f"must be true or false, got {value!r}")
+            self.problem(name, f"must be true or false, got {_kind(value)}")
             return default
         return value
 
@@ -481,7 +491,7 @@ class _Validator:
     ) -> str:
         value = self.text(doc, name, default, where)
         if value not in allowed:
-            self.problem(where or name, f"unknown value {value!r} (one of: {', '.join(allowed)})")
+            self.problem(where or name, f"unknown value (one of: {', '.join(allowed)})")
             return default
         return value
 
@@ -500,7 +510,7 @@ class _Validator:
         if isinstance(value, str):
             value = _env_scalar(value)
         if isinstance(value, bool) or not check(value):
-            self.problem(where, f"must be {kind}, got {value!r}")
+            self.problem(where, f"must be {kind}, got {_kind(value)}")
             return default
         return value
 
@@ -553,7 +563,7 @@ class _Validator:
             return ""
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.problem(name, f"must be an http or https URL with a host, got {value!r}")
+            self.problem(name, f"must be an http or https URL with a host, got {_url_kind(parts)}")
             return ""
         if parts.query or parts.fragment or parts.username or parts.password:
             self.problem(name, "must not carry a query, fragment or credentials")
@@ -561,7 +571,7 @@ class _Validator:
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
-            self.problem(name, f"has an invalid port: {value!r}")
+            self.problem(name, f"has an invalid port ({parts.scheme}://{parts.hostname})")
             return ""
         return value.rstrip("/")
 
@@ -601,7 +611,7 @@ class _Validator:
             elif not isinstance(key_id, str) or not _KEY_ID.match(key_id):
                 self.problem(at + ".id", "must be 1-64 characters of letters, digits, . _ : -")
             elif key_id in seen_ids:
-                self.problem(at + ".id", f"duplicate id {key_id!r} (also keys[{seen_ids[key_id]}])")
+                self.problem(at + ".id", f"duplicate id (also keys[{seen_ids[key_id]}])")
             else:
                 seen_ids[key_id] = i
             if value is None:
@@ -630,3 +640,27 @@ class _Validator:
             self.problem(where, "must be a mapping of names to plain values")
             return ()
         return tuple((k, str(v)) for k, v in raw.items())
+
+
+def _kind(value: Any) -> str:
+    """What a wrong value is, without showing it."""
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _url_kind(parts: Any) -> str:
+    """A URL that is not http(s) with a host, described by its scheme and host only (a key
+    pasted into its path or query stays out of the message)."""
+    scheme = parts.scheme if re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", parts.scheme or "") else ""
+    if not scheme:
+        return "no scheme"
+    return f"scheme {scheme!r}" + (f", host {parts.hostname!r}" if parts.hostname else ", no host")

@@ -37,6 +37,7 @@ from poolswitch.forwarder import Forwarder, UpstreamResponse
 from poolswitch.metrics import Metrics, method_label, status_class
 from poolswitch.origins import Gate, cors_headers, is_preflight, preflight_headers
 from poolswitch.pool import Pool
+from poolswitch.redact import Redactor
 from poolswitch.request import (
     HOP_BY_HOP,
     Message,
@@ -121,7 +122,7 @@ class Proxy:
             else None
         )
         self._key_ids = [key.id.encode("ascii") for key in pool.keys]
-        self._secrets = [(key.secret.encode(), key.id.encode()) for key in pool.keys]
+        self.redactor = Redactor((key.secret, key.id) for key in pool.keys)
         self._query_keys = [
             f"{self.query_param}={quote(key.secret, safe='')}" if self.query_param else ""
             for key in pool.keys
@@ -288,16 +289,19 @@ class Proxy:
                 break
             last_verdict = verdict
             again = self._after_attempt(i, verdict, ex, method, True, deadline)
-            if not complete and not again:  # too large to hold, or a stream: relay as it comes
-                if resp.content_length is None:
-                    head = self._redact(head, resp)
-                await self._stream(resp, i, ex, send, receive, head)
+            held = None
+            if complete or again:  # decoded and redacted, sent with a Content-Length of its own
+                coding = resp.headers.get("content-encoding")
+                held = self.redactor.held_error(
+                    upstream_headers(resp, _BUFFERED_DROP), head, coding
+                )
+            if not again and (held is None or not held.fits):
+                # too large to hold, or a stream: relayed as it comes, decoded and redacted
+                await self._stream(resp, i, ex, send, receive, head, error=True)
                 return
             resp.release()
-            # held whole, maybe redacted: sent with a Content-Length of its own
-            last_answer = _Answer(
-                resp.status, upstream_headers(resp, _BUFFERED_DROP), self._redact(head, resp), i
-            )
+            assert held is not None
+            last_answer = _Answer(resp.status, held.headers, held.body, i)
             last_failure = None
             if not again:
                 break
@@ -364,15 +368,6 @@ class Proxy:
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
 
-    def _redact(self, body: bytes, resp: UpstreamResponse) -> bytes:
-        """Replace any configured key value in an error body by its key id."""
-        if "content-encoding" in resp.headers:
-            return body  # compressed: nothing readable to redact
-        for secret, key_id in self._secrets:
-            if secret in body:
-                body = body.replace(secret, key_id)
-        return body
-
     async def _relay(
         self, resp: UpstreamResponse, i: int, ex: _Exchange, send: Send, receive: Receive
     ) -> None:
@@ -413,22 +408,25 @@ class Proxy:
         send: Send,
         receive: Receive,
         head: bytes,
+        *,
+        error: bool = False,
     ) -> None:
-        """Relay the body piece by piece as it arrives; stop if the caller goes away."""
+        """Relay the body piece by piece as it arrives; stop if the caller goes away. An
+        `error` answer's body is decoded and redacted on the way (and goes chunked)."""
+        headers = self._response_headers(resp, i, ex)
+        chunks = resp.chunks()
+        if error:
+            coding = resp.headers.get("content-encoding")
+            headers, chunks = self.redactor.error_stream(headers, head, chunks, coding)
+            head = b""
         ex.status, ex.started = resp.status, True
-        await send(
-            {
-                "type": "http.response.start",
-                "status": resp.status,
-                "headers": self._response_headers(resp, i, ex),
-            }
-        )
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         gone = asyncio.ensure_future(_disconnected(receive))
         complete = False
         try:
             if head:
                 await send({"type": "http.response.body", "body": head, "more_body": True})
-            async for chunk in resp.chunks():
+            async for chunk in chunks:
                 if gone.done():
                     return
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -449,7 +447,7 @@ class Proxy:
         self, resp: UpstreamResponse, i: int, ex: _Exchange
     ) -> list[tuple[bytes, bytes]]:
         ex.key_id = self.pool.keys[i].id
-        headers = upstream_headers(resp, _RESPONSE_DROP)
+        headers = self.redactor.redact_headers(upstream_headers(resp, _RESPONSE_DROP))
         headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
         headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
         return headers

@@ -2,16 +2,19 @@
 
 The request target is refused (400) when it would leave the configured upstream: an absolute-form
 URL, or `..` segments (plain or percent-encoded) climbing above the base path. Headers lose the
-hop-by-hop ones and every header a caller's credential travels in; the body is read once,
-bounded.
+hop-by-hop ones and every header a caller's credential travels in, and `Accept-Encoding` is
+narrowed to the codings the proxy can undo (so it can read, and redact, any error answer); the
+body is read once, bounded.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
+from poolswitch.decoding import accept_encoding
 from poolswitch.errors import BadRequest, ClientGone, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
@@ -109,10 +112,20 @@ def forward_headers(
             elif name == b"connection":
                 listed.update(t.strip().lower() for t in value.split(b","))
             continue
+        if name == b"accept-encoding":
+            out.append(("accept-encoding", _readable_codings(value)))
+            continue
         out.append((name.decode("latin-1"), value.decode("latin-1")))
     if listed:
         out = [(n, v) for n, v in out if n.encode("latin-1") not in listed]
     return out, declared
+
+
+@functools.lru_cache(maxsize=64)
+def _readable_codings(value: bytes) -> str:
+    """A caller's Accept-Encoding narrowed to what `poolswitch.decoding` undoes (the few values
+    SDKs send are cached)."""
+    return accept_encoding(value.decode("latin-1"))
 
 
 async def read_body(receive: Receive, declared: int | None, limit: int) -> bytes:
