@@ -72,6 +72,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from poolswitch.decoding import decode
+from poolswitch.errors import DecodeError
 from poolswitch.resets import (
     MAX_RESET_SECONDS,
     Signal,
@@ -101,6 +103,7 @@ __all__ = [
     "UPSTREAM_ERROR",
     "UPSTREAM_OVERLOADED",
     "Classifier",
+    "Fault",
     "Outcome",
     "Verdict",
     "detect_provider",
@@ -114,6 +117,18 @@ PROFILES = ("openai", "anthropic", "gemini", "generic")
 _BODY_LIMIT = 64 * 1024
 
 
+class Fault(str, Enum):
+    """Whose fault an unsuccessful answer was: the one answer to that question, used by the
+    pool, the retry rules and the outage guard alike."""
+
+    NONE = "none"  # a success
+    KEY = "key"  # rate limit, quota, invalid key: the key is parked or disabled; never reused
+    UPSTREAM = "upstream"  # overload, connection failure: never held against the key
+    EITHER = "either"  # 5xx, timeout: the upstream's, unless it keeps happening on one key
+    #                    alone while other keys answer (then the pool parks that key)
+    CALLER = "caller"  # other 4xx: the request's own; relayed
+
+
 class Outcome(str, Enum):
     SUCCESS = "success"
     RATE_LIMITED = "rate_limited"
@@ -125,6 +140,28 @@ class Outcome(str, Enum):
     NETWORK_ERROR = "network_error"
     TIMEOUT = "timeout"
 
+    @property
+    def fault(self) -> Fault:
+        return _FAULTS[self]
+
+    @property
+    def key_fault(self) -> bool:
+        """Was it the key's fault?"""
+        return _FAULTS[self] is Fault.KEY
+
+
+_FAULTS = {
+    Outcome.SUCCESS: Fault.NONE,
+    Outcome.RATE_LIMITED: Fault.KEY,
+    Outcome.QUOTA_EXHAUSTED: Fault.KEY,
+    Outcome.KEY_INVALID: Fault.KEY,
+    Outcome.UPSTREAM_OVERLOADED: Fault.UPSTREAM,
+    Outcome.UPSTREAM_ERROR: Fault.EITHER,
+    Outcome.CLIENT_ERROR: Fault.CALLER,
+    Outcome.NETWORK_ERROR: Fault.UPSTREAM,
+    Outcome.TIMEOUT: Fault.EITHER,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -134,11 +171,22 @@ class Verdict:
     disable: bool = False  # disable the key until an operator re-enables it
     backoff: bool = False  # not the key's fault: wait (full jitter) first, don't penalise
     source: str | None = None  # where `cooldown` came from, or which on_status rule decided
+    confirm: bool = False  # `disable` only once the key is confirmed bad (see verify.py)
+
+    @property
+    def fault(self) -> Fault:
+        """Whose fault it was; an `on_status` `retry` rule (backoff) makes it the upstream's."""
+        return Fault.UPSTREAM if self.backoff else _FAULTS[self.outcome]
+
+    @property
+    def key_fault(self) -> bool:
+        """Was it the key's fault? (Then the key is never reused for this request.)"""
+        return not self.backoff and _FAULTS[self.outcome] is Fault.KEY
 
 
 SUCCESS = Verdict(Outcome.SUCCESS)
 CLIENT_ERROR = Verdict(Outcome.CLIENT_ERROR)
-KEY_INVALID = Verdict(Outcome.KEY_INVALID, failover=True, disable=True)
+KEY_INVALID = Verdict(Outcome.KEY_INVALID, failover=True, disable=True, confirm=True)
 UPSTREAM_OVERLOADED = Verdict(Outcome.UPSTREAM_OVERLOADED, failover=True, backoff=True)
 UPSTREAM_ERROR = Verdict(Outcome.UPSTREAM_ERROR, failover=True)
 NETWORK_ERROR = Verdict(Outcome.NETWORK_ERROR, failover=True)
@@ -288,11 +336,16 @@ _NOTHING = _Facts()
 
 
 def _read(body: bytes, encoding: str | None) -> _Facts:
+    """The facts of an error body, undoing its Content-Encoding first (bounded); a body that
+    cannot be decoded says nothing (the status alone decides)."""
+    if encoding not in (None, "", "identity") or body[:2] == b"\x1f\x8b":
+        if body[:2] == b"\x1f\x8b" and not encoding:
+            encoding = "gzip"  # compressed, though the headers do not say so
+        try:
+            body, _ = decode(body, encoding, _BODY_LIMIT)
+        except DecodeError:
+            return _NOTHING
     head = body[:_BODY_LIMIT]
-    if head[:2] == b"\x1f\x8b":
-        return _NOTHING
-    if encoding not in (None, "", "identity") and head.lstrip()[:1] not in (b"{", b"["):
-        return _NOTHING
     text = head.decode("utf-8", "replace")
     return _facts(text, _json(text))
 

@@ -81,6 +81,7 @@ class Config:
     queue_timeout_seconds: float = 0.0
     attempt_timeout_seconds: float | None = None
     on_status: tuple[StatusRule, ...] = ()
+    verify_path: str | None = "auto"  # "auto": the provider profile's (verify.DEFAULT_PATHS)
 
 
 _SCALARS = (
@@ -101,6 +102,7 @@ _SCALARS = (
     "retry_non_idempotent",
     "queue_timeout_seconds",
     "attempt_timeout_seconds",
+    "verify_path",
 )
 TOP_LEVEL = (*_SCALARS, "storage", "keys", "on_status")
 
@@ -165,6 +167,7 @@ def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = No
         if doc.get("attempt_timeout_seconds") is None
         else v.number(doc, "attempt_timeout_seconds", 1.0, positive=True),
         on_status=v.rules(doc.get("on_status")),
+        verify_path=v.verify_path(doc),
     )
     if v.problems:
         raise ConfigError(v.problems)
@@ -260,6 +263,21 @@ class _Validator:
         if len(value) < 16 or any(c.isspace() for c in value):
             self.problem(name, "must be at least 16 characters without whitespace")
             return None
+        return value
+
+    def verify_path(self, doc: Mapping[str, Any]) -> str | None:
+        if "verify_path" not in doc:
+            return "auto"
+        value = self._get(doc, "verify_path", "verify_path")
+        if value is None or value == "auto":
+            return value  # type: ignore[no-any-return]
+        if (
+            not isinstance(value, str)
+            or not value.startswith("/")
+            or any(c.isspace() or ord(c) < 32 or c in "#?" for c in value)
+        ):
+            self.problem("verify_path", "must be a path starting with / (no query), auto or null")
+            return "auto"
         return value
 
     def boolean(self, doc: Mapping[str, Any], name: str, default: bool) -> bool:

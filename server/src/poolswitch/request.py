@@ -81,7 +81,8 @@ def without_query_param(target: str, name: str) -> str:
 def forward_headers(
     raw: list[tuple[bytes, bytes]], auth_header: bytes
 ) -> tuple[list[tuple[str, str]], int | None]:
-    """The caller's headers minus hop-by-hop ones and its own auth; and its Content-Length."""
+    """The caller's headers minus hop-by-hop ones and its own auth; and its Content-Length.
+    Values must be UTF-8 (they are forwarded byte for byte); otherwise BadRequest."""
     drop = _REQUEST_DROP
     declared: int | None = None
     out: list[tuple[str, str]] = []
@@ -96,7 +97,14 @@ def forward_headers(
             elif name == b"connection":
                 listed.update(t.strip().lower() for t in value.split(b","))
             continue
-        out.append((name.decode("latin-1"), value.decode("latin-1")))
+        try:
+            # UTF-8, as the upstream client encodes it again: the same bytes go out
+            out.append((name.decode("latin-1"), value.decode("utf-8")))
+        except UnicodeDecodeError:
+            raise BadRequest(
+                f"the value of header {name.decode('latin-1')!r} is not UTF-8, so it cannot be "
+                "forwarded unchanged"
+            ) from None
     if listed:
         out = [(n, v) for n, v in out if n.encode("latin-1") not in listed]
     return out, declared
