@@ -338,7 +338,11 @@ def test_a_401_storm_on_one_path_disables_nothing_with_a_verify_path() -> None:
     assert {a.status for a in storm} == {401}
     assert {a.headers["x-poolswitch-attempts"] for a in storm} == {"1"}  # the caller's own
     assert storm[0].json()["error"]["code"] == "invalid_api_key"  # relayed as sent
-    assert sorted(map(str, h.upstream.keys("/v1/models"))) == ["a", "b", "c"]  # one verification each
+    assert sorted(map(str, h.upstream.keys("/v1/models"))) == [
+        "a",
+        "b",
+        "c",
+    ]  # one verification each
     assert {k.state for k in h.pool.snapshot()} == {"available"}
     after = h.run(*[("POST", "/v1/chat/completions")] * 50)
     assert {a.status for a in after} == {200}

@@ -13,8 +13,10 @@ is an argument, nothing raises whatever the upstream sends.
     quota_exhausted      402; insufficient_quota, billing codes,    yes       parked until the
                          Anthropic spend limits, Gemini per-day               provider's reset, else
                          quota and "limit: 0", FAILED_PRECONDITION            cooldown_seconds
-    key_invalid          401, 403; invalid_api_key, API_KEY_INVALID yes       disabled
-                         (a Gemini 400), PERMISSION_DENIED
+    key_invalid          401, 403; invalid_api_key, API_KEY_INVALID yes       disabled once
+                         (a Gemini 400), PERMISSION_DENIED                    confirmed bad
+                                                                              (`confirm`; the
+                                                                              rule: verify.py)
     upstream_overloaded  503, 529; overloaded_error, slow_down,     yes       - (backoff; never
                          Gemini UNAVAILABLE                                   penalised)
     upstream_error       other 5xx                                  yes       - (the pool parks it
@@ -33,7 +35,8 @@ no rule applies to it):
    `status`, `type`, most specific first - looked up in `_MARKERS`: `_COMMON` identifiers, which
    mean one thing whoever sends them, plus the profile's own. A body that is not JSON
    (truncated, HTML) is searched for the same quoted fields; with none, for the snake_case
-   identifiers themselves. A body compressed beyond reading counts as empty.
+   identifiers themselves. A compressed body (gzip, deflate, br; or gzip bytes unlabelled) is
+   decoded first, up to 64 KiB (`decoding.decode`); one that cannot be decoded counts as empty.
 4. The status alone (`_STATUS_KINDS`). On a 5xx only an "overloaded" identifier counts.
 A rate limit becomes a quota when a Gemini body says so: a `...PerDay...` quota id (parked until
 midnight Pacific) or "limit: 0" / quotaValue "0" (no quota for this model on this tier: parked
@@ -44,6 +47,12 @@ Reset times (see `resets.py`): a rate limit uses every header signal (the exhaus
 window only), Gemini's `retryDelay`, else a delay in the message; a quota ignores the
 per-dimension windows (they describe rates) and adds its own deadline: Anthropic's spend limits
 00:00 UTC on the 1st of next month, Gemini's daily quota midnight America/Los_Angeles.
+
+Whose fault (`Fault`, `Verdict.fault`, `Verdict.key_fault`): rate_limited, quota_exhausted and
+key_invalid are the key's; upstream_overloaded and network_error the upstream's; upstream_error
+and timeout either's (the upstream's, unless repeated on one key alone: pool.py); client_error
+the caller's. A profile's key_invalid is the key's only once confirmed: it relays the answer when
+the key is verified good (a 401 for a path the keys may not use is the caller's to see).
 
 The profile (`provider:` setting, or `detect_provider(upstream_base_url)`) picks the tables;
 `generic` uses only the status and the `_COMMON` identifiers:
