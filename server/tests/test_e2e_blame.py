@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,27 +18,33 @@ from fake_upstream import Attempt, FakeUpstream
 INVALID_KEY = {"kind": "invalid_key"}
 
 
-class PathUpstream(FakeUpstream):
-    """The fake upstream, plus answers by path (whatever the key) and raw answers by key."""
+class PathUpstream:
+    """The fake upstream, plus answers by path (whatever the key) and raw answers by key: its
+    answering step is wrapped."""
 
-    def __init__(self, keys: Mapping[str, str], **options: Any) -> None:
-        super().__init__(keys, **options)
+    def __init__(self, fake: FakeUpstream) -> None:
+        self.fake = fake
+        self.url = fake.url
+        self.attempts = fake.attempts
         self.paths: dict[str, dict[str, Any]] = {}
         self.raw: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        respond = fake._respond
 
-    async def _respond(
-        self,
-        request: web.BaseRequest,
-        b: dict[str, Any],
-        attempt: Attempt,
-        counter: int,
-        received: bytes = b"",
-    ) -> web.StreamResponse:
-        if attempt.key_id in self.raw:
-            status, headers, body = self.raw[attempt.key_id]
-            return web.Response(status=status, headers=headers, body=body)
-        b = self.paths.get(attempt.path, b)
-        return await super()._respond(request, b, attempt, counter, received)
+        async def by_path(
+            request: web.BaseRequest,
+            b: dict[str, Any],
+            attempt: Attempt,
+            counter: int,
+            received: bytes = b"",
+        ) -> web.StreamResponse:
+            if attempt.key_id in self.raw:
+                status, headers, body = self.raw[attempt.key_id]
+                return web.Response(status=status, headers=headers, body=body)
+            return await respond(
+                request, self.paths.get(attempt.path, b), attempt, counter, received
+            )
+
+        setattr(fake, "_respond", by_path)  # noqa: B010 - a method of the instance, replaced
 
     def paths_of(self, key_id: str) -> list[str]:
         return [a.path for a in self.attempts if a.key_id == key_id]
@@ -46,8 +52,8 @@ class PathUpstream(FakeUpstream):
 
 @pytest.fixture
 def paths_upstream() -> Iterator[PathUpstream]:
-    with PathUpstream(KEYS) as fake:
-        yield fake
+    with FakeUpstream(KEYS) as fake:
+        yield PathUpstream(fake)
 
 
 @pytest.fixture
@@ -89,7 +95,7 @@ def test_a_path_answering_401_for_every_key_disables_no_key(
 def test_a_key_answering_401_on_every_path_is_still_disabled(
     paths_upstream: PathUpstream, start: list[RunningProxy]
 ) -> None:
-    paths_upstream.script("a", INVALID_KEY)
+    paths_upstream.fake.script("a", INVALID_KEY)
     proxy = RunningProxy(make_config(paths_upstream.url, "ab", provider="openai")).start()
     start.append(proxy)
     with proxy.client() as client:
@@ -181,7 +187,8 @@ def test_a_gzip_quota_error_parks_the_key_as_a_quota(
 def test_a_gzip_gemini_api_key_invalid_disables_the_key_and_fails_over(
     start: list[RunningProxy],
 ) -> None:
-    with PathUpstream(KEYS, auth_header="x-goog-api-key", auth_scheme=None) as fake:
+    with FakeUpstream(KEYS, auth_header="x-goog-api-key", auth_scheme=None) as plain:
+        fake = PathUpstream(plain)
         fake.raw["a"] = (400, GZIP_JSON, gzip.compress(json.dumps(GEMINI_INVALID).encode()))
         config = make_config(
             fake.url,

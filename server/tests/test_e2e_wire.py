@@ -24,8 +24,8 @@ def test_utf8_header_values_arrive_byte_for_byte(
 ) -> None:
     proxy = make_proxy("a")
     with proxy.client() as client:
-        resp = client.get("/v1/models", headers={"x-note": "café ☕".encode()})
-        bad = client.get("/v1/models", headers={"x-note": b"caf\xe9"})  # Latin-1, not UTF-8
+        resp = client.get("/v1/models", headers={b"x-note": "café ☕".encode()})
+        bad = client.get("/v1/models", headers={b"x-note": b"caf\xe9"})  # Latin-1, not UTF-8
     assert resp.status_code == 200
     # the fake decodes what arrived as UTF-8: a double encoding would read "cafÃ©"
     assert dict(upstream.attempts[0].headers)["x-note"] == "café ☕"
