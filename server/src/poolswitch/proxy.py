@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from poolswitch.classifier import NETWORK_ERROR, SUCCESS, TIMEOUT, Classifier, Verdict
@@ -56,15 +57,13 @@ from poolswitch.retry import (
     when_no_key,
 )
 from poolswitch.verify import (
-    INVALID,
     UNKNOWN,
     VERIFY_HEADERS,
     VERIFY_READ,
     VERIFY_TIMEOUT,
-    Judgement,
+    Confirming,
     Verifier,
     default_path,
-    judge,
     reading,
 )
 
@@ -112,16 +111,6 @@ class _Exchange:
         self.attempts = 0
         self.started = False
         self.incomplete = False  # the answer started but was cut (the upstream died mid-way)
-
-
-class _Confirming:
-    """A request's unconfirmed auth failures (see verify.py); made only when there is one."""
-
-    __slots__ = ("disabled", "suspects")
-
-    def __init__(self) -> None:
-        self.suspects: list[int] = []  # keys that failed over on an unconfirmed 401/403
-        self.disabled = False  # this request has disabled a key: it disables no other
 
 
 class Proxy:
@@ -237,7 +226,7 @@ class Proxy:
         last_answer: _Answer | None = None
         last_failure: TransportError | None = None
         last_verdict: Verdict | None = None
-        confirming: _Confirming | None = None
+        confirming: Confirming | None = None
         rounds = 0
         while True:
             i = pool.select(tried)
@@ -312,8 +301,16 @@ class Proxy:
                 if complete:
                     resp.release()  # the connection is not held while a verification runs
                 if confirming is None:
-                    confirming = _Confirming()
-                verdict = await self._confirm(i, verdict, method, target, deadline, confirming)
+                    confirming = Confirming()
+                verdict = await self.verifier.confirm(
+                    i,
+                    verdict,
+                    method=method,
+                    path=target.partition("?")[0],
+                    successes=pool.states[i].successes,
+                    confirming=confirming,
+                    run=functools.partial(self._verify, i, deadline),
+                )
             last_verdict = verdict
             step = self._after_attempt(i, verdict, ex, method, True, deadline, True)
             if not complete and step is not TRY:  # too large to hold, or a stream: relay it
@@ -387,54 +384,10 @@ class Proxy:
             self.metrics.failovers.labels(outcome).inc()
         return step
 
-    async def _confirm(
-        self,
-        i: int,
-        verdict: Verdict,
-        method: str,
-        target: str,
-        deadline: float,
-        confirming: _Confirming,
-    ) -> Verdict:
-        """An auth failure of key `i`: the key's fault (disable it) or the request's (relay it),
-        or not known yet (fail over without penalty). The rule is verify.judge()."""
-        verifier = self.verifier
-        path = target.partition("?")[0]
-        successes = self.pool.states[i].successes
-        is_verify = method == "GET" and path == verifier.path
-
-        def decide(known: str | None) -> Judgement:
-            return judge(
-                known=known,
-                disabled_one=confirming.disabled,
-                is_verify_request=is_verify,
-                can_verify=verifier.path is not None,
-                failed_elsewhere=verifier.failed_elsewhere(i, path, successes),
-            )
-
-        known = verifier.known(i)
-        decision = decide(known)
-        if decision is Judgement.VERIFY:
-            known = await verifier.verify(i, lambda: self._verify(i, deadline))
-            decision = decide(known)
-        if decision is Judgement.DISABLE:
-            confirming.disabled = True
-            verifier.forget(i)
-            source = "verify_path" if is_verify or known == INVALID else "invalid on two paths"
-            return replace(verdict, confirm=False, source=f"confirmed: {source}")
-        if decision is Judgement.RELAY:
-            return replace(verdict, failover=False, disable=False, confirm=False, source="verified")
-        confirming.suspects.append(i)
-        verifier.suspect(i, path, successes)
-        return replace(verdict, disable=False, confirm=False, source="unconfirmed")
-
-    def _confirm_by_peer(self, confirming: _Confirming) -> None:
-        """Another key succeeded where a key failed with an unconfirmed 401/403: the request
-        was fine, so that key is bad (the first such key; a request disables at most one)."""
-        if confirming.suspects and not confirming.disabled:
-            i = confirming.suspects[0]
-            confirming.disabled = True
-            self.verifier.forget(i)
+    def _confirm_by_peer(self, confirming: Confirming) -> None:
+        """Another key succeeded where one failed with an unconfirmed 401/403: that one is bad."""
+        i = self.verifier.confirmed_by_peer(confirming)
+        if i is not None:
             self.pool.confirmed_invalid(i, "confirmed: another key succeeded")
 
     async def _verify(self, i: int, deadline: float) -> str:

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from enum import Enum
 from urllib.parse import urlsplit
 
-from poolswitch.classifier import Outcome
+from poolswitch.classifier import Outcome, Verdict
 
 VALID = "valid"
 INVALID = "invalid"
@@ -115,6 +116,16 @@ def default_path(profile: str, upstream_base_url: str) -> str | None:
     return path
 
 
+class Confirming:
+    """One request's unconfirmed auth failures; made only when there is one."""
+
+    __slots__ = ("disabled", "suspects")
+
+    def __init__(self) -> None:
+        self.suspects: list[int] = []  # keys that failed over on an unconfirmed 401/403
+        self.disabled = False  # this request has disabled a key: it disables no other
+
+
 class Verifier:
     """The memory of `judge()`: verifications (cached, one in flight per key) and each key's
     last unconfirmed auth failure. Time comes from `clock` (monotonic seconds)."""
@@ -173,3 +184,54 @@ class Verifier:
                 ttl = VALID_TTL if result == VALID else UNKNOWN_TTL
                 self._known[key] = (result, self.clock() + ttl)
         return result
+
+    async def confirm(
+        self,
+        key: int,
+        verdict: Verdict,
+        *,
+        method: str,
+        path: str,
+        successes: int,
+        confirming: Confirming,
+        run: Callable[[], Awaitable[str]],
+    ) -> Verdict:
+        """A profile's key_invalid `verdict` for `key` on `method path`, made what `judge()`
+        says: disabling (confirmed), relayed (the key is good), or failing over without
+        penalty. `successes`: the key's success count; `run`: the verification, if needed."""
+        is_verify = method == "GET" and path == self.path
+
+        def decide(known: str | None) -> Judgement:
+            return judge(
+                known=known,
+                disabled_one=confirming.disabled,
+                is_verify_request=is_verify,
+                can_verify=self.path is not None,
+                failed_elsewhere=self.failed_elsewhere(key, path, successes),
+            )
+
+        known = self.known(key)
+        decision = decide(known)
+        if decision is Judgement.VERIFY:
+            known = await self.verify(key, run)
+            decision = decide(known)
+        if decision is Judgement.DISABLE:
+            confirming.disabled = True
+            self.forget(key)
+            how = "verify_path" if is_verify or known == INVALID else "invalid on two paths"
+            return replace(verdict, confirm=False, source=f"confirmed: {how}")
+        if decision is Judgement.RELAY:
+            return replace(verdict, failover=False, disable=False, confirm=False, source="verified")
+        confirming.suspects.append(key)
+        self.suspect(key, path, successes)
+        return replace(verdict, disable=False, confirm=False, source="unconfirmed")
+
+    def confirmed_by_peer(self, confirming: Confirming) -> int | None:
+        """Another key succeeded on the request: the first key that failed over on an
+        unconfirmed auth failure is bad (unless the request already disabled one)."""
+        if not confirming.suspects or confirming.disabled:
+            return None
+        confirming.disabled = True
+        key = confirming.suspects[0]
+        self.forget(key)
+        return key
