@@ -226,3 +226,23 @@ def test_example_config_is_valid() -> None:
     example = Path(__file__).parents[2] / "poolswitch.example.yaml"
     cfg = load_config(example, env={})
     assert cfg.upstream_base_url and cfg.keys
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({}, "auto"), ({"verify_path": None}, None), ({"verify_path": "/v1/me"}, "/v1/me")],
+)
+def test_verify_path(given: dict[str, Any], expected: str | None) -> None:
+    assert parse_config(with_(**given), env={}).verify_path == expected
+
+
+def test_verify_path_from_the_environment() -> None:
+    env = {"POOLSWITCH_VERIFY_PATH": "null"}
+    assert parse_config(BASE, env=env).verify_path is None
+
+
+@pytest.mark.parametrize("bad", ["v1/models", "/v1/models?key=x", "/a b", 3])
+def test_a_bad_verify_path_names_the_field(bad: Any) -> None:
+    assert problems(with_(verify_path=bad)) == [
+        "verify_path: must be a path starting with / (no query), auto or null"
+    ]

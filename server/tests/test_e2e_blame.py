@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -71,8 +72,12 @@ def states(proxy: RunningProxy) -> dict[str, str]:
 
 @pytest.mark.parametrize("provider", ["openai", "generic"])
 def test_a_path_answering_401_for_every_key_disables_no_key(
-    paths_upstream: PathUpstream, start: list[RunningProxy], provider: str
+    paths_upstream: PathUpstream,
+    start: list[RunningProxy],
+    provider: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     paths_upstream.paths["/v1/organization/users"] = INVALID_KEY
     proxy = RunningProxy(make_config(paths_upstream.url, provider=provider)).start()
     start.append(proxy)
@@ -84,6 +89,8 @@ def test_a_path_answering_401_for_every_key_disables_no_key(
     assert storm[0].json()["error"]["code"] == "invalid_api_key"
     assert {r.status_code for r in after} == {200}
     assert set(states(proxy).values()) == {"available"}
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert not any(value in logged for value in KEYS)  # verifications name key ids only
     verifications = [a for a in paths_upstream.attempts if a.path == "/v1/models"]
     if provider == "openai":
         assert {r.headers["x-poolswitch-attempts"] for r in storm} == {"1"}
