@@ -3,11 +3,13 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import brotli
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -820,10 +822,72 @@ BODY_CASES = [
         **quota(),
     ),
     Case(
-        "gzip bytes: status only",
+        "gzip bytes without content-encoding: decoded",
         "openai",
         429,
         gzip.compress(openai(OPENAI_QUOTA, "insufficient_quota", "insufficient_quota")),
+        **quota(),
+    ),
+    Case(
+        "content-encoding gzip insufficient_quota: decoded, a quota",
+        "openai",
+        429,
+        gzip.compress(openai(OPENAI_QUOTA, "insufficient_quota", "insufficient_quota")),
+        headers={"content-encoding": "gzip"},
+        **quota(),
+    ),
+    Case(
+        "content-encoding gzip gemini API_KEY_INVALID: decoded, invalid",
+        "gemini",
+        400,
+        gzip.compress(
+            gemini(400, "INVALID_ARGUMENT", "API key not valid.", error_info("API_KEY_INVALID"))
+        ),
+        headers={"content-encoding": "gzip"},
+        **INVALID,
+    ),
+    Case(
+        "content-encoding deflate insufficient_quota",
+        "openai",
+        429,
+        zlib.compress(openai(OPENAI_QUOTA, "insufficient_quota", "insufficient_quota")),
+        headers={"content-encoding": "deflate"},
+        **quota(),
+    ),
+    Case(
+        "content-encoding br insufficient_quota",
+        "openai",
+        429,
+        brotli.compress(openai(OPENAI_QUOTA, "insufficient_quota", "insufficient_quota")),
+        headers={"content-encoding": "br"},
+        **quota(),
+    ),
+    Case(
+        "content-encoding gzip, a bomb: decoded only up to the bound",
+        "openai",
+        429,
+        gzip.compress(
+            openai(OPENAI_QUOTA, "insufficient_quota", "insufficient_quota")[:-2]
+            + b" " * (8 << 20)
+            + b"}}"
+        ),
+        headers={"content-encoding": "gzip"},
+        **quota(),  # the quoted fields of the first 64 KiB still say so
+    ),
+    Case(
+        "content-encoding gzip, corrupt: status only",
+        "openai",
+        429,
+        b"\x1f\x8b\x08\x00corrupt-gzip-body-insufficient_quota",
+        headers={"content-encoding": "gzip"},
+        **DEFAULT_RATE,
+    ),
+    Case(
+        "content-encoding unknown: status only",
+        "openai",
+        429,
+        openai(OPENAI_QUOTA, "insufficient_quota", "insufficient_quota"),
+        headers={"content-encoding": "zstd"},
         **DEFAULT_RATE,
     ),
     Case(
@@ -1053,8 +1117,8 @@ def test_rules_first_match_wins_and_need_their_status_and_text() -> None:
     assert classifier.classify(403, {}, b"Region blocked", NOW).source == "on_status[0]"
     assert classifier.classify(403, {}, b"nope", NOW).source == "on_status[3]"
     assert classifier.classify(401, {}, b"nope", NOW) == Verdict(
-        Outcome.KEY_INVALID, failover=True, disable=True
-    )
+        Outcome.KEY_INVALID, failover=True, disable=True, confirm=True
+    )  # the profile's: disabled once confirmed (verify.py); a rule's disable needs no confirming
 
 
 def test_rule_with_an_unknown_action_is_skipped() -> None:

@@ -280,3 +280,23 @@ def test_a_bad_url_is_described_by_scheme_and_host() -> None:
     assert problems(with_(upstream_base_url=f"https://api.example.com:{SECRET}/v1")) == [
         "upstream_base_url: has an invalid port (https://api.example.com)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({}, "auto"), ({"verify_path": None}, None), ({"verify_path": "/v1/me"}, "/v1/me")],
+)
+def test_verify_path(given: dict[str, Any], expected: str | None) -> None:
+    assert parse_config(with_(**given), env={}).verify_path == expected
+
+
+def test_verify_path_from_the_environment() -> None:
+    env = {"POOLSWITCH_VERIFY_PATH": "null"}
+    assert parse_config(BASE, env=env).verify_path is None
+
+
+@pytest.mark.parametrize("bad", ["v1/models", "/v1/models?key=x", "/a b", 3])
+def test_a_bad_verify_path_names_the_field(bad: Any) -> None:
+    assert problems(with_(verify_path=bad)) == [
+        "verify_path: must be a path starting with / (no query), auto or null"
+    ]

@@ -4,7 +4,9 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from poolswitch.classifier import NETWORK_ERROR, SUCCESS, Outcome, Verdict
+import pytest
+
+from poolswitch.classifier import NETWORK_ERROR, SUCCESS, TIMEOUT, Outcome, Verdict
 from poolswitch.config import parse_config
 from poolswitch.pool import Pool
 from poolswitch.storage import KeyRecord, KeyUpdate, MemoryStore, SQLiteStore, Store
@@ -188,15 +190,39 @@ def test_invalid_key_is_disabled_until_an_operator_enables_it() -> None:
     assert pool.snapshot()[1].reason == "disabled_by_operator"
 
 
+@pytest.mark.parametrize(
+    ("verdict", "source"),
+    [
+        (Verdict(Outcome.UPSTREAM_ERROR, True), "3 consecutive 5xx"),
+        (TIMEOUT, "3 consecutive timeouts"),
+    ],
+)
+def test_repeated_5xx_or_timeouts_park_a_key_while_others_answer(
+    verdict: Verdict, source: str
+) -> None:
+    pool, _ = make_pool(ids="abc")
+    for _ in range(2):
+        pool.record(0, verdict)
+        pool.record(1, SUCCESS)
+    assert pool.snapshot()[0].state == "available"
+    pool.record(0, verdict)
+    assert pool.snapshot()[0].state == "cooling_down"
+    assert pool.snapshot()[0].reason == verdict.outcome.value
+    assert pool.snapshot()[0].source == source
+
+
+def test_repeated_failures_with_no_other_key_answering_park_nothing() -> None:
+    pool, _ = make_pool(ids="ab")
+    for _ in range(5):  # slow, sequential: too few failures at once to trip the guard
+        pool.record(0, TIMEOUT)
+        pool.guard._events.clear()  # the window passed
+        pool.record(1, TIMEOUT)
+        pool.guard._events.clear()
+    assert {k.state for k in pool.snapshot()} == {"available"}
+
+
 def test_repeated_5xx_parks_a_key_unless_the_upstream_is_down() -> None:
     error = Verdict(Outcome.UPSTREAM_ERROR, True)
-    pool, _ = make_pool(ids="abc")
-    pool.record(0, error)
-    pool.record(0, error)
-    assert pool.snapshot()[0].state == "available"
-    pool.record(0, error)
-    assert pool.snapshot()[0].state == "cooling_down"
-    assert pool.snapshot()[0].source == "3 consecutive 5xx"
 
     pool, _ = make_pool(ids="abc")
     for _ in range(3):

@@ -14,8 +14,10 @@ def test_no_key_value_anywhere_after_a_full_scenario(
     upstream: FakeUpstream, make_proxy: ProxyFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    upstream.script("a", {"kind": "rate_limit", "headers": {"retry-after": "30"}})
-    upstream.script("b", {"kind": "ok"}, {"kind": "invalid_key"}, {"kind": "server_error"})
+    upstream.script(
+        "a", {"kind": "server_error"}, {"kind": "rate_limit", "headers": {"retry-after": "30"}}
+    )
+    upstream.script("b", {"kind": "ok"}, {"kind": "invalid_key"})  # disabled on its 2nd path
     upstream.script("c", {"kind": "sse"}, {"kind": "drop"}, {"kind": "quota_exhausted"})
     proxy = make_proxy("abc")
     seen: list[str] = []

@@ -13,8 +13,10 @@ is an argument, nothing raises whatever the upstream sends.
     quota_exhausted      402; insufficient_quota, billing codes,    yes       parked until the
                          Anthropic spend limits, Gemini per-day               provider's reset, else
                          quota and "limit: 0", FAILED_PRECONDITION            cooldown_seconds
-    key_invalid          401, 403; invalid_api_key, API_KEY_INVALID yes       disabled
-                         (a Gemini 400), PERMISSION_DENIED
+    key_invalid          401, 403; invalid_api_key, API_KEY_INVALID yes       disabled once
+                         (a Gemini 400), PERMISSION_DENIED                    confirmed bad
+                                                                              (`confirm`; the
+                                                                              rule: verify.py)
     upstream_overloaded  503, 529; overloaded_error, slow_down,     yes       - (backoff; never
                          Gemini UNAVAILABLE                                   penalised)
     upstream_error       other 5xx                                  yes       - (the pool parks it
@@ -33,7 +35,8 @@ no rule applies to it):
    `status`, `type`, most specific first - looked up in `_MARKERS`: `_COMMON` identifiers, which
    mean one thing whoever sends them, plus the profile's own. A body that is not JSON
    (truncated, HTML) is searched for the same quoted fields; with none, for the snake_case
-   identifiers themselves. A body compressed beyond reading counts as empty.
+   identifiers themselves. A compressed body (gzip, deflate, br; or gzip bytes unlabelled) is
+   decoded first, up to 64 KiB (`decoding.decode`); one that cannot be decoded counts as empty.
 4. The status alone (`_STATUS_KINDS`). On a 5xx only an "overloaded" identifier counts.
 A rate limit becomes a quota when a Gemini body says so: a `...PerDay...` quota id (parked until
 midnight Pacific) or "limit: 0" / quotaValue "0" (no quota for this model on this tier: parked
@@ -44,6 +47,12 @@ Reset times (see `resets.py`): a rate limit uses every header signal (the exhaus
 window only), Gemini's `retryDelay`, else a delay in the message; a quota ignores the
 per-dimension windows (they describe rates) and adds its own deadline: Anthropic's spend limits
 00:00 UTC on the 1st of next month, Gemini's daily quota midnight America/Los_Angeles.
+
+Whose fault (`Fault`, `Verdict.fault`, `Verdict.key_fault`): rate_limited, quota_exhausted and
+key_invalid are the key's; upstream_overloaded and network_error the upstream's; upstream_error
+and timeout either's (the upstream's, unless repeated on one key alone: pool.py); client_error
+the caller's. A profile's key_invalid is the key's only once confirmed: it relays the answer when
+the key is verified good (a 401 for a path the keys may not use is the caller's to see).
 
 The profile (`provider:` setting, or `detect_provider(upstream_base_url)`) picks the tables;
 `generic` uses only the status and the `_COMMON` identifiers:
@@ -72,6 +81,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from poolswitch.decoding import decode
+from poolswitch.errors import DecodeError
 from poolswitch.resets import (
     MAX_RESET_SECONDS,
     Signal,
@@ -101,6 +112,7 @@ __all__ = [
     "UPSTREAM_ERROR",
     "UPSTREAM_OVERLOADED",
     "Classifier",
+    "Fault",
     "Outcome",
     "Verdict",
     "detect_provider",
@@ -114,6 +126,18 @@ PROFILES = ("openai", "anthropic", "gemini", "generic")
 _BODY_LIMIT = 64 * 1024
 
 
+class Fault(str, Enum):
+    """Whose fault an unsuccessful answer was: the one answer to that question, used by the
+    pool, the retry rules and the outage guard alike."""
+
+    NONE = "none"  # a success
+    KEY = "key"  # rate limit, quota, invalid key: the key is parked or disabled; never reused
+    UPSTREAM = "upstream"  # overload, connection failure: never held against the key
+    EITHER = "either"  # 5xx, timeout: the upstream's, unless it keeps happening on one key
+    #                    alone while other keys answer (then the pool parks that key)
+    CALLER = "caller"  # other 4xx: the request's own; relayed
+
+
 class Outcome(str, Enum):
     SUCCESS = "success"
     RATE_LIMITED = "rate_limited"
@@ -125,6 +149,28 @@ class Outcome(str, Enum):
     NETWORK_ERROR = "network_error"
     TIMEOUT = "timeout"
 
+    @property
+    def fault(self) -> Fault:
+        return _FAULTS[self]
+
+    @property
+    def key_fault(self) -> bool:
+        """Was it the key's fault?"""
+        return _FAULTS[self] is Fault.KEY
+
+
+_FAULTS = {
+    Outcome.SUCCESS: Fault.NONE,
+    Outcome.RATE_LIMITED: Fault.KEY,
+    Outcome.QUOTA_EXHAUSTED: Fault.KEY,
+    Outcome.KEY_INVALID: Fault.KEY,
+    Outcome.UPSTREAM_OVERLOADED: Fault.UPSTREAM,
+    Outcome.UPSTREAM_ERROR: Fault.EITHER,
+    Outcome.CLIENT_ERROR: Fault.CALLER,
+    Outcome.NETWORK_ERROR: Fault.UPSTREAM,
+    Outcome.TIMEOUT: Fault.EITHER,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -134,11 +180,22 @@ class Verdict:
     disable: bool = False  # disable the key until an operator re-enables it
     backoff: bool = False  # not the key's fault: wait (full jitter) first, don't penalise
     source: str | None = None  # where `cooldown` came from, or which on_status rule decided
+    confirm: bool = False  # `disable` only once the key is confirmed bad (see verify.py)
+
+    @property
+    def fault(self) -> Fault:
+        """Whose fault it was; an `on_status` `retry` rule (backoff) makes it the upstream's."""
+        return Fault.UPSTREAM if self.backoff else _FAULTS[self.outcome]
+
+    @property
+    def key_fault(self) -> bool:
+        """Was it the key's fault? (Then the key is never reused for this request.)"""
+        return not self.backoff and _FAULTS[self.outcome] is Fault.KEY
 
 
 SUCCESS = Verdict(Outcome.SUCCESS)
 CLIENT_ERROR = Verdict(Outcome.CLIENT_ERROR)
-KEY_INVALID = Verdict(Outcome.KEY_INVALID, failover=True, disable=True)
+KEY_INVALID = Verdict(Outcome.KEY_INVALID, failover=True, disable=True, confirm=True)
 UPSTREAM_OVERLOADED = Verdict(Outcome.UPSTREAM_OVERLOADED, failover=True, backoff=True)
 UPSTREAM_ERROR = Verdict(Outcome.UPSTREAM_ERROR, failover=True)
 NETWORK_ERROR = Verdict(Outcome.NETWORK_ERROR, failover=True)
@@ -288,11 +345,16 @@ _NOTHING = _Facts()
 
 
 def _read(body: bytes, encoding: str | None) -> _Facts:
+    """The facts of an error body, undoing its Content-Encoding first (bounded); a body that
+    cannot be decoded says nothing (the status alone decides)."""
+    if encoding not in (None, "", "identity") or body[:2] == b"\x1f\x8b":
+        if body[:2] == b"\x1f\x8b" and not encoding:
+            encoding = "gzip"  # compressed, though the headers do not say so
+        try:
+            body, _ = decode(body, encoding, _BODY_LIMIT)
+        except DecodeError:
+            return _NOTHING
     head = body[:_BODY_LIMIT]
-    if head[:2] == b"\x1f\x8b":
-        return _NOTHING
-    if encoding not in (None, "", "identity") and head.lstrip()[:1] not in (b"{", b"["):
-        return _NOTHING
     text = head.decode("utf-8", "replace")
     return _facts(text, _json(text))
 

@@ -33,6 +33,7 @@ from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
 from poolswitch.logmask import for_config, install
 from poolswitch.origins import is_loopback
+from poolswitch.proxy import STREAM_CUT
 from poolswitch.request import ABSOLUTE_FORM
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -50,6 +51,17 @@ class _TargetAwareProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
 
+UNCOMPLETED = "ASGI callable returned without completing response."
+"""What uvicorn logs (ERROR) when an app returns mid-response; a contract test checks it."""
+
+
+def _not_a_cut_stream(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's error for a response the proxy ended abruptly on purpose (its upstream
+    died mid-stream): the proxy logged that once, as a warning, and the access log marks the
+    request `incomplete`. The flag lives in the request's own task (a context variable)."""
+    return not (record.msg == UNCOMPLETED and STREAM_CUT.get())
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, except that a SIGINT/SIGTERM shutdown exits 0 rather than re-raising
     the signal once drained: a signal is how the proxy is asked to stop."""
@@ -63,6 +75,7 @@ def build_server(
     app: PoolSwitchApp, host: str, port: int, log_level: str = "info"
 ) -> uvicorn.Server:
     """The uvicorn server as `poolswitch start` runs it (tests use this too)."""
+    logging.getLogger("uvicorn.error").addFilter(_not_a_cut_stream)  # once: same object
     return _Server(
         uvicorn.Config(
             app,

@@ -100,6 +100,7 @@ class Config:
     metrics_token: str | None = field(default=None, repr=False)
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    verify_path: str | None = "auto"  # "auto": the provider profile's (verify.DEFAULT_PATHS)
 
 
 _SCALARS = (
@@ -122,6 +123,7 @@ _SCALARS = (
     "attempt_timeout_seconds",
     "allow_unauthenticated",
     "metrics_token",
+    "verify_path",
 )
 TOP_LEVEL = (
     *_SCALARS,
@@ -199,6 +201,7 @@ def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = No
         metrics_token=v.optional_secret(doc, "metrics_token"),
         allowed_hosts=v.names(doc.get("allowed_hosts"), "allowed_hosts", _host_name),
         allowed_origins=v.names(doc.get("allowed_origins"), "allowed_origins", _origin),
+        verify_path=v.verify_path(doc),
     )
     _check_tokens(cfg, v)
     if v.problems:
@@ -422,6 +425,21 @@ class _Validator:
             elif name not in names:
                 names.append(name)
         return tuple(names)
+
+    def verify_path(self, doc: Mapping[str, Any]) -> str | None:
+        if "verify_path" not in doc:
+            return "auto"
+        value = self._get(doc, "verify_path", "verify_path")
+        if value is None or value == "auto":
+            return value  # type: ignore[no-any-return]
+        if (
+            not isinstance(value, str)
+            or not value.startswith("/")
+            or any(c.isspace() or ord(c) < 32 or c in "#?" for c in value)
+        ):
+            self.problem("verify_path", "must be a path starting with / (no query), auto or null")
+            return "auto"
+        return value
 
     def boolean(self, doc: Mapping[str, Any], name: str, default: bool) -> bool:
         value = self._get(doc, name, name)

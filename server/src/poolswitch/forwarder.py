@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Protocol
 
 import aiohttp
 from multidict import CIMultiDict
@@ -19,6 +20,43 @@ from poolswitch.errors import ConnectError, ReadTimeout, TransportError
 
 _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 CHUNK = 64 * 1024
+
+
+class Response(Protocol):
+    """What the request loop needs of an upstream answer (UpstreamResponse; fakes in tests)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def raw_headers(self) -> Sequence[tuple[bytes, bytes]]: ...
+
+    @property
+    def content_length(self) -> int | None: ...
+
+    async def read(self, limit: int) -> tuple[bytes, bool]: ...
+
+    async def read_event(self, limit: int) -> bytes: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    def release(self) -> None: ...
+
+
+class Upstream(Protocol):
+    """What the request loop needs of the upstream client (Forwarder; fakes in tests)."""
+
+    async def send(
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        read_timeout: float | None = None,
+    ) -> Response: ...
 
 
 class UpstreamResponse:

@@ -13,18 +13,11 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 
+from poolswitch.classifier import Fault, Outcome, Verdict
+
 WINDOW_SECONDS = 10.0
 PROBE_INTERVAL = 0.5
 MIN_FAILURES = 3
-
-# Outcomes that say nothing against the key, grouped into the kinds the guard compares.
-_KIND = {
-    "upstream_error": "upstream",
-    "upstream_overloaded": "upstream",
-    "network_error": "upstream",
-    "timeout": "upstream",
-    "rate_limited": "rate_limited",
-}
 
 
 class OutageGuard:
@@ -45,15 +38,22 @@ class OutageGuard:
         self.since: float | None = None
         self._probing = False
         self._next_probe = 0.0
+        # Successes that came after failures: a key whose run of failures spans one of these
+        # failed while other keys answered (see Pool.record).
+        self.recoveries = 0
 
     @property
     def tripped(self) -> bool:
         return self.tripped_kind is not None
 
-    def failure(self, key: int, outcome: str) -> None:
-        """An attempt on key `key` ended in `outcome` (ignored unless not the key's fault)."""
-        kind = _KIND.get(outcome)
-        if kind is None:
+    def failure(self, key: int, verdict: Verdict) -> None:
+        """An attempt on key `key` ended in `verdict`: counted when it was not the key's fault
+        (the upstream's, or either's), or a rate limit (many keys at once: account-wide)."""
+        if verdict.outcome is Outcome.RATE_LIMITED:
+            kind = "rate_limited"
+        elif verdict.fault in (Fault.UPSTREAM, Fault.EITHER):
+            kind = "upstream"
+        else:
             return
         now = self.clock()
         events = self._events
@@ -71,6 +71,7 @@ class OutageGuard:
         """The upstream answered well: whatever was wrong is over."""
         if self._events:
             self._events.clear()
+            self.recoveries += 1
         if self.tripped_kind is not None:
             self.tripped_kind = None
             self.since = None

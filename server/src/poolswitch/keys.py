@@ -56,7 +56,8 @@ class KeyState:
     reason: str | None = None
     source: str | None = None
     strikes: int = 0
-    consecutive_errors: int = 0
+    consecutive_errors: int = 0  # 5xx or timeouts in a row (see Pool.record)
+    streak_mark: int = 0  # the outage guard's recoveries when that run began
     total_requests: int = 0
     successes: int = 0
     errors: int = 0

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 
-from poolswitch.classifier import Outcome, Verdict
+from poolswitch.classifier import Fault, Outcome, Verdict
 from poolswitch.config import Config
 from poolswitch.guard import OutageGuard
 from poolswitch.keys import Key, KeyState
@@ -30,8 +30,9 @@ from poolswitch.strategies import STRATEGIES
 log = logging.getLogger("poolswitch.pool")
 
 ERRORS_BEFORE_PARKING = 3
-"""Consecutive 5xx answers on one key (with the upstream otherwise healthy) that park it."""
+"""Consecutive 5xx answers or timeouts on one key, while other keys answered, that park it."""
 SERVER_ERROR_COOLDOWN = 30.0
+_LABELS = {Outcome.UPSTREAM_ERROR: "5xx", Outcome.TIMEOUT: "timeouts"}
 
 _STORED_FIELDS = tuple(
     f.name for f in dataclasses.fields(KeyRecord) if f.name not in ("key_id", "fingerprint")
@@ -150,25 +151,40 @@ class Pool:
         state.errors += 1
         if failover:
             state.failovers += 1
-        self.guard.failure(i, outcome.value)
+        guard = self.guard
+        guard.failure(i, verdict)
         if verdict.disable:
             state.disable(outcome.value, verdict.source)
             log.warning("key %s disabled: %s", state.key_id, outcome.value)
         elif verdict.cooldown is not None:
             self._park(i, verdict.cooldown, outcome.value, verdict.source)
-        elif outcome is Outcome.UPSTREAM_ERROR and not self.guard.tripped:
+        elif verdict.fault is Fault.EITHER and not guard.tripped:
+            # A 5xx or a timeout is the upstream's fault, unless it keeps happening on this key
+            # while other keys answer (the guard counts successes that follow failures).
+            if not state.consecutive_errors:
+                state.streak_mark = guard.recoveries
             state.consecutive_errors += 1
-            if state.consecutive_errors < ERRORS_BEFORE_PARKING:
+            if (
+                state.consecutive_errors < ERRORS_BEFORE_PARKING
+                or guard.recoveries == state.streak_mark
+            ):
                 self._changed(i)
                 return
             state.consecutive_errors = 0
-            self._park(
-                i, SERVER_ERROR_COOLDOWN, outcome.value, f"{ERRORS_BEFORE_PARKING} consecutive 5xx"
-            )
+            source = f"{ERRORS_BEFORE_PARKING} consecutive {_LABELS.get(outcome, outcome.value)}"
+            self._park(i, SERVER_ERROR_COOLDOWN, outcome.value, source)
         else:
             self._changed(i)
             return
         self._changed(i, urgent=True)
+
+    def confirmed_invalid(self, i: int, source: str) -> None:
+        """Key `i`'s earlier auth failure on this request turned out to be the key's fault
+        (see verify.py): disable it now."""
+        state = self.states[i]
+        state.disable(Outcome.KEY_INVALID.value, source)
+        self._changed(i, urgent=True)
+        log.warning("key %s disabled: %s (%s)", state.key_id, Outcome.KEY_INVALID.value, source)
 
     def _park(self, i: int, seconds: float, reason: str, source: str | None) -> None:
         state = self.states[i]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
 import random
 import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -33,7 +36,7 @@ from poolswitch.errors import (
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
-from poolswitch.forwarder import Forwarder, UpstreamResponse
+from poolswitch.forwarder import Response, Upstream
 from poolswitch.metrics import Metrics, method_label, status_class
 from poolswitch.origins import Gate, cors_headers, is_preflight, preflight_headers
 from poolswitch.pool import Pool
@@ -50,7 +53,25 @@ from poolswitch.request import (
     request_target,
     without_query_param,
 )
-from poolswitch.retry import backoff, may_retry, may_reuse
+from poolswitch.retry import (
+    RELAY,
+    TIMED_OUT,
+    TRY,
+    UNREACHABLE,
+    Step,
+    after_attempt,
+    when_no_key,
+)
+from poolswitch.verify import (
+    UNKNOWN,
+    VERIFY_HEADERS,
+    VERIFY_READ,
+    VERIFY_TIMEOUT,
+    Confirming,
+    Verifier,
+    default_path,
+    reading,
+)
 
 log = logging.getLogger("poolswitch.access")
 errlog = logging.getLogger("poolswitch.proxy")
@@ -66,6 +87,14 @@ FIRST_EVENT_LIMIT = 64 * 1024
 _BUFFERED_DROP = _RESPONSE_DROP | {b"content-length"}
 _QUOTA_HEADERS = ("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining")
 
+STREAM_CUT: ContextVar[bool] = ContextVar("poolswitch_stream_cut", default=False)
+"""Set in the request's task when the proxy ended a caller's stream abruptly on purpose (the
+upstream died mid-way): the server's own "response not completed" error is then not logged,
+the proxy has already logged the cut (see cli.py)."""
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
@@ -80,7 +109,7 @@ class _Answer:
 class _Exchange:
     """What the access log and metrics need to know about one request."""
 
-    __slots__ = ("attempts", "caller", "cors", "key_id", "started", "status")
+    __slots__ = ("attempts", "caller", "cors", "incomplete", "key_id", "started", "status")
 
     def __init__(self) -> None:
         self.status = 0
@@ -89,17 +118,23 @@ class _Exchange:
         self.started = False
         self.caller = NO_CALLER
         self.cors: bytes | None = None  # the allowed browser origin, if any
+        self.incomplete = False  # the answer started but was cut (the upstream died mid-way)
 
 
 class Proxy:
+    """The request loop as an ASGI callable. `forwarder` talks to the upstream; `clock`
+    (monotonic seconds, for deadlines) and `sleep` are injected so tests need no real time."""
+
     def __init__(
         self,
         config: Config,
         pool: Pool,
-        forwarder: Forwarder,
+        forwarder: Upstream,
         metrics: Metrics,
         *,
         rng: random.Random | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ):
         self.config = config
         self.pool = pool
@@ -107,6 +142,13 @@ class Proxy:
         self.metrics = metrics
         self.classifier = Classifier.from_config(config)
         self.rng = rng or random.Random()
+        self.clock = clock
+        self.sleep = sleep
+        verify_path = config.verify_path
+        if verify_path == "auto":
+            verify_path = default_path(self.classifier.profile, config.upstream_base_url)
+        self.verifier = Verifier(verify_path, clock)
+        self._verify_headers = VERIFY_HEADERS.get(self.classifier.profile, ())
         self.query_param = config.auth_query_param
         # With auth_query_param the key travels in the query string, not in a header.
         self.auth_header = None if self.query_param else config.auth_header_name
@@ -150,10 +192,11 @@ class Proxy:
             self.metrics.request_duration.observe(elapsed)
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    "%s %s %d key=%s attempts=%d caller=%s %.1fms",
+                    "%s %s %d%s key=%s attempts=%d caller=%s %.1fms",
                     scope["method"],
                     scope["path"],
                     ex.status,
+                    " incomplete" if ex.incomplete else "",
                     ex.key_id or "-",
                     ex.attempts,
                     ex.caller,
@@ -211,46 +254,46 @@ class Proxy:
         ex: _Exchange,
     ) -> None:
         """Select -> forward -> classify -> record, until an answer is relayed or the request
-        runs out of attempts, keys or time; then answer with what was learned."""
-        pool, config, classifier = self.pool, self.config, self.classifier
-        now = time.monotonic()
+        runs out of attempts, keys or time; then answer with what was learned. What to do next
+        is retry.py's to decide; this only carries it out."""
+        pool, config, classifier, clock = self.pool, self.config, self.classifier, self.clock
+        now = clock()
         deadline = now + config.request_timeout_seconds
         queue_deadline = min(now + config.queue_timeout_seconds, deadline)
         tried: set[int] = set()
         last_answer: _Answer | None = None
         last_failure: TransportError | None = None
         last_verdict: Verdict | None = None
+        confirming: Confirming | None = None
         rounds = 0
         while True:
             i = pool.select(tried)
             if i is None:
-                now = time.monotonic()
-                if (
-                    tried
-                    and last_verdict is not None
-                    and may_reuse(last_verdict)
-                    and ex.attempts < config.retry_attempts
-                ):
-                    delay = backoff(rounds, self.rng)
+                step = when_no_key(
+                    last=last_verdict,
+                    answered=last_answer is not None,
+                    tried=bool(tried),
+                    attempts=ex.attempts,
+                    retry_attempts=config.retry_attempts,
+                    rounds=rounds,
+                    now=clock(),
+                    deadline=deadline,
+                    queue_deadline=queue_deadline,
+                    returns_in=pool.retry_after() if last_verdict is None else None,
+                    jitter=self.rng.random(),
+                )
+                if step.action == "backoff":
                     rounds += 1
-                    if now + delay >= deadline:
-                        break
-                    await asyncio.sleep(delay)
+                    await self.sleep(step.delay)
                     tried.clear()
                     continue
-                wait = pool.retry_after()
-                if (
-                    last_answer is None
-                    and last_failure is None
-                    and wait is not None
-                    and now + wait < queue_deadline
-                ):
-                    await asyncio.sleep(wait + 0.005)  # a key returns then: serve with it
+                if step.action == "queue":  # a key returns then: serve with it
+                    await self.sleep(step.delay)
                     continue
                 break
             tried.add(i)
             ex.attempts += 1
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock()
             if config.attempt_timeout_seconds is not None:
                 remaining = min(remaining, config.attempt_timeout_seconds)
             sent_at = time.perf_counter()
@@ -266,11 +309,15 @@ class Proxy:
                 self.metrics.upstream_duration.observe(time.perf_counter() - sent_at)
                 if resp.status < 400:
                     if not _is_event_stream(resp):
+                        if confirming is not None:
+                            self._confirm_by_peer(confirming)
                         await self._relay(resp, i, ex, send, receive)
                         return
                     head = await _read_event_or_release(resp)
                     verdict = classifier.classify_stream_start(head, resp.headers, pool.clock())
                     if verdict is None:
+                        if confirming is not None:
+                            self._confirm_by_peer(confirming)
                         self._record_success(i, resp)
                         await self._stream(resp, i, ex, send, receive, head)
                         return
@@ -284,11 +331,27 @@ class Proxy:
                 last_failure, last_answer = exc, None
                 last_verdict = TIMEOUT if isinstance(exc, ReadTimeout) else NETWORK_ERROR
                 sent = not isinstance(exc, ConnectError)
-                if self._after_attempt(i, last_verdict, ex, method, sent, deadline):
+                step = self._after_attempt(i, last_verdict, ex, method, sent, deadline, False)
+                if step is TRY:
                     continue
                 break
+            if verdict.confirm:  # an invalid key, unless the request is at fault: find out
+                if complete:
+                    resp.release()  # the connection is not held while a verification runs
+                if confirming is None:
+                    confirming = Confirming()
+                verdict = await self.verifier.confirm(
+                    i,
+                    verdict,
+                    method=method,
+                    path=target.partition("?")[0],
+                    successes=pool.states[i].successes,
+                    confirming=confirming,
+                    run=functools.partial(self._verify, i, deadline),
+                )
             last_verdict = verdict
-            again = self._after_attempt(i, verdict, ex, method, True, deadline)
+            step = self._after_attempt(i, verdict, ex, method, True, deadline, True)
+            again = step is TRY
             held = None
             if complete or again:  # decoded and redacted, sent with a Content-Length of its own
                 coding = resp.headers.get("content-encoding")
@@ -303,17 +366,15 @@ class Proxy:
             assert held is not None
             last_answer = _Answer(resp.status, held.headers, held.body, i)
             last_failure = None
-            if not again:
+            if step is not TRY:
                 break
 
-        if last_answer is not None:
+        if step is RELAY and last_answer is not None:
             await self._answer(last_answer, ex, send)
             return
-        if last_failure is not None:
-            if isinstance(last_failure, ReadTimeout):
-                raise UpstreamTimeout(
-                    f"the upstream did not answer in time ({ex.attempts} attempt(s))"
-                )
+        if step is TIMED_OUT:
+            raise UpstreamTimeout(f"the upstream did not answer in time ({ex.attempts} attempt(s))")
+        if step is UNREACHABLE:
             raise UpstreamUnreachable(
                 f"the upstream could not be reached ({ex.attempts} attempt(s)): {last_failure}"
             )
@@ -335,26 +396,67 @@ class Proxy:
         return [*headers, (self.auth_header, self.pool.keys[i].auth_value)]
 
     def _after_attempt(
-        self, i: int, verdict: Verdict, ex: _Exchange, method: str, sent: bool, deadline: float
-    ) -> bool:
-        """Record an unsuccessful attempt; True when the request should be tried again."""
+        self,
+        i: int,
+        verdict: Verdict,
+        ex: _Exchange,
+        method: str,
+        sent: bool,
+        deadline: float,
+        answered: bool,
+    ) -> Step:
+        """Record an unsuccessful attempt; the next step (TRY: another attempt)."""
         outcome = verdict.outcome.value
         self.metrics.upstream_attempts.labels(self.pool.keys[i].id, outcome).inc()
-        again = (
-            may_retry(
-                verdict,
-                ex.attempts,
-                self.config.retry_attempts,
-                method=method,
-                sent=sent,
-                retry_non_idempotent=self.config.retry_non_idempotent,
-            )
-            and time.monotonic() < deadline
+        config = self.config
+        step = after_attempt(
+            verdict,
+            answered=answered,
+            attempts=ex.attempts,
+            retry_attempts=config.retry_attempts,
+            method=method,
+            sent=sent,
+            retry_non_idempotent=config.retry_non_idempotent,
+            now=self.clock(),
+            deadline=deadline,
         )
+        again = step is TRY
         self.pool.record(i, verdict, failover=again)
         if again:
             self.metrics.failovers.labels(outcome).inc()
-        return again
+        return step
+
+    def _confirm_by_peer(self, confirming: Confirming) -> None:
+        """Another key succeeded where one failed with an unconfirmed 401/403: that one is bad."""
+        i = self.verifier.confirmed_by_peer(confirming)
+        if i is not None:
+            self.pool.confirmed_invalid(i, "confirmed: another key succeeded")
+
+    async def _verify(self, i: int, deadline: float) -> str:
+        """GET verify_path with key `i` (and no caller header): what it says of the key. The
+        answer is never relayed; only the key's id is logged."""
+        path = self.verifier.path
+        assert path is not None
+        timeout = max(min(VERIFY_TIMEOUT, deadline - self.clock()), 0.001)
+        headers = list(self._verify_headers)
+        if self.auth_header is not None:
+            headers.append((self.auth_header, self.pool.keys[i].auth_value))
+
+        async def exchange() -> str:
+            resp = await self.forwarder.send("GET", self._target(path, i), headers, b"", timeout)
+            try:
+                head, _ = await resp.read(VERIFY_READ)
+            finally:
+                resp.release()
+            verdict = self.classifier.classify(resp.status, resp.headers, head, self.pool.clock())
+            return reading(verdict.outcome)
+
+        try:
+            result = await asyncio.wait_for(exchange(), timeout)
+        except (TransportError, asyncio.TimeoutError):
+            result = UNKNOWN
+        errlog.info("key %s verified with GET %s: %s", self.pool.keys[i].id, path, result)
+        return result
 
     async def _answer(self, answer: _Answer, ex: _Exchange, send: Send) -> None:
         ex.key_id = self.pool.keys[answer.key].id
@@ -369,7 +471,7 @@ class Proxy:
         await send({"type": "http.response.body", "body": answer.body})
 
     async def _relay(
-        self, resp: UpstreamResponse, i: int, ex: _Exchange, send: Send, receive: Receive
+        self, resp: Response, i: int, ex: _Exchange, send: Send, receive: Receive
     ) -> None:
         """Relay a successful answer. Raises TransportError only before anything was sent."""
         length = resp.content_length
@@ -390,7 +492,7 @@ class Proxy:
         self._record_success(i, resp)
         await self._stream(resp, i, ex, send, receive, b"")
 
-    def _record_success(self, i: int, resp: UpstreamResponse) -> None:
+    def _record_success(self, i: int, resp: Response) -> None:
         remaining = None
         for name in _QUOTA_HEADERS:
             value = resp.headers.get(name)
@@ -402,7 +504,7 @@ class Proxy:
 
     async def _stream(
         self,
-        resp: UpstreamResponse,
+        resp: Response,
         i: int,
         ex: _Exchange,
         send: Send,
@@ -435,7 +537,13 @@ class Proxy:
         except TransportError as exc:
             # Too late to fail over: end the caller's answer abruptly so it is not mistaken
             # for a complete one, and count the failure against the key.
-            errlog.warning("upstream failed mid-stream on key %s: %s", self.pool.keys[i].id, exc)
+            errlog.warning(
+                "upstream failed mid-stream on key %s: %s; the caller's answer was cut short",
+                self.pool.keys[i].id,
+                exc,
+            )
+            ex.incomplete = True
+            STREAM_CUT.set(True)  # logged here, once: not again as a server error
             self.pool.record(i, NETWORK_ERROR)
         finally:
             if not complete and gone.done():
@@ -443,9 +551,7 @@ class Proxy:
             gone.cancel()
             resp.release()
 
-    def _response_headers(
-        self, resp: UpstreamResponse, i: int, ex: _Exchange
-    ) -> list[tuple[bytes, bytes]]:
+    def _response_headers(self, resp: Response, i: int, ex: _Exchange) -> list[tuple[bytes, bytes]]:
         ex.key_id = self.pool.keys[i].id
         headers = self.redactor.redact_headers(upstream_headers(resp, _RESPONSE_DROP))
         headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
@@ -505,7 +611,7 @@ def with_cors(send: Send, origin: bytes) -> Send:
     return cors_send
 
 
-async def _read_or_release(resp: UpstreamResponse, limit: int = BUFFER_LIMIT) -> tuple[bytes, bool]:
+async def _read_or_release(resp: Response, limit: int = BUFFER_LIMIT) -> tuple[bytes, bool]:
     try:
         return await resp.read(limit)
     except TransportError:
@@ -513,13 +619,25 @@ async def _read_or_release(resp: UpstreamResponse, limit: int = BUFFER_LIMIT) ->
         raise
 
 
-def upstream_headers(resp: UpstreamResponse, drop: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers, names lower-cased, minus those in `drop`."""
-    lowered = ((name.lower(), value) for name, value in resp.raw_headers)
-    return [(name, value) for name, value in lowered if name not in drop]
+def upstream_headers(resp: Response, drop: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers, names lower-cased, minus those in `drop` and those
+    that the upstream's own `Connection` header names (hop-by-hop, RFC 9110 7.6.1)."""
+    out = []
+    listed = None
+    for name, value in resp.raw_headers:
+        name = name.lower()
+        if name in drop:
+            if name == b"connection":
+                listed = value if listed is None else listed + b"," + value
+            continue
+        out.append((name, value))
+    if listed is not None:
+        named = {token.strip().lower() for token in listed.split(b",")}
+        out = [(name, value) for name, value in out if name not in named]
+    return out
 
 
-async def _read_event_or_release(resp: UpstreamResponse) -> bytes:
+async def _read_event_or_release(resp: Response) -> bytes:
     try:
         return await resp.read_event(FIRST_EVENT_LIMIT)
     except TransportError:
@@ -527,7 +645,7 @@ async def _read_event_or_release(resp: UpstreamResponse) -> bytes:
         raise
 
 
-def _is_event_stream(resp: UpstreamResponse) -> bool:
+def _is_event_stream(resp: Response) -> bool:
     return resp.headers.get("content-type", "").startswith("text/event-stream")
 
 

@@ -98,7 +98,8 @@ def forward_headers(
     raw: list[tuple[bytes, bytes]], drop: frozenset[bytes] = REQUEST_DROP
 ) -> tuple[list[tuple[str, str]], int | None]:
     """The caller's headers minus those in `drop` (see `dropped_headers`); and its
-    Content-Length."""
+    Content-Length. Values must be UTF-8 (they are forwarded byte for byte); otherwise
+    BadRequest."""
     declared: int | None = None
     out: list[tuple[str, str]] = []
     listed: set[bytes] = set()
@@ -115,7 +116,14 @@ def forward_headers(
         if name == b"accept-encoding":
             out.append(("accept-encoding", _readable_codings(value)))
             continue
-        out.append((name.decode("latin-1"), value.decode("latin-1")))
+        try:
+            # UTF-8, as the upstream client encodes it again: the same bytes go out
+            out.append((name.decode("latin-1"), value.decode("utf-8")))
+        except UnicodeDecodeError:
+            raise BadRequest(
+                f"the value of header {name.decode('latin-1')!r} is not UTF-8, so it cannot be "
+                "forwarded unchanged"
+            ) from None
     if listed:
         out = [(n, v) for n, v in out if n.encode("latin-1") not in listed]
     return out, declared
