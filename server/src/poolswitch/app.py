@@ -7,6 +7,7 @@ the store, the pool's background writer and the upstream client session.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -50,6 +51,7 @@ class PoolSwitchApp:
         max_connections: int = 256,
     ) -> None:
         self.config = config
+        self.upstream_connections = max_connections
         self.store = create_store(config.storage)
         self.pool = Pool(config, self.store, clock=clock, rng=rng)
         self.forwarder = Forwarder(
@@ -84,6 +86,10 @@ class PoolSwitchApp:
             or (self.admin and scope["path"].startswith(ADMIN_PREFIX))
         ):
             await self.proxy(scope, receive, send)
+        elif scope["type"] == "http":
+            # the caller left (protocol.py cancels its request) or the drain cut it
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.builtins(scope, receive, send)
         else:
             await self.builtins(scope, receive, send)
 

@@ -16,6 +16,7 @@ import gc
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import urllib.error
@@ -25,27 +26,19 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from poolswitch import __version__
 from poolswitch.app import ADMIN_PREFIX, PoolSwitchApp
 from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
-from poolswitch.request import ABSOLUTE_FORM
+from poolswitch.protocol import effective_max_connections, protocol_class
+
+log = logging.getLogger("poolswitch.cli")
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DRAIN_SECONDS = 30
 GC_THRESHOLD = 50_000
-
-
-class _TargetAwareProtocol(HttpToolsProtocol):
-    """uvicorn's protocol, plus a scope flag when the request target was an absolute URL
-    (uvicorn keeps only its path, which would hide where the caller meant to go)."""
-
-    def on_headers_complete(self) -> None:
-        if not self.url.startswith(b"/"):
-            self.scope[ABSOLUTE_FORM] = True  # type: ignore[literal-required]
-        super().on_headers_complete()
+BACKLOG = 4096
 
 
 class _Server(uvicorn.Server):
@@ -61,13 +54,28 @@ def build_server(
     app: PoolSwitchApp, host: str, port: int, log_level: str = "info"
 ) -> uvicorn.Server:
     """The uvicorn server as `poolswitch start` runs it (tests use this too)."""
+    config = app.config
+    max_connections, fd_limit = effective_max_connections(
+        config.max_connections, app.upstream_connections
+    )
+    if max_connections < config.max_connections:
+        log.warning(
+            "max_connections %d lowered to %d: the file-descriptor limit is %d",
+            config.max_connections,
+            max_connections,
+            fd_limit,
+        )
+    else:
+        log.info(
+            "at most %d open connections (file-descriptor limit %d)", max_connections, fd_limit
+        )
     return _Server(
         uvicorn.Config(
             app,
             host=host,
             port=port,
             loop="uvloop",
-            http=_TargetAwareProtocol,
+            http=protocol_class(config, max_connections),
             lifespan="on",
             access_log=False,
             server_header=False,
@@ -76,8 +84,8 @@ def build_server(
             log_config=None,
             log_level=log_level,
             timeout_graceful_shutdown=DRAIN_SECONDS,
-            timeout_keep_alive=75,
-            backlog=4096,
+            timeout_keep_alive=config.keepalive_timeout_seconds,  # type: ignore[arg-type]  # used as a float (call_later)
+            backlog=BACKLOG,
         )
     )
 
@@ -113,16 +121,24 @@ def cmd_start(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    host, port = args.host or config.listen_host, args.port or config.listen_port
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     setup_logging(args.log_level)
     _tune_gc()
-    server = build_server(
-        PoolSwitchApp(config),
-        args.host or config.listen_host,
-        args.port or config.listen_port,
-        args.log_level,
-    )
-    server.run()
+    server = build_server(PoolSwitchApp(config), host, port, args.log_level)
+    with sock:
+        server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts, so a port in use is one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=BACKLOG)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -81,7 +81,27 @@ class Config:
     queue_timeout_seconds: float = 0.0
     attempt_timeout_seconds: float | None = None
     on_status: tuple[StatusRule, ...] = ()
+    max_header_bytes: int = 64 * 1024
+    max_header_count: int = 100
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keepalive_timeout_seconds: float = 15.0
+    max_connections: int = 1000
+    max_in_flight_requests: int = 512
+    max_buffered_body_bytes: int = 256 * MIB
 
+
+LIMITS = (
+    "max_header_bytes",
+    "max_header_count",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "keepalive_timeout_seconds",
+    "max_connections",
+    "max_in_flight_requests",
+    "max_buffered_body_bytes",
+)
+"""The limits on what callers send (enforced by protocol.py and proxy.py)."""
 
 _SCALARS = (
     "listen_host",
@@ -101,6 +121,7 @@ _SCALARS = (
     "retry_non_idempotent",
     "queue_timeout_seconds",
     "attempt_timeout_seconds",
+    *LIMITS,
 )
 TOP_LEVEL = (*_SCALARS, "storage", "keys", "on_status")
 
@@ -165,6 +186,28 @@ def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = No
         if doc.get("attempt_timeout_seconds") is None
         else v.number(doc, "attempt_timeout_seconds", 1.0, positive=True),
         on_status=v.rules(doc.get("on_status")),
+        max_header_bytes=v.integer(
+            doc, "max_header_bytes", defaults.max_header_bytes, low=1024, high=16 * MIB
+        ),
+        max_header_count=v.integer(
+            doc, "max_header_count", defaults.max_header_count, low=1, high=10_000
+        ),
+        header_timeout_seconds=v.number(
+            doc, "header_timeout_seconds", defaults.header_timeout_seconds, positive=True
+        ),
+        body_timeout_seconds=v.number(
+            doc, "body_timeout_seconds", defaults.body_timeout_seconds, positive=True
+        ),
+        keepalive_timeout_seconds=v.number(
+            doc, "keepalive_timeout_seconds", defaults.keepalive_timeout_seconds, positive=True
+        ),
+        max_connections=v.integer(doc, "max_connections", defaults.max_connections, low=1),
+        max_in_flight_requests=v.integer(
+            doc, "max_in_flight_requests", defaults.max_in_flight_requests, low=1
+        ),
+        max_buffered_body_bytes=v.integer(
+            doc, "max_buffered_body_bytes", defaults.max_buffered_body_bytes, low=0
+        ),
     )
     if v.problems:
         raise ConfigError(v.problems)
