@@ -84,7 +84,8 @@ def build_server(
             log_config=None,
             log_level=log_level,
             timeout_graceful_shutdown=DRAIN_SECONDS,
-            timeout_keep_alive=config.keepalive_timeout_seconds,  # type: ignore[arg-type]  # used as a float (call_later)
+            # typed int, used as a float (call_later)
+            timeout_keep_alive=config.keepalive_timeout_seconds,  # type: ignore[arg-type]
             backlog=BACKLOG,
         )
     )
@@ -125,7 +126,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     try:
         sock = listen(host, port)
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        gai = isinstance(exc, socket.gaierror)
+        reason = exc.strerror if gai or not exc.errno else os.strerror(exc.errno)
+        print(f"error: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
         return 1
     setup_logging(args.log_level)
     _tune_gc()
