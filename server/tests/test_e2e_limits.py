@@ -283,11 +283,13 @@ class HangingUpstream:
         with conn:
             conn.settimeout(10)
             data = b""
-            while b"\r\n\r\n" not in data:
+            for _ in range(100):
                 chunk = conn.recv(65536)
                 if not chunk:
                     return
                 data += chunk
+                if b"\r\n\r\n" in data:
+                    break
             self.requests.append(time.monotonic())
             if self.stream:
                 conn.sendall(
@@ -296,8 +298,9 @@ class HangingUpstream:
                     b'15\r\ndata: {"first": 1}\n\n\r\n'
                 )
             try:
-                while conn.recv(65536):
-                    pass
+                for _ in range(1000):  # until the proxy closes (or 10 s of silence)
+                    if not conn.recv(65536):
+                        break
             except OSError:
                 pass
             self.closed.append(time.monotonic())

@@ -212,7 +212,10 @@ class LimitedProtocol(HttpToolsProtocol):
                 self._head_over_limit(data)
                 return
             self._head_left -= len(data)
-        self._feed(data)
+        try:  # as _feed, inlined: this runs once per read
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parser_stopped(exc)
 
     def _head_over_limit(self, data: bytes) -> None:
         """Feed the parser up to the limit; if the head is still not complete, refuse it."""
@@ -229,18 +232,22 @@ class LimitedProtocol(HttpToolsProtocol):
     def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            if self._refused:
-                self._refuse_request()
-                return
-            msg = "Invalid HTTP request received."
-            self.logger.warning(msg)
-            self.send_400_response(msg)
-        except httptools.HttpParserUpgrade:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parser_stopped(exc)
+
+    def _parser_stopped(self, exc: Exception) -> None:
+        """What uvicorn's data_received does when the parser stops, plus our refusals."""
+        if isinstance(exc, httptools.HttpParserUpgrade):
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
+        elif self._refused:
+            self._refuse_request()
+        else:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
 
     def _refuse_request(self) -> None:
         """Answer 431, stop reading, and close once the caller had a moment to read it (closing
