@@ -8,14 +8,17 @@ import json
 import logging
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import ProxyFactory, RunningProxy
+from conftest import VALUES, ProxyFactory, RunningProxy, free_port
 from fake_upstream import FakeUpstream
 
 
@@ -363,3 +366,50 @@ def test_the_shutdown_drain_cuts_a_stream_without_a_traceback(
     assert not answer.endswith(b"0\r\n\r\n")  # cut, not passed off as complete
     assert not any(r.exc_info for r in caplog.records)
     assert any("cut by the shutdown drain" in r.getMessage() for r in caplog.records)
+
+
+def test_with_1024_file_descriptors_1100_idle_sockets_do_not_break_open_connections(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """The issue's reproduction: the proxy process limited to 1,024 descriptors."""
+    port = free_port()
+    keys = "".join(f"  - {{id: {i}, value: {VALUES[i]}}}\n" for i in "ab")
+    config = tmp_path / "poolswitch.yaml"
+    config.write_text(f"upstream_base_url: {upstream.url}\nkeys:\n{keys}")
+    log = tmp_path / "proxy.log"
+
+    limited = (
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024)); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'poolswitch', *sys.argv[1:]])"
+    )
+    command = [sys.executable, "-c", limited, "start", "--config", str(config)]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=out
+        )
+    idle: list[socket.socket] = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, timeout=5) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+                time.sleep(0.05)
+            for _ in range(1100):
+                idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            for _ in range(20):
+                assert client.get("/v1/models").status_code == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        process.terminate()
+        process.wait(timeout=40)
+    text = log.read_text()
+    assert "max_connections 1000 lowered to 704: the file-descriptor limit is 1024" in text
+    assert "refusing new connections" in text
+    assert "Traceback" not in text and "Too many open files" not in text
