@@ -346,24 +346,27 @@ def test_a_caller_that_leaves_cancels_the_upstream_attempt(
     assert not any(r.levelno >= logging.ERROR for r in caplog.records)
 
 
-def test_the_shutdown_drain_cuts_a_stream_without_a_traceback(
-    caplog: pytest.LogCaptureFixture,
+def test_the_shutdown_drain_cuts_requests_without_a_traceback(
+    hanging: HangingUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     from conftest import make_config
 
-    hanging = HangingUpstream(stream=True)
     proxy = RunningProxy(make_config(hanging.url, "a")).start()
     proxy.server.config.timeout_graceful_shutdown = 1
-    try:
-        with caplog.at_level(logging.INFO), connect(proxy) as sock:
-            sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            assert select.select([sock], [], [], 5)[0]
-            proxy.stop()
-            answer, closed = read_until_closed(sock, 5)
-    finally:
-        hanging.listener.close()
+    with caplog.at_level(logging.INFO), connect(proxy) as sock:
+        sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while not hanging.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proxy.stop()
+        answer, closed = read_until_closed(sock, 5)
     assert closed != float("inf")
-    assert not answer.endswith(b"0\r\n\r\n")  # cut, not passed off as complete
+    if hanging.stream:
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert not answer.endswith(b"0\r\n\r\n")  # cut, not passed off as complete
+    else:
+        status, headers, _ = envelope(answer)
+        assert (status, headers["x-poolswitch-error"]) == (503, "overloaded")
     assert not any(r.exc_info for r in caplog.records)
     assert any("cut by the shutdown drain" in r.getMessage() for r in caplog.records)
 
