@@ -140,8 +140,14 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything starts, so a port in use is one line."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=BACKLOG)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)  # as uvicorn does
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
