@@ -131,6 +131,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
         return 1
     setup_logging(args.log_level)
+    log.info("listening on http://%s:%d", f"[{host}]" if ":" in host else host, port)
     _tune_gc()
     server = build_server(PoolSwitchApp(config), host, port, args.log_level)
     with sock:
