@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -224,3 +225,14 @@ def test_main_requires_a_command() -> None:
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
+
+
+def test_start_on_a_port_in_use_exits_1_with_one_line(tmp_config: Callable[[str], Path]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        config = tmp_config(config_text("http://127.0.0.1:9"))
+        result = poolswitch("start", "--config", str(config), "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]

@@ -300,3 +300,43 @@ def test_a_bad_verify_path_names_the_field(bad: Any) -> None:
     assert problems(with_(verify_path=bad)) == [
         "verify_path: must be a path starting with / (no query), auto or null"
     ]
+
+
+def test_limits_defaults() -> None:
+    cfg = parse_config(BASE, env={})
+    assert (
+        cfg.max_header_bytes,
+        cfg.max_header_count,
+        cfg.header_timeout_seconds,
+        cfg.body_timeout_seconds,
+        cfg.keepalive_timeout_seconds,
+        cfg.max_connections,
+        cfg.max_in_flight_requests,
+        cfg.max_buffered_body_bytes,
+    ) == (65536, 100, 10.0, 30.0, 15.0, 1000, 512, 256 * MIB)
+
+
+def test_limits_are_validated_and_overridable() -> None:
+    assert problems(
+        with_(
+            max_header_bytes=10,
+            max_header_count=0,
+            header_timeout_seconds=0,
+            body_timeout_seconds="soon",
+            keepalive_timeout_seconds=-1,
+            max_connections=0,
+            max_in_flight_requests=0,
+            max_buffered_body_bytes=-1,
+        )
+    ) == [
+        "max_header_bytes: must be between 1024 and 16777216, got 10",
+        "max_header_count: must be between 1 and 10000, got 0",
+        "header_timeout_seconds: must be greater than 0, got 0",
+        "body_timeout_seconds: must be a number, got a string",
+        "keepalive_timeout_seconds: must be greater than 0, got -1",
+        "max_connections: must be at least 1, got 0",
+        "max_in_flight_requests: must be at least 1, got 0",
+        "max_buffered_body_bytes: must be at least 0, got -1",
+    ]
+    cfg = parse_config(BASE, env={"POOLSWITCH_MAX_IN_FLIGHT_REQUESTS": "64"})
+    assert cfg.max_in_flight_requests == 64

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from poolswitch.errors import BadRequest
+from poolswitch.errors import BadRequest, ClientGone, Overloaded, PayloadTooLarge
 from poolswitch.request import (
     ABSOLUTE_FORM,
+    BodyBudget,
+    Message,
+    Receive,
     dropped_headers,
     escapes_base,
     forward_headers,
+    read_body,
     request_target,
     without_query_param,
 )
@@ -99,3 +105,51 @@ def test_forward_headers_narrows_accept_encoding(sent: bytes, forwarded: str) ->
         [(b"accept-encoding", sent), (b"x-a", b"1")], dropped_headers("Authorization")
     )
     assert headers == [("accept-encoding", forwarded), ("x-a", "1")]
+
+
+def receiver(*chunks: bytes, gone: bool = False) -> Receive:
+    messages: list[Message] = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+    if gone:
+        messages[-1]["more_body"] = True
+        messages.append({"type": "http.disconnect"})
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    return receive
+
+
+def read(receive: Receive, declared: int | None, limit: int, budget: BodyBudget) -> bytes:
+    return asyncio.run(read_body(receive, declared, limit, budget))
+
+
+def test_body_budget_holds_what_was_read_and_refuses_past_its_limit() -> None:
+    budget = BodyBudget(100)
+    assert read(receiver(b"a" * 60), 60, 1000, budget) == b"a" * 60
+    assert budget.held == 60
+    with pytest.raises(Overloaded) as info:
+        read(receiver(b"b" * 50), 50, 1000, budget)  # declared: refused before reading
+    assert info.value.retry_after == 1 and info.value.should_retry is True
+    with pytest.raises(Overloaded):
+        read(receiver(b"c" * 30, b"c" * 30), None, 1000, budget)  # chunked: as it arrives
+    assert budget.held == 60
+    assert read(receiver(b"d" * 20, b"d" * 20), None, 1000, budget) == b"d" * 40
+    assert budget.held == 100
+    budget.give(100)
+    assert budget.held == 0
+
+
+def test_body_budget_is_given_back_on_errors() -> None:
+    budget = BodyBudget(1000)
+    with pytest.raises(ClientGone):
+        read(receiver(b"a" * 10, gone=True), 50, 1000, budget)
+    with pytest.raises(PayloadTooLarge):
+        read(receiver(b"a" * 10, b"a" * 10), None, 15, budget)
+    with pytest.raises(PayloadTooLarge):
+        read(receiver(b""), 16, 15, budget)
+    assert budget.held == 0
+    assert read(receiver(b""), None, 15, budget) == b""
+    assert budget.held == 0

@@ -16,6 +16,7 @@ upstream client session.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -60,6 +61,7 @@ class PoolSwitchApp:
         max_connections: int = 256,
     ) -> None:
         self.config = config
+        self.upstream_connections = max_connections
         self.store = create_store(config.storage)
         self.pool = Pool(config, self.store, clock=clock, rng=rng)
         self.forwarder = Forwarder(
@@ -123,6 +125,10 @@ class PoolSwitchApp:
                 return
             if origin is not None:
                 send = with_cors(send, origin)
+            # the caller left (protocol.py cancels its request) or the drain cut it
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.builtins(scope, receive, send)
+            return
         await self.builtins(scope, receive, send)
 
     @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ import gc
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import urllib.error
@@ -25,7 +26,6 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from poolswitch import __version__
 from poolswitch.app import ADMIN_PREFIX, PoolSwitchApp
@@ -33,22 +33,15 @@ from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
 from poolswitch.logmask import for_config, install
 from poolswitch.origins import is_loopback
+from poolswitch.protocol import effective_max_connections, protocol_class
 from poolswitch.proxy import STREAM_CUT
-from poolswitch.request import ABSOLUTE_FORM
+
+log = logging.getLogger("poolswitch.cli")
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DRAIN_SECONDS = 30
 GC_THRESHOLD = 50_000
-
-
-class _TargetAwareProtocol(HttpToolsProtocol):
-    """uvicorn's protocol, plus a scope flag when the request target was an absolute URL
-    (uvicorn keeps only its path, which would hide where the caller meant to go)."""
-
-    def on_headers_complete(self) -> None:
-        if not self.url.startswith(b"/"):
-            self.scope[ABSOLUTE_FORM] = True  # type: ignore[literal-required]
-        super().on_headers_complete()
+BACKLOG = 4096
 
 
 UNCOMPLETED = "ASGI callable returned without completing response."
@@ -76,13 +69,28 @@ def build_server(
 ) -> uvicorn.Server:
     """The uvicorn server as `poolswitch start` runs it (tests use this too)."""
     logging.getLogger("uvicorn.error").addFilter(_not_a_cut_stream)  # once: same object
+    config = app.config
+    max_connections, fd_limit = effective_max_connections(
+        config.max_connections, app.upstream_connections
+    )
+    if max_connections < config.max_connections:
+        log.warning(
+            "max_connections %d lowered to %d: the file-descriptor limit is %d",
+            config.max_connections,
+            max_connections,
+            fd_limit,
+        )
+    else:
+        log.info(
+            "at most %d open connections (file-descriptor limit %d)", max_connections, fd_limit
+        )
     return _Server(
         uvicorn.Config(
             app,
             host=host,
             port=port,
             loop="uvloop",
-            http=_TargetAwareProtocol,
+            http=protocol_class(config, max_connections),
             lifespan="on",
             access_log=False,
             server_header=False,
@@ -91,8 +99,9 @@ def build_server(
             log_config=None,
             log_level=log_level,
             timeout_graceful_shutdown=DRAIN_SECONDS,
-            timeout_keep_alive=75,
-            backlog=4096,
+            # typed int, used as a float (call_later)
+            timeout_keep_alive=config.keepalive_timeout_seconds,  # type: ignore[arg-type]
+            backlog=BACKLOG,
         )
     )
 
@@ -130,23 +139,39 @@ def cmd_start(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
-    host = args.host or config.listen_host
+    host, port = args.host or config.listen_host, args.port or config.listen_port
     problem = exposed(config, host)
     if problem:
         print(f"config error: {problem}", file=sys.stderr)
         return 2
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        gai = isinstance(exc, socket.gaierror)
+        reason = exc.strerror if gai or not exc.errno else os.strerror(exc.errno)
+        print(f"error: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        return 1
     setup_logging(args.log_level)
+    log.info("listening on http://%s:%d", f"[{host}]" if ":" in host else host, port)
     _tune_gc()
     app = PoolSwitchApp(config)
     install(for_config(config, app.proxy.redactor))  # masks every record from here on
-    server = build_server(
-        app,
-        host,
-        args.port or config.listen_port,
-        args.log_level,
-    )
-    server.run()
+    server = build_server(app, host, port, args.log_level)
+    with sock:
+        server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts, so a port in use is one line."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)  # as uvicorn does
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def exposed(config: Config, host: str) -> str | None:

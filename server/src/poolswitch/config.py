@@ -101,7 +101,27 @@ class Config:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     verify_path: str | None = "auto"  # "auto": the provider profile's (verify.DEFAULT_PATHS)
+    max_header_bytes: int = 64 * 1024
+    max_header_count: int = 100
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keepalive_timeout_seconds: float = 15.0
+    max_connections: int = 1000
+    max_in_flight_requests: int = 512
+    max_buffered_body_bytes: int = 256 * MIB
 
+
+LIMITS = (
+    "max_header_bytes",
+    "max_header_count",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "keepalive_timeout_seconds",
+    "max_connections",
+    "max_in_flight_requests",
+    "max_buffered_body_bytes",
+)
+"""The limits on what callers send (enforced by protocol.py and proxy.py)."""
 
 _SCALARS = (
     "listen_host",
@@ -124,6 +144,7 @@ _SCALARS = (
     "allow_unauthenticated",
     "metrics_token",
     "verify_path",
+    *LIMITS,
 )
 TOP_LEVEL = (
     *_SCALARS,
@@ -202,6 +223,28 @@ def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = No
         allowed_hosts=v.names(doc.get("allowed_hosts"), "allowed_hosts", _host_name),
         allowed_origins=v.names(doc.get("allowed_origins"), "allowed_origins", _origin),
         verify_path=v.verify_path(doc),
+        max_header_bytes=v.integer(
+            doc, "max_header_bytes", defaults.max_header_bytes, low=1024, high=16 * MIB
+        ),
+        max_header_count=v.integer(
+            doc, "max_header_count", defaults.max_header_count, low=1, high=10_000
+        ),
+        header_timeout_seconds=v.number(
+            doc, "header_timeout_seconds", defaults.header_timeout_seconds, positive=True
+        ),
+        body_timeout_seconds=v.number(
+            doc, "body_timeout_seconds", defaults.body_timeout_seconds, positive=True
+        ),
+        keepalive_timeout_seconds=v.number(
+            doc, "keepalive_timeout_seconds", defaults.keepalive_timeout_seconds, positive=True
+        ),
+        max_connections=v.integer(doc, "max_connections", defaults.max_connections, low=1),
+        max_in_flight_requests=v.integer(
+            doc, "max_in_flight_requests", defaults.max_in_flight_requests, low=1
+        ),
+        max_buffered_body_bytes=v.integer(
+            doc, "max_buffered_body_bytes", defaults.max_buffered_body_bytes, low=0
+        ),
     )
     _check_tokens(cfg, v)
     if v.problems:

@@ -70,6 +70,8 @@ class ProxyError(PoolSwitchError):
 
     code = "internal_error"
     status = 500
+    should_retry: bool | None = None
+    """Sent as `x-should-retry` when set (the Stainless-generated SDKs obey it)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         self.message = message
@@ -120,6 +122,7 @@ class HeadersTooLarge(ProxyError):
 class Overloaded(ProxyError):
     code = "overloaded"
     status = 503
+    should_retry = True
 
 
 class NotFound(ProxyError):

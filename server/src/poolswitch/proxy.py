@@ -28,6 +28,7 @@ from poolswitch.errors import (
     ClientGone,
     ConnectError,
     NoAvailableKeys,
+    Overloaded,
     ProxyError,
     ReadTimeout,
     TransportError,
@@ -42,7 +43,9 @@ from poolswitch.origins import Gate, cors_headers, is_preflight, preflight_heade
 from poolswitch.pool import Pool
 from poolswitch.redact import Redactor
 from poolswitch.request import (
+    CALLER_GONE,
     HOP_BY_HOP,
+    BodyBudget,
     Message,
     Receive,
     Scope,
@@ -165,6 +168,9 @@ class Proxy:
         )
         self._key_ids = [key.id.encode("ascii") for key in pool.keys]
         self.redactor = Redactor((key.secret, key.id) for key in pool.keys)
+        self._max_in_flight = config.max_in_flight_requests
+        self._in_flight = 0
+        self._budget = BodyBudget(config.max_buffered_body_bytes)
         self._query_keys = [
             f"{self.query_param}={quote(key.secret, safe='')}" if self.query_param else ""
             for key in pool.keys
@@ -174,9 +180,31 @@ class Proxy:
         started = time.perf_counter()
         ex = _Exchange()
         try:
-            await self._serve(scope, receive, send, ex)
+            if self._in_flight >= self._max_in_flight:
+                raise Overloaded(
+                    f"the proxy is serving {self._in_flight} requests "
+                    "(max_in_flight_requests); try again shortly",
+                    retry_after=1,
+                )
+            self._in_flight += 1
+            try:
+                await self._serve(scope, receive, send, ex)
+            finally:
+                self._in_flight -= 1
         except ClientGone:
             ex.status = 499
+        except asyncio.CancelledError:
+            # protocol.py cancels a request whose caller left (the upstream attempt is dropped
+            # with it, and the key is not blamed); uvicorn cancels what its shutdown drain cut.
+            # Either way this request ends here, without a traceback.
+            if scope.get(CALLER_GONE):
+                ex.status = 499
+            else:
+                errlog.warning("%s %s cut by the shutdown drain", scope["method"], scope["path"])
+                if not ex.started:
+                    await self._answer_error(
+                        send, Overloaded("the proxy is shutting down", retry_after=1), ex
+                    )
         except ProxyError as err:
             if not ex.started:
                 await self._answer_error(send, err, ex)
@@ -227,21 +255,24 @@ class Proxy:
         if self.query_param:
             target = without_query_param(target, self.query_param)
         headers, declared = forward_headers(raw_headers, self._drop)
-        body = await read_body(receive, declared, self.config.max_request_body_bytes)
-        guard = self.pool.guard
-        if not guard.tripped:
-            await self._attempts(scope["method"], target, headers, body, receive, send, ex)
-            return
-        if not guard.admit():
-            raise UpstreamUnavailable(
-                "the upstream is failing for most keys; requests are held while a probe "
-                "checks for its recovery",
-                retry_after=guard.retry_after(),
-            )
+        body = await read_body(receive, declared, self.config.max_request_body_bytes, self._budget)
         try:
-            await self._attempts(scope["method"], target, headers, body, receive, send, ex)
+            guard = self.pool.guard
+            if not guard.tripped:
+                await self._attempts(scope["method"], target, headers, body, receive, send, ex)
+                return
+            if not guard.admit():
+                raise UpstreamUnavailable(
+                    "the upstream is failing for most keys; requests are held while a probe "
+                    "checks for its recovery",
+                    retry_after=guard.retry_after(),
+                )
+            try:
+                await self._attempts(scope["method"], target, headers, body, receive, send, ex)
+            finally:
+                guard.probe_done()
         finally:
-            guard.probe_done()
+            self._budget.give(len(body))
 
     async def _attempts(
         self,
@@ -591,6 +622,8 @@ def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], byt
         headers.append((b"retry-after", str(math.ceil(err.retry_after)).encode()))
     if err.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="poolswitch"'))
+    if err.should_retry is not None:
+        headers.append((b"x-should-retry", b"true" if err.should_retry else b"false"))
     return err.status, headers, body
 
 
@@ -614,7 +647,7 @@ def with_cors(send: Send, origin: bytes) -> Send:
 async def _read_or_release(resp: Response, limit: int = BUFFER_LIMIT) -> tuple[bytes, bool]:
     try:
         return await resp.read(limit)
-    except TransportError:
+    except BaseException:  # a transport error, or the caller left (CancelledError)
         resp.release()
         raise
 
@@ -640,7 +673,7 @@ def upstream_headers(resp: Response, drop: frozenset[bytes]) -> list[tuple[bytes
 async def _read_event_or_release(resp: Response) -> bytes:
     try:
         return await resp.read_event(FIRST_EVENT_LIMIT)
-    except TransportError:
+    except BaseException:  # a transport error, or the caller left (CancelledError)
         resp.release()
         raise
 

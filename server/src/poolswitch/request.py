@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from poolswitch.decoding import accept_encoding
-from poolswitch.errors import BadRequest, ClientGone, PayloadTooLarge
+from poolswitch.errors import BadRequest, ClientGone, Overloaded, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,6 +24,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 ABSOLUTE_FORM = "poolswitch.absolute_form"
 """Scope flag set by the HTTP protocol when the request target was an absolute URL."""
+
+CALLER_GONE = "poolswitch.caller_gone"
+"""Scope flag set by the HTTP protocol when it cancels a request because its caller left."""
 
 HOP_BY_HOP = frozenset(
     {
@@ -136,24 +139,65 @@ def _readable_codings(value: bytes) -> str:
     return accept_encoding(value.decode("latin-1"))
 
 
-async def read_body(receive: Receive, declared: int | None, limit: int) -> bytes:
-    """The whole request body (kept to send again on failover), or PayloadTooLarge."""
-    if declared is not None and declared > limit:
-        raise PayloadTooLarge(
-            f"request body of {declared} bytes is over the limit of {limit} bytes"
-        )
+class BodyBudget:
+    """The bytes of request bodies held at once by all requests (`max_buffered_body_bytes`).
+
+    One event loop, no `await` between the check and the update: plain integers suffice."""
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        """Hold `size` more bytes, or Overloaded when that would pass the limit."""
+        if self.held + size > self.limit:
+            raise Overloaded(
+                "the proxy holds too many request bodies at once; try again shortly",
+                retry_after=1,
+            )
+        self.held += size
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+async def read_body(
+    receive: Receive, declared: int | None, limit: int, budget: BodyBudget
+) -> bytes:
+    """The whole request body (kept to send again on failover), or PayloadTooLarge, or
+    Overloaded when all bodies held at once would pass the budget. On return the body's
+    length is held in `budget` (the caller gives it back when the request ends); on an
+    exception nothing is."""
+    if declared is not None:
+        if declared > limit:
+            raise PayloadTooLarge(
+                f"request body of {declared} bytes is over the limit of {limit} bytes"
+            )
+        budget.take(declared)  # before reading any of it, like the 413
+    held = declared or 0
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+                if size > held:
+                    budget.take(size - held)
+                    held = size
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except BaseException:
+        budget.give(held)
+        raise
+    if held != size:
+        budget.give(held - size)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
