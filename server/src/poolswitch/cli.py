@@ -32,6 +32,7 @@ from poolswitch.app import ADMIN_PREFIX, PoolSwitchApp
 from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
 from poolswitch.request import ABSOLUTE_FORM
+from poolswitch.storage import check_store
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DRAIN_SECONDS = 30
@@ -109,9 +110,20 @@ def _load(path: str) -> Config | None:
         return None
 
 
+def _store_usable(config: Config, *, prepare: bool) -> bool:
+    problem = check_store(config.storage, prepare=prepare)
+    if problem is not None:
+        print(f"storage error: {problem}", file=sys.stderr)
+    return problem is None
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
+        return 2
+    # Opened (created or upgraded) here, before the server: a bad file is one line and exit 2,
+    # not a failure inside the server's start-up.
+    if not _store_usable(config, prepare=True):
         return 2
     setup_logging(args.log_level)
     _tune_gc()
@@ -127,7 +139,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    if config is None:
+    if config is None or not _store_usable(config, prepare=False):
         return 2
     print(
         f"ok: {len(config.keys)} keys, strategy {config.strategy}, storage "

@@ -324,6 +324,8 @@ class Proxy:
             (b"x-poolswitch-attempts", str(ex.attempts).encode()),
         ]
         ex.status, ex.started = answer.status, True
+        if self.pool.transitions_pending:  # this answer parked a key: durable before it goes
+            await self.pool.commit_transitions()
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
 
@@ -346,6 +348,8 @@ class Proxy:
             resp.release()
             self._record_success(i, resp)
             ex.status, ex.started = resp.status, True
+            if self.pool.transitions_pending:  # a key parked on the way: durable first
+                await self.pool.commit_transitions()
             await send(
                 {
                     "type": "http.response.start",
@@ -379,6 +383,8 @@ class Proxy:
     ) -> None:
         """Relay the body piece by piece as it arrives; stop if the caller goes away."""
         ex.status, ex.started = resp.status, True
+        if self.pool.transitions_pending:  # a key parked on the way: durable first
+            await self.pool.commit_transitions()
         await send(
             {
                 "type": "http.response.start",
@@ -423,6 +429,8 @@ class Proxy:
             headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
         self.metrics.proxy_errors.labels(err.code).inc()
         ex.status, ex.started = status, True
+        if self.pool.transitions_pending:  # keys parked on the way: durable first
+            await self.pool.commit_transitions()
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
