@@ -6,7 +6,8 @@
     poolswitch metrics [--url URL | --config FILE]
     poolswitch keys list|enable ID|disable ID [--url URL | --config FILE] [--token T]
 
-Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usage or config.
+Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usage or config
+(including a storage.sqlite_path that cannot be used: one line naming it).
 """
 
 from __future__ import annotations
