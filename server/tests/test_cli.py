@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -177,6 +178,36 @@ def test_sqlite_state_survives_kill_9_one_second_after_a_cooldown(
     assert keys["a"]["reason"] == "quota_exhausted"
     assert keys["a"]["cooldown_until"] > time.time() + 3500
     assert upstream.key_ids() == ["a", "b", "b", "b", "b"]
+
+
+@pytest.mark.parametrize("place", ["corrupt", "under_a_file", "newer_schema"])
+def test_an_unusable_sqlite_file_is_one_line_and_exit_2(
+    tmp_config: Callable[[str], Path], tmp_path: Path, place: str
+) -> None:
+    if place == "corrupt":
+        db = tmp_path / "state.db"
+        db.write_bytes(os.urandom(4096))
+        says = "is not a SQLite database (file is not a database)"
+    elif place == "under_a_file":  # fails for root too, unlike a chmod
+        (tmp_path / "file").write_text("")
+        db = tmp_path / "file" / "state.db"
+        says = "is not a directory"
+    else:
+        db = tmp_path / "state.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA user_version = 9")
+        says = "written by a newer poolswitch (schema 9; this one reads up to 1)"
+    before = db.read_bytes() if db.exists() else None
+    text = config_text(
+        f"http://127.0.0.1:{free_port()}", f"storage: {{backend: sqlite, sqlite_path: {db}}}"
+    )
+    for command in ("validate", "start"):
+        result = poolswitch(command, "--config", str(tmp_config(text)))
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        assert line.startswith("storage error: storage.sqlite_path: ") and line.endswith(says)
+    assert (db.read_bytes() if db.exists() else None) == before  # never reset
 
 
 def test_format_status_table() -> None:

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from poolswitch.classifier import NETWORK_ERROR, SUCCESS, TIMEOUT, Outcome, Verdict
 from poolswitch.config import parse_config
-from poolswitch.pool import Pool
+from poolswitch.errors import StorageError
+from poolswitch.pool import COMMIT_RETRY_SECONDS, Pool
 from poolswitch.storage import KeyRecord, KeyUpdate, MemoryStore, SQLiteStore, Store
 
 
@@ -34,6 +36,32 @@ class RecordingStore(Store):
         self.writes.append(list(updates))
 
 
+class GatedStore(RecordingStore):
+    """Each write waits for `gate`; with `fail` set it then raises StorageError."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.started = 0
+        self.fail = False
+
+    async def write(self, updates: Sequence[KeyUpdate]) -> None:
+        self.started += 1
+        await self.gate.wait()
+        if self.fail:
+            raise StorageError("sqlite store state.db: disk I/O error")
+        await super().write(updates)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let other tasks run until `condition` holds (bounded: a few hundred turns)."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
 def make_pool(
     store: Store | None = None, ids: str = "ab", **settings: object
 ) -> tuple[Pool, Clock]:
@@ -43,7 +71,8 @@ def make_pool(
     }
     doc.update(settings)
     clock = Clock()
-    return Pool(parse_config(doc, env={}), store or MemoryStore(), clock=clock), clock
+    pool = Pool(parse_config(doc, env={}), store or MemoryStore(), clock=clock, flush_interval=3600)
+    return pool, clock
 
 
 RATE_LIMITED = Verdict(Outcome.RATE_LIMITED, True, 30.0)
@@ -251,3 +280,114 @@ def test_a_replaced_key_does_not_inherit_the_old_ones_state(tmp_path: Path) -> N
     assert asyncio.run(run("sk-old", park=False)) == "disabled"  # same key: still disabled
     assert asyncio.run(run("sk-new", park=False)) == "available"  # replaced: starts afresh
     assert asyncio.run(run("sk-new", park=False)) == "available"
+
+
+DISABLED = Verdict(Outcome.KEY_INVALID, True, disable=True)
+
+
+def test_a_transition_is_pending_until_committed_and_counters_are_not_transitions() -> None:
+    async def scenario() -> None:
+        store = RecordingStore()
+        pool, _ = make_pool(store)
+        await pool.open()
+        pool.select()
+        pool.record(0, SUCCESS)
+        assert not pool.transitions_pending  # counters wait for the batch
+        pool.record(1, RATE_LIMITED)
+        assert pool.transitions_pending
+        await pool.commit_transitions()
+        assert not pool.transitions_pending
+        written = {u.key_id: u for batch in store.writes for u in batch}
+        assert written["b"].reason == "rate_limited"
+        assert written["a"].add_requests == 1  # one write holds everything changed so far
+        assert pool.disable("a") and pool.transitions_pending  # operator actions too
+        await pool.commit_transitions()
+        assert store.writes[-1][0].reason == "disabled_by_operator"
+        await pool.close()
+
+        memory, _ = make_pool()
+        await memory.open()
+        memory.record(0, DISABLED)
+        assert not memory.transitions_pending  # nothing to wait for without a persistent store
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_commits_share_the_write_in_flight() -> None:
+    async def scenario() -> GatedStore:
+        store = GatedStore()
+        pool, _ = make_pool(store, ids="abc")
+        await pool.open()
+        pool.record(0, RATE_LIMITED)
+        first = [asyncio.ensure_future(pool.commit_transitions()) for _ in range(5)]
+        await until(lambda: store.started == 1)
+        pool.record(1, DISABLED)  # noted while the first write is in flight: not in it
+        later = [asyncio.ensure_future(pool.commit_transitions()) for _ in range(5)]
+        await until(lambda: all(not t.done() for t in first + later))
+        assert store.started == 1  # no write is started beside one in flight
+        store.gate.set()
+        await asyncio.gather(*first)
+        assert not pool.transitions_pending or store.started == 2
+        await asyncio.gather(*later)
+        assert not pool.transitions_pending
+        await pool.close()
+        return store
+
+    store = asyncio.run(scenario())
+    assert store.started == 2
+    assert [[u.key_id for u in batch] for batch in store.writes] == [["a"], ["b"]]
+
+
+def test_a_failing_store_never_holds_the_answer_and_is_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        store = GatedStore()
+        store.fail = True
+        store.gate.set()
+        pool, clock = make_pool(store)
+        await pool.open()
+        pool.record(0, RATE_LIMITED)
+        await pool.commit_transitions()  # returns: the answer goes out
+        assert store.started == 1 and pool.transitions_pending
+        assert pool.snapshot()[0].state == "cooling_down"  # served from memory meanwhile
+        await pool.commit_transitions()
+        assert store.started == 1  # for a while, answers do not wait for a failing store
+        clock.now += COMMIT_RETRY_SECONDS
+        store.fail = False
+        await pool.commit_transitions()
+        assert store.started == 2 and not pool.transitions_pending
+        assert store.writes[-1][0].reason == "rate_limited"
+        await pool.close()
+
+    with caplog.at_level(logging.ERROR, logger="poolswitch.pool"):
+        asyncio.run(scenario())
+    assert [r.getMessage() for r in caplog.records] == [
+        "writing key state failed (kept in memory, retried): sqlite store state.db: disk I/O error"
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_a_commit_that_takes_too_long_is_not_waited_for(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> GatedStore:
+        store = GatedStore()
+        pool, clock = make_pool(store)
+        pool.commit_timeout = 0.0  # a write not done at once takes "too long"
+        await pool.open()
+        pool.record(0, DISABLED)
+        await pool.commit_transitions()  # returns: the answer goes out
+        assert not store.writes and pool.transitions_pending
+        store.gate.set()
+        pool.commit_timeout = 1.0
+        await pool.commit_transitions()
+        assert not store.writes  # for a while, answers do not wait for a slow store
+        clock.now += COMMIT_RETRY_SECONDS
+        await pool.commit_transitions()
+        assert not pool.transitions_pending
+        await pool.close()
+        return store
+
+    with caplog.at_level(logging.ERROR, logger="poolswitch.pool"):
+        store = asyncio.run(scenario())
+    assert store.writes[0][0].reason == "key_invalid"
+    assert len(caplog.records) == 1 and "took over 0.0s" in caplog.records[0].getMessage()

@@ -216,6 +216,8 @@ class PoolSwitchApp:
         done = self.pool.enable(key_id) if action == "enable" else self.pool.disable(key_id)
         if not done:
             raise NotFound(f"no key with id {key_id!r}")
+        if self.pool.transitions_pending:  # the operator's change is durable before the answer
+            await self.pool.commit_transitions()
         keys = {k["id"]: k for k in self.status_document()["keys"]}
         return JSONResponse(keys[key_id])
 

@@ -6,7 +6,8 @@
     poolswitch metrics [--url URL | --config FILE] [--token T]
     poolswitch keys list|enable ID|disable ID [--url URL | --config FILE] [--token T]
 
-Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usage or config.
+Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usage or config
+(including a storage.sqlite_path that cannot be used: one line naming it).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from poolswitch.logmask import for_config, install
 from poolswitch.origins import is_loopback
 from poolswitch.protocol import effective_max_connections, protocol_class
 from poolswitch.proxy import STREAM_CUT
+from poolswitch.storage import check_store
 
 log = logging.getLogger("poolswitch.cli")
 
@@ -135,6 +137,13 @@ def _load(path: str) -> Config | None:
         return None
 
 
+def _store_usable(config: Config, *, prepare: bool) -> bool:
+    problem = check_store(config.storage, prepare=prepare)
+    if problem is not None:
+        print(f"storage error: {problem}", file=sys.stderr)
+    return problem is None
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
@@ -143,6 +152,10 @@ def cmd_start(args: argparse.Namespace) -> int:
     problem = exposed(config, host)
     if problem:
         print(f"config error: {problem}", file=sys.stderr)
+        return 2
+    # Opened (created or upgraded) here, before the server: a bad file is one line and exit 2,
+    # not a failure inside the server's start-up.
+    if not _store_usable(config, prepare=True):
         return 2
     try:
         sock = listen(host, port)
@@ -188,7 +201,7 @@ def exposed(config: Config, host: str) -> str | None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    if config is None:
+    if config is None or not _store_usable(config, prepare=False):
         return 2
     problem = exposed(config, config.listen_host)
     if problem:

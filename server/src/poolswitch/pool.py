@@ -4,8 +4,12 @@
 `snapshot()` reports. All three run on the event loop, in memory, without awaiting: an in-place
 update with no `await` in between is atomic there, so the hot path needs no lock and no copy.
 
-Persistence runs beside it: rare transitions (cooldown, disable, restore) wake the writer at once;
-counters are flushed every `flush_interval` seconds. The store sees deltas (see storage.base).
+Persistence runs beside it. Rare transitions (cooldown, disable, restore) are durable before the
+answer that caused them reaches the caller: `record()` only notes them (`transitions_pending`),
+and the proxy, right before it starts an answer, runs `if pool.transitions_pending: await
+pool.commit_transitions()`, which commits them in one store transaction. Concurrent answers share
+the write in flight. Counters are flushed every `flush_interval` seconds. All writes go one at a
+time, each of everything changed so far; the store sees deltas (see storage.base).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 from poolswitch.classifier import Fault, Outcome, Verdict
 from poolswitch.config import Config
+from poolswitch.errors import StorageError
 from poolswitch.guard import OutageGuard
 from poolswitch.keys import Key, KeyState
 from poolswitch.storage import KeyRecord, KeyUpdate, Store
@@ -33,6 +38,12 @@ ERRORS_BEFORE_PARKING = 3
 """Consecutive 5xx answers or timeouts on one key, while other keys answered, that park it."""
 SERVER_ERROR_COOLDOWN = 30.0
 _LABELS = {Outcome.UPSTREAM_ERROR: "5xx", Outcome.TIMEOUT: "timeouts"}
+COMMIT_TIMEOUT_SECONDS = 5.0
+"""The longest an answer waits for its transitions to be committed (a healthy commit takes about
+a millisecond); past it the store counts as failing and the answer goes out."""
+COMMIT_RETRY_SECONDS = 1.0
+"""After a failed write or a timed-out commit, answers stop waiting for the store and the writer
+pauses this long (a timed-out write itself goes on); then the writer tries again."""
 
 _STORED_FIELDS = tuple(
     f.name for f in dataclasses.fields(KeyRecord) if f.name not in ("key_id", "fingerprint")
@@ -68,6 +79,7 @@ class Pool:
         clock: Clock = time.time,
         rng: random.Random | None = None,
         flush_interval: float = 1.0,
+        commit_timeout: float = COMMIT_TIMEOUT_SECONDS,
     ) -> None:
         self.keys: tuple[Key, ...] = tuple(Key(k, config.auth_scheme) for k in config.keys)
         self.states: list[KeyState] = [KeyState(k.id) for k in self.keys]
@@ -78,10 +90,17 @@ class Pool:
         self.store = store
         self.clock = clock
         self.flush_interval = flush_interval
+        self.commit_timeout = commit_timeout
         self._flushed = [(0, 0, 0, 0)] * len(self.keys)
         self._dirty: set[int] = set()
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
+        self.transitions_pending = False
+        """True while a transition is not yet committed (never with a non-persistent store)."""
+        self._transitions = 0  # transitions noted so far
+        self._committed = 0  # of which committed
+        self._inflight: asyncio.Task[Exception | None] | None = None
+        self._store_failing_until = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -219,6 +238,8 @@ class Pool:
         if self._wake is not None:
             self._dirty.add(i)
             if urgent:
+                self._transitions += 1
+                self.transitions_pending = True
                 self._wake.set()
 
     # -- reporting -------------------------------------------------------------------------
@@ -282,19 +303,79 @@ class Pool:
         )
         return update, counts
 
-    async def flush(self) -> None:
-        """Write every change since the last flush; on failure they stay pending."""
-        dirty, self._dirty = self._dirty, set()
-        if not dirty:
+    async def commit_transitions(self) -> None:
+        """Commit every transition noted so far, before an answer goes out. Never raises: when
+        the store fails (or takes over `COMMIT_TIMEOUT_SECONDS`), that is logged once per
+        write, the state stays in memory (the writer retries) and, for `COMMIT_RETRY_SECONDS`,
+        answers stop waiting for the store."""
+        if self.clock() < self._store_failing_until:
             return
-        taken = {i: self._update(i) for i in sorted(dirty)}
+        target = self._transitions
         try:
-            await self.store.write([update for update, _ in taken.values()])
-        except Exception:
-            self._dirty |= dirty
-            raise
-        for i, (_, counts) in taken.items():
-            self._flushed[i] = counts
+            error = await asyncio.wait_for(
+                self._write_including(lambda: self._committed >= target), self.commit_timeout
+            )
+        except asyncio.TimeoutError as exc:
+            log.error(
+                "committing key state took over %.1fs: answering without waiting for it "
+                "(it is kept in memory and retried)",
+                self.commit_timeout,
+            )
+            error = exc
+        except Exception as exc:  # a bug here must not keep the answer from the caller
+            log.exception("committing key state failed")
+            error = exc
+        if error is not None:
+            self._store_failing_until = self.clock() + COMMIT_RETRY_SECONDS
+
+    async def flush(self) -> None:
+        """Write every change made so far; on failure they stay pending and StorageError (or
+        what the store raised) is raised."""
+        error = await self._write_including(lambda: not self._dirty)
+        if error is not None:
+            raise error
+
+    async def _write_including(self, done: Callable[[], bool]) -> Exception | None:
+        """Wait until `done()`: a write holds what the caller needs. The write in flight may
+        hold only older changes; then one more follows, shared by every caller that needs it.
+        Writes never overlap (each computes its counter deltas from the one before). Returns
+        the failed write's exception, or None."""
+        if self._inflight is not None:
+            error = await asyncio.shield(self._inflight)
+            if error is not None or done():
+                return error
+        if self._inflight is None:  # else another caller began one since: it holds ours
+            if done():
+                return None
+            self._inflight = asyncio.ensure_future(self._write())
+        return await asyncio.shield(self._inflight)
+
+    async def _write(self) -> Exception | None:
+        """One write of every change so far; on failure they stay pending."""
+        try:
+            dirty, self._dirty = self._dirty, set()
+            transitions = self._transitions
+            taken = {i: self._update(i) for i in sorted(dirty)}
+            if taken:
+                try:
+                    await self.store.write([update for update, _ in taken.values()])
+                except StorageError as exc:
+                    self._dirty |= dirty
+                    self._store_failing_until = self.clock() + COMMIT_RETRY_SECONDS
+                    log.error("writing key state failed (kept in memory, retried): %s", exc)
+                    return exc
+                except Exception as exc:
+                    self._dirty |= dirty
+                    self._store_failing_until = self.clock() + COMMIT_RETRY_SECONDS
+                    log.exception("writing key state failed (kept in memory, retried)")
+                    return exc
+            for i, (_, counts) in taken.items():
+                self._flushed[i] = counts
+            self._committed = transitions
+            self.transitions_pending = self._committed < self._transitions
+            return None
+        finally:
+            self._inflight = None
 
     async def _write_loop(self) -> None:
         assert self._wake is not None
@@ -302,7 +383,7 @@ class Pool:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             self._wake.clear()
-            try:
+            if self.clock() < self._store_failing_until:
+                continue  # it just failed: serve from memory, try again next round
+            with contextlib.suppress(Exception):  # logged by _write
                 await self.flush()
-            except Exception:  # keep serving from memory; try again on the next round
-                log.exception("writing key state failed")

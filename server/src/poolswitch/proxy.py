@@ -498,6 +498,8 @@ class Proxy:
             (b"x-poolswitch-attempts", str(ex.attempts).encode()),
         ]
         ex.status, ex.started = answer.status, True
+        if self.pool.transitions_pending:  # this answer parked a key: durable before it goes
+            await self.pool.commit_transitions()
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
 
@@ -511,6 +513,8 @@ class Proxy:
             resp.release()
             self._record_success(i, resp)
             ex.status, ex.started = resp.status, True
+            if self.pool.transitions_pending:  # a key parked on the way: durable first
+                await self.pool.commit_transitions()
             await send(
                 {
                     "type": "http.response.start",
@@ -553,6 +557,8 @@ class Proxy:
             headers, chunks = self.redactor.error_stream(headers, head, chunks, coding)
             head = b""
         ex.status, ex.started = resp.status, True
+        if self.pool.transitions_pending:  # a key parked on the way: durable first
+            await self.pool.commit_transitions()
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         gone = asyncio.ensure_future(_disconnected(receive))
         complete = False
@@ -597,6 +603,8 @@ class Proxy:
             headers += cors_headers(ex.cors)
         self.metrics.proxy_errors.labels(err.code).inc()
         ex.status, ex.started = status, True
+        if self.pool.transitions_pending:  # keys parked on the way: durable first
+            await self.pool.commit_transitions()
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

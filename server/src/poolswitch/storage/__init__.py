@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 from poolswitch.config import StorageConfig
+from poolswitch.errors import StorageError
+from poolswitch.storage import sqlite
 from poolswitch.storage.base import KeyRecord, KeyUpdate, Store
 from poolswitch.storage.memory import MemoryStore
 from poolswitch.storage.sqlite import SQLiteStore
 
-__all__ = ["KeyRecord", "KeyUpdate", "MemoryStore", "SQLiteStore", "Store", "create_store"]
+__all__ = [
+    "KeyRecord",
+    "KeyUpdate",
+    "MemoryStore",
+    "SQLiteStore",
+    "Store",
+    "check_store",
+    "create_store",
+]
 
 
 def create_store(config: StorageConfig) -> Store:
     if config.backend == "sqlite":
         return SQLiteStore(config.sqlite_path)
     return MemoryStore()
+
+
+def check_store(config: StorageConfig, *, prepare: bool = False) -> str | None:
+    """One line naming the setting when the configured store cannot be used, else None.
+
+    Blocking: for the command line, before the event loop runs. Without `prepare` nothing is
+    changed (`poolswitch validate`); with it the store is also created or upgraded to the
+    current schema (`poolswitch start`, so that a bad file stops it with this line rather than
+    failing inside the server's start-up)."""
+    if config.backend == "sqlite":
+        try:
+            if prepare:
+                sqlite.connect(config.sqlite_path).close()
+            else:
+                sqlite.inspect(config.sqlite_path)
+        except StorageError as err:
+            return f"storage.sqlite_path: {err}"
+    return None

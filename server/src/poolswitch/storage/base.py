@@ -8,7 +8,10 @@ for a shared backend, spreads it between proxy replicas. What moves through the 
   counters as deltas since the last write, so a shared backend can add them atomically
   (SQL `x = x + ?`, Redis `HINCRBY`) without replicas overwriting each other's counts.
 
-Rare transitions (cooldown, disable, restore) are written promptly; counters in batches.
+Rare transitions (cooldown, disable, restore) are committed before the answer that caused them
+reaches the caller (the pool's `commit_transitions()`); counters are written in batches. So for a
+persistent store, `write()` returns only once the updates are durable: committed, and readable by
+the next `load()` even if the process is killed right after.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ class Store(ABC):
 
     @abstractmethod
     async def write(self, updates: Sequence[KeyUpdate]) -> None:
-        """Persist the updates, atomically per key."""
+        """Persist the updates in one transaction; return once they are committed. Raise
+        StorageError (one line, no secrets) on failure: the pool keeps them and retries."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; no call follows."""

@@ -1,13 +1,24 @@
-"""The SQLite store: key state survives a restart (even `kill -9`).
+"""The SQLite store: key state survives a restart, even `kill -9`.
 
-WAL journal, one table, one row per key id. Every sqlite3 call runs on one dedicated worker
-thread (a connection belongs to its thread), never on the event loop.
+WAL journal with `synchronous=NORMAL`: a committed transaction survives the process being
+killed at any moment, but the last transactions before a power loss or an OS crash may be lost
+(they are in the WAL, not yet synced). One table, one row per key id. Every sqlite3 call of a
+running proxy runs on one dedicated worker thread (a connection belongs to its thread), never on
+the event loop.
+
+The file carries its schema version in `PRAGMA user_version`. `MIGRATIONS[n - 1]` takes a file
+from version n - 1 to n, in one transaction; a file at version 0 is either new (empty) or was
+written before versions existed (today's table, version 1), and is brought to `SCHEMA_VERSION`
+in place. A file from a newer version, or a database that is not a PoolSwitch state file, is
+refused: never reset, never half-read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
+import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +29,7 @@ from poolswitch.storage.base import KeyRecord, KeyUpdate, Store
 
 T = TypeVar("T")
 
-_SCHEMA = """
+_KEY_STATE = """
 CREATE TABLE IF NOT EXISTS key_state (
     key_id TEXT PRIMARY KEY,
     fingerprint TEXT,
@@ -35,6 +46,18 @@ CREATE TABLE IF NOT EXISTS key_state (
     last_used_at REAL
 )
 """
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the key_state table. Files written before schema versions have it at user_version 0;
+    # `IF NOT EXISTS` makes this step a no-op for them, and they are marked version 1.
+    (_KEY_STATE,),
+)
+"""Ordered SQL steps: `MIGRATIONS[n - 1]` takes a file from version n - 1 to n. Append only."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = frozenset(field.name for field in dataclasses.fields(KeyRecord))
+"""The key_state columns this code reads and writes (later versions may only add columns)."""
 
 _UPSERT = """
 INSERT INTO key_state (key_id, fingerprint, available_at, disabled, reason, source, strikes,
@@ -64,6 +87,125 @@ _SELECT = (
 _INF = 1e308  # SQLite REAL cannot hold inf portably; disabled keys are marked by `disabled`.
 
 
+def inspect(path: str) -> None:
+    """Check, changing nothing, that a store can be opened at `path`: its directory exists and
+    is writable, and the file, if present, is a PoolSwitch state file of a known schema version.
+    Raises StorageError with one line (the caller names the setting)."""
+    _check_place(path)
+    if not os.path.exists(path):
+        return
+    conn = _connect(path)
+    try:
+        _check_contents(conn, path)
+    finally:
+        conn.close()
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open (or create) the state file at `path`, upgraded to `SCHEMA_VERSION`; raises
+    StorageError with one line. The connection runs in autocommit mode (explicit transactions)."""
+    _check_place(path)
+    conn = _connect(path)
+    try:
+        _check_contents(conn, path)  # before WAL: never convert someone else's database
+        _guarded(path, lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        _guarded(path, lambda: conn.execute("PRAGMA synchronous=NORMAL"))
+        _guarded(path, lambda: _migrate(conn))
+        _check_columns(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_place(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(directory):
+        raise StorageError(f"directory {directory!r} does not exist")
+    if not os.path.isdir(directory):
+        raise StorageError(f"{directory!r} is not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StorageError(f"directory {directory!r} is not writable (the WAL journal lives there)")
+    if os.path.exists(path):
+        if not os.path.isfile(path):
+            raise StorageError(f"{path!r} is not a file")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StorageError(f"{path!r} is not readable and writable")
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    def do() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    return _guarded(path, do)
+
+
+def _guarded(path: str, fn: Callable[[], T]) -> T:
+    """Run `fn`, turning a sqlite3 error into a one-line StorageError."""
+    try:
+        return fn()
+    except sqlite3.Error as exc:
+        name = getattr(exc, "sqlite_errorname", "")
+        if name == "SQLITE_NOTADB":
+            raise StorageError(f"{path!r} is not a SQLite database ({exc})") from None
+        if name.startswith("SQLITE_CORRUPT"):
+            raise StorageError(f"{path!r} is corrupt ({exc})") from None
+        raise StorageError(f"cannot use {path!r}: {exc}") from None
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def _check_contents(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a file this code cannot read: a newer schema, or someone else's database."""
+    version = _guarded(path, lambda: _version(conn))
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"written by a newer poolswitch (schema {version}; this one reads up to "
+            f"{SCHEMA_VERSION})"
+        )
+    tables = _guarded(
+        path,
+        lambda: {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        },
+    )
+    if tables and "key_state" not in tables:
+        raise StorageError(f"{path!r} is not a PoolSwitch state file (no key_state table)")
+    if "key_state" in tables:
+        _check_columns(conn, path)
+
+
+def _check_columns(conn: sqlite3.Connection, path: str) -> None:
+    columns = _guarded(
+        path, lambda: {row[1] for row in conn.execute("PRAGMA table_info(key_state)")}
+    )
+    missing = _COLUMNS - columns
+    if missing:
+        lacks = ", ".join(sorted(missing))
+        raise StorageError(f"{path!r} is not a PoolSwitch state file (key_state lacks {lacks})")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the file to SCHEMA_VERSION, one transaction per step (safe against a second proxy
+    starting on the same file: each step re-reads the version under the write lock)."""
+    for target in range(_version(conn) + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _version(conn) < target:
+                for statement in MIGRATIONS[target - 1]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
 class SQLiteStore(Store):
     name = "sqlite"
 
@@ -79,15 +221,7 @@ class SQLiteStore(Store):
             raise StorageError(f"sqlite store {self.path}: {exc}") from exc
 
     async def open(self) -> None:
-        def connect() -> None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute(_SCHEMA)
-            self._conn = conn
-
-        await self._run(connect)
+        self._conn = await self._run(lambda: connect(self.path))
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
