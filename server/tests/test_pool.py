@@ -225,3 +225,23 @@ def test_a_replaced_key_does_not_inherit_the_old_ones_state(tmp_path: Path) -> N
     assert asyncio.run(run("sk-old", park=False)) == "disabled"  # same key: still disabled
     assert asyncio.run(run("sk-new", park=False)) == "available"  # replaced: starts afresh
     assert asyncio.run(run("sk-new", park=False)) == "available"
+
+
+def test_an_operator_enabling_a_key_clears_the_outage_guard() -> None:
+    pool, _ = make_pool(ids="ab")
+    for i in (0, 1, 0):
+        pool.record(i, Verdict(Outcome.UPSTREAM_OVERLOADED, True))
+    assert pool.guard.holds
+    assert pool.enable("b")
+    assert not pool.guard.tripped and pool.guard.admit() and pool.guard.admit()
+
+
+def test_a_key_answering_5xx_alone_is_parked_during_a_rate_limit_storm() -> None:
+    error = Verdict(Outcome.UPSTREAM_ERROR, True)
+    pool, _ = make_pool(ids="abc")
+    for i in (0, 1, 2):
+        pool.record(i, Verdict(Outcome.RATE_LIMITED, True, 0.0))
+    assert pool.guard.tripped_kind == "rate_limited"
+    for _ in range(3):
+        pool.record(0, error)
+    assert pool.snapshot()[0].source == "3 consecutive 5xx"

@@ -156,7 +156,7 @@ class Pool:
             log.warning("key %s disabled: %s", state.key_id, outcome.value)
         elif verdict.cooldown is not None:
             self._park(i, verdict.cooldown, outcome.value, verdict.source)
-        elif outcome is Outcome.UPSTREAM_ERROR and not self.guard.tripped:
+        elif outcome is Outcome.UPSTREAM_ERROR and not self.guard.holds:
             state.consecutive_errors += 1
             if state.consecutive_errors < ERRORS_BEFORE_PARKING:
                 self._changed(i)
@@ -185,6 +185,7 @@ class Pool:
         if i is None:
             return False
         self.states[i].restore()
+        self.guard.reset()  # the operator says the pool is fit again: stop holding requests
         self._changed(i, urgent=True)
         log.warning("key %s enabled by an operator", key_id)
         return True

@@ -32,6 +32,7 @@ from poolswitch.errors import (
     UpstreamUnreachable,
 )
 from poolswitch.forwarder import Forwarder, UpstreamResponse
+from poolswitch.hints import retry_headers
 from poolswitch.metrics import Metrics, method_label, status_class
 from poolswitch.pool import Pool
 from poolswitch.request import (
@@ -148,7 +149,7 @@ class Proxy:
         headers, declared = forward_headers(scope["headers"], self._caller_auth)
         body = await read_body(receive, declared, self.config.max_request_body_bytes)
         guard = self.pool.guard
-        if not guard.tripped:
+        if not guard.holds:
             await self._attempts(scope["method"], target, headers, body, receive, send, ex)
             return
         if not guard.admit():
@@ -428,7 +429,9 @@ class Proxy:
 
 
 def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The wire contract's envelope for an answer the proxy makes itself."""
+    """The wire contract's envelope for an answer the proxy makes itself, with its retry hint
+    (hints.py): the body's `retry_after` is the real wait, the headers only what a client should
+    act on."""
     body = json.dumps(
         {
             "error": {
@@ -444,8 +447,7 @@ def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], byt
         (b"content-length", str(len(body)).encode()),
         (b"x-poolswitch-error", err.code.encode()),
     ]
-    if err.retry_after is not None:
-        headers.append((b"retry-after", str(math.ceil(err.retry_after)).encode()))
+    headers.extend(retry_headers(err.code, err.retry_after))
     return err.status, headers, body
 
 
