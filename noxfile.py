@@ -11,7 +11,15 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "sdk_python", "sdk_node", "sdk_go", "conformance"]
+nox.options.sessions = [
+    "lint",
+    "tests",
+    "sdk_python",
+    "sdk_node",
+    "sdk_go",
+    "conformance",
+    "official_sdks",
+]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -61,6 +69,7 @@ def lint(session: nox.Session) -> None:
         "conformance/tests",
         "conformance/clients/raw",
         "conformance/clients/python",
+        "conformance/official",
     )
     with session.chdir("server"):
         session.run("mypy", "--strict", "tests")
@@ -163,6 +172,33 @@ def conformance(session: nox.Session, sdk: str) -> None:
                 session.error(f"gofmt would change: {unformatted}")
             session.run("go", "vet", "./...", external=True)
     session.run("python", "conformance/run_cases.py", "--sdk", sdk, *session.posargs)
+
+
+@nox.session
+def official_sdks(session: nox.Session) -> None:
+    """The official Node and Go SDKs (npm `openai`, `@anthropic-ai/sdk`, openai-go) with their
+    default retries against the real proxy on an exhausted pool (conformance/official/); the
+    official Python SDKs run in `tests` (server/tests/test_official_sdks.py)."""
+    ensure_apt(session, "node", "nodejs")
+    ensure_apt(session, "npm", "npm")
+    ensure_apt(session, "go", "golang-go")
+    session.install("-e", f"{SERVER}[test]")
+    with session.chdir("conformance/official/node"):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    with session.chdir("conformance/official/go"):
+        unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+        if unformatted and str(unformatted).strip():
+            session.error(f"gofmt would change: {unformatted}")
+        session.run("go", "vet", "./...", external=True)
+    session.run(
+        "pytest",
+        "-c",
+        "server/pyproject.toml",
+        "--rootdir",
+        "server",
+        "conformance/official",
+        *session.posargs,
+    )
 
 
 @nox.session(default=False)

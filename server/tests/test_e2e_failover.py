@@ -95,7 +95,7 @@ def test_retry_after_is_honoured_then_the_key_returns(
     assert seen == {"a", "b"}
 
 
-def test_every_key_cooling_gives_503_with_accurate_retry_after(
+def test_every_key_cooling_gives_429_with_accurate_retry_after(
     upstream: FakeUpstream, make_proxy: ProxyFactory
 ) -> None:
     upstream.script("a", {"kind": "rate_limit", "headers": {"retry-after": "20"}})
@@ -109,8 +109,9 @@ def test_every_key_cooling_gives_503_with_accurate_retry_after(
     # the request that exhausted the pool got the last upstream answer as it was
     assert last.status_code == 429 and last.headers["x-poolswitch-key-id"] == "b"
     assert last.headers["retry-after"] == "45" and "x-poolswitch-error" not in last.headers
-    assert resp.status_code == 503
+    assert resp.status_code == 429
     assert resp.headers["x-poolswitch-error"] == "no_available_keys"
+    assert resp.headers["x-should-retry"] == "true"
     error = resp.json()["error"]
     assert error["code"] == "no_available_keys"
     assert 19 <= float(resp.headers["retry-after"]) <= 21

@@ -391,3 +391,25 @@ def test_a_commit_that_takes_too_long_is_not_waited_for(caplog: pytest.LogCaptur
         store = asyncio.run(scenario())
     assert store.writes[0][0].reason == "key_invalid"
     assert len(caplog.records) == 1 and "took over 0.0s" in caplog.records[0].getMessage()
+
+
+def test_an_operator_enabling_a_key_clears_the_outage_guard() -> None:
+    pool, _ = make_pool(ids="ab")
+    for i in (0, 1, 0):
+        pool.record(i, Verdict(Outcome.UPSTREAM_OVERLOADED, True))
+    assert pool.guard.holds
+    assert pool.enable("b")
+    assert not pool.guard.tripped and pool.guard.admit() and pool.guard.admit()
+
+
+def test_a_key_answering_5xx_alone_is_parked_during_a_rate_limit_storm() -> None:
+    error = Verdict(Outcome.UPSTREAM_ERROR, True)
+    pool, _ = make_pool(ids="abc")
+    pool.record(0, error)  # a's run of 5xx starts...
+    pool.record(1, SUCCESS)  # ...while another key answers: a's fault, not the upstream's
+    for i in (0, 1, 2):
+        pool.record(i, Verdict(Outcome.RATE_LIMITED, True, 0.0))
+    assert pool.guard.tripped_kind == "rate_limited"
+    for _ in range(2):
+        pool.record(0, error)
+    assert pool.snapshot()[0].source == "3 consecutive 5xx"

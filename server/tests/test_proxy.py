@@ -261,7 +261,7 @@ def test_no_key_free_answers_no_available_keys_without_an_attempt() -> None:
     h = Harness("a")
     h.pool.disable("a")
     (answer,) = h.run(("GET", "/x"))
-    assert answer.status == 503 and answer.json()["error"]["code"] == "no_available_keys"
+    assert answer.status == 429 and answer.json()["error"]["code"] == "no_available_keys"
     assert h.upstream.sent == []
 
 

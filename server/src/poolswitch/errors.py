@@ -16,7 +16,7 @@
           ├── PayloadTooLarge     413 payload_too_large
           ├── HeadersTooLarge     431 headers_too_large
           ├── UpstreamUnreachable 502 upstream_unreachable
-          ├── NoAvailableKeys     503 no_available_keys
+          ├── NoAvailableKeys     429 no_available_keys (every key cooling down or disabled)
           ├── UpstreamUnavailable 503 upstream_unavailable (the outage guard holds requests)
           ├── Overloaded          503 overloaded (the proxy sheds load)
           └── UpstreamTimeout     504 upstream_timeout
@@ -70,8 +70,6 @@ class ProxyError(PoolSwitchError):
 
     code = "internal_error"
     status = 500
-    should_retry: bool | None = None
-    """Sent as `x-should-retry` when set (the Stainless-generated SDKs obey it)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         self.message = message
@@ -96,7 +94,7 @@ class UpstreamUnreachable(ProxyError):
 
 class NoAvailableKeys(ProxyError):
     code = "no_available_keys"
-    status = 503
+    status = 429  # the pool's rate limit: official SDKs raise their rate-limit error
 
 
 class UpstreamUnavailable(ProxyError):
@@ -122,7 +120,6 @@ class HeadersTooLarge(ProxyError):
 class Overloaded(ProxyError):
     code = "overloaded"
     status = 503
-    should_retry = True
 
 
 class NotFound(ProxyError):

@@ -3,9 +3,17 @@
 When most keys fail the same not-the-key's-fault way within a short window — 5xx, overload,
 connection errors or timeouts; or the same 429 on many keys at once, the signature of an
 account- or IP-wide limit — parking keys one by one would only darken the pool. The guard trips
-instead: the pool reports itself degraded, keys are no longer parked for repeated 5xx, and only
-one request at a time (a probe, at most one per `probe_interval`) goes upstream; the others are
-answered at once. The first success clears it, without operator action. Pure: time is injected.
+instead and the pool reports itself degraded. What else it does depends on the kind:
+
+- `upstream` (5xx, overload, network, timeouts): keys are no longer parked for repeated 5xx, and
+  only one request at a time (a probe, at most one per `probe_interval`) goes upstream; the
+  others are answered at once (`holds`).
+- `rate_limited`: nothing is held. Each 429 already parks its key for as long as the provider
+  says, so the pool itself knows the accurate answer: a key still available is tried, and when
+  every key is parked the caller gets `no_available_keys` with the real wait — not a guess.
+
+The first success clears it, and so does an operator enabling a key (`reset`). Pure: time is
+injected.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from poolswitch.classifier import Fault, Outcome, Verdict
 WINDOW_SECONDS = 10.0
 PROBE_INTERVAL = 0.5
 MIN_FAILURES = 3
+HOLDING_KIND = "upstream"
+"""The one kind of trip that holds requests; see the module docstring."""
 
 
 class OutageGuard:
@@ -44,7 +54,13 @@ class OutageGuard:
 
     @property
     def tripped(self) -> bool:
+        """The pool is degraded: most keys failed alike, not through their own fault."""
         return self.tripped_kind is not None
+
+    @property
+    def holds(self) -> bool:
+        """Requests are held (one probe at a time): the upstream itself is failing."""
+        return self.tripped_kind == HOLDING_KIND
 
     def failure(self, key: int, verdict: Verdict) -> None:
         """An attempt on key `key` ended in `verdict`: counted when it was not the key's fault
@@ -60,8 +76,8 @@ class OutageGuard:
         events.append((now, key, kind))
         while events and events[0][0] < now - self.window:
             events.popleft()
-        if self.tripped:
-            return
+        if self.tripped_kind == kind or self.tripped_kind == HOLDING_KIND:
+            return  # already tripped; a rate-limit storm may still turn into an outage
         same = [k for _, k, c in events if c == kind]
         if len(same) >= MIN_FAILURES and len(set(same)) >= self.threshold:
             self.tripped_kind = kind
@@ -69,6 +85,10 @@ class OutageGuard:
 
     def success(self) -> None:
         """The upstream answered well: whatever was wrong is over."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what was seen (a success, or an operator putting a key back in service)."""
         if self._events:
             self._events.clear()
             self.recoveries += 1
@@ -78,8 +98,8 @@ class OutageGuard:
             self._probing = False
 
     def admit(self) -> bool:
-        """May a request go upstream now? Always, unless tripped: then one probe at a time."""
-        if self.tripped_kind is None:
+        """May a request go upstream now? Always, unless it holds: then one probe at a time."""
+        if self.tripped_kind != HOLDING_KIND:
             return True
         now = self.clock()
         if self._probing or now < self._next_probe:

@@ -122,6 +122,6 @@ class _KeyCollector(Collector):
         yield GaugeMetricFamily("poolswitch_keys", "Keys configured.", value=len(keys))
         yield GaugeMetricFamily(
             "poolswitch_outage_guard_tripped",
-            "1 while the outage guard holds requests (most keys failing alike), else 0.",
+            "1 while the outage guard is tripped (most keys failing alike), else 0.",
             value=1.0 if self.degraded() else 0.0,
         )

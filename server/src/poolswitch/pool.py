@@ -177,7 +177,7 @@ class Pool:
             log.warning("key %s disabled: %s", state.key_id, outcome.value)
         elif verdict.cooldown is not None:
             self._park(i, verdict.cooldown, outcome.value, verdict.source)
-        elif verdict.fault is Fault.EITHER and not guard.tripped:
+        elif verdict.fault is Fault.EITHER and not guard.holds:
             # A 5xx or a timeout is the upstream's fault, unless it keeps happening on this key
             # while other keys answer (the guard counts successes that follow failures).
             if not state.consecutive_errors:
@@ -220,6 +220,7 @@ class Pool:
         if i is None:
             return False
         self.states[i].restore()
+        self.guard.reset()  # the operator says the pool is fit again: stop holding requests
         self._changed(i, urgent=True)
         log.warning("key %s enabled by an operator", key_id)
         return True

@@ -38,6 +38,7 @@ from poolswitch.errors import (
     UpstreamUnreachable,
 )
 from poolswitch.forwarder import Response, Upstream
+from poolswitch.hints import retry_headers
 from poolswitch.metrics import Metrics, method_label, status_class
 from poolswitch.origins import Gate, cors_headers, is_preflight, preflight_headers
 from poolswitch.pool import Pool
@@ -258,7 +259,7 @@ class Proxy:
         body = await read_body(receive, declared, self.config.max_request_body_bytes, self._budget)
         try:
             guard = self.pool.guard
-            if not guard.tripped:
+            if not guard.holds:
                 await self._attempts(scope["method"], target, headers, body, receive, send, ex)
                 return
             if not guard.admit():
@@ -610,7 +611,9 @@ class Proxy:
 
 
 def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The wire contract's envelope for an answer the proxy makes itself."""
+    """The wire contract's envelope for an answer the proxy makes itself, with its retry hint
+    (hints.py): the body's `retry_after` is the real wait, the headers only what a client should
+    act on."""
     body = json.dumps(
         {
             "error": {
@@ -626,12 +629,9 @@ def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], byt
         (b"content-length", str(len(body)).encode()),
         (b"x-poolswitch-error", err.code.encode()),
     ]
-    if err.retry_after is not None:
-        headers.append((b"retry-after", str(math.ceil(err.retry_after)).encode()))
+    headers.extend(retry_headers(err.code, err.retry_after))
     if err.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="poolswitch"'))
-    if err.should_retry is not None:
-        headers.append((b"x-should-retry", b"true" if err.should_retry else b"false"))
     return err.status, headers, body
 
 
