@@ -200,34 +200,6 @@ def test_repr_never_shows_a_key_value() -> None:
     assert "sk-very-secret-value" not in str(cfg.keys)
 
 
-def test_load_config_file_and_sqlite_path_relative_to_it(
-    tmp_config: Callable[[str], Path],
-) -> None:
-    path = tmp_config(
-        "upstream_base_url: http://127.0.0.1:1\n"
-        "storage: {backend: sqlite, sqlite_path: state.db}\n"
-        "keys:\n  - {id: a, value: sk-a}\n"
-    )
-    cfg = load_config(path, env={})
-    assert isinstance(cfg, Config)
-    assert cfg.storage.sqlite_path == str(path.parent / "state.db")
-
-
-def test_invalid_yaml_and_missing_file(tmp_config: Callable[[str], Path], tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as info:
-        load_config(tmp_config("keys: [unclosed\n"), env={})
-    assert "invalid YAML at line" in info.value.problems[0]
-    with pytest.raises(ConfigError) as info:
-        load_config(tmp_path / "nope.yaml", env={})
-    assert "cannot read" in info.value.problems[0]
-
-
-def test_example_config_is_valid() -> None:
-    example = Path(__file__).parents[2] / "poolswitch.example.yaml"
-    cfg = load_config(example, env={})
-    assert cfg.upstream_base_url and cfg.keys
-
-
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -263,3 +235,31 @@ def test_rule_cooldown_must_be_finite(action: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(doc, env={})
     assert info.value.problems[0].startswith("on_status[0].action: must be one of")
+
+
+def test_load_config_file_and_sqlite_path_relative_to_it(
+    tmp_config: Callable[[str], Path],
+) -> None:
+    path = tmp_config(
+        "upstream_base_url: http://127.0.0.1:1\n"
+        "storage: {backend: sqlite, sqlite_path: state.db}\n"
+        "keys:\n  - {id: a, value: sk-a}\n"
+    )
+    cfg = load_config(path, env={})
+    assert isinstance(cfg, Config)
+    assert cfg.storage.sqlite_path == str(path.parent / "state.db")
+
+
+def test_invalid_yaml_and_missing_file(tmp_config: Callable[[str], Path], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_config("keys: [unclosed\n"), env={})
+    assert "invalid YAML at line" in info.value.problems[0]
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml", env={})
+    assert "cannot read" in info.value.problems[0]
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "poolswitch.example.yaml"
+    cfg = load_config(example, env={})
+    assert cfg.upstream_base_url and cfg.keys
