@@ -237,6 +237,14 @@ def test_rule_cooldown_must_be_finite(action: str) -> None:
     assert info.value.problems[0].startswith("on_status[0].action: must be one of")
 
 
+@pytest.mark.parametrize("url", ["http://[::1", "http://[", "https://]x["])
+def test_unclosed_ipv6_bracket_is_a_config_error(url: str) -> None:
+    doc = {"upstream_base_url": url, "keys": [{"id": "a", "value": "sk-a"}]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, env={})
+    assert info.value.problems[0].startswith("upstream_base_url: must be an http or https URL")
+
+
 def test_load_config_file_and_sqlite_path_relative_to_it(
     tmp_config: Callable[[str], Path],
 ) -> None:

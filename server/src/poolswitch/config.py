@@ -405,7 +405,11 @@ class _Validator:
         if not isinstance(value, str):
             self.problem(name, "must be an http or https URL")
             return ""
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # found by nox -s fuzz: "http://[::1" (an unclosed IPv6 bracket)
+            self.problem(name, "must be an http or https URL with a host")
+            return ""
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.problem(name, f"must be an http or https URL with a host, got {value!r}")
             return ""
