@@ -7,6 +7,7 @@ test, nginx and wrk for the benchmark) are installed with apt-get when missing a
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 
 import nox
@@ -14,6 +15,7 @@ import nox
 nox.options.sessions = [
     "lint",
     "tests",
+    "fuzz",
     "sdk_python",
     "sdk_node",
     "sdk_go",
@@ -90,6 +92,38 @@ def tests(session: nox.Session) -> None:
         "conformance/test_fake_upstream.py",
         "conformance/tests",
         *session.posargs,
+    )
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Hypothesis properties (config, classifier, reset parsers) and a raw-socket fuzz of a live
+    proxy. Short by default (about a minute); `nox -s fuzz -- --long` (or POOLSWITCH_FUZZ_LONG=1)
+    for the long run. Prints its seed; POOLSWITCH_FUZZ_SEED=N replays a run."""
+    session.install("-e", f"{SERVER}[test]")
+    args = list(session.posargs)
+    env = {
+        "POOLSWITCH_FUZZ_SEED": os.environ.get("POOLSWITCH_FUZZ_SEED") or str(secrets.randbits(32))
+    }
+    if "--long" in args:
+        args.remove("--long")
+        env["POOLSWITCH_FUZZ_LONG"] = "1"
+    long = env.get("POOLSWITCH_FUZZ_LONG", os.environ.get("POOLSWITCH_FUZZ_LONG", ""))
+    session.log(
+        f"fuzz seed {env['POOLSWITCH_FUZZ_SEED']} ({'long' if long not in ('', '0') else 'short'}"
+        f" run); replay with POOLSWITCH_FUZZ_SEED={env['POOLSWITCH_FUZZ_SEED']}"
+    )
+    session.run(
+        "pytest",
+        "-c",
+        "server/pyproject.toml",
+        "--rootdir",
+        "server",
+        "-m",
+        "fuzz",
+        "server/tests/fuzz",
+        *args,
+        env=env,
     )
 
 

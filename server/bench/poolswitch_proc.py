@@ -10,6 +10,8 @@ from pathlib import Path
 from proc import BenchError, Processes, child_pids, free_port, rss_kib, wait_http_ok
 
 HEALTH_TIMEOUT_S = 20.0
+DEFAULT_LOG_LEVEL = "info"  # `poolswitch start`'s default: one access-log line per request
+QUIET_LOG_LEVEL = "warning"
 
 
 def write_config(path: Path, upstream_url: str, n_keys: int) -> Path:
@@ -64,10 +66,12 @@ class PoolSwitch:
         upstream_url: str,
         n_keys: int,
         cpu: int | None,
+        log_level: str = DEFAULT_LOG_LEVEL,
     ) -> None:
         self.procs = procs
         self.name = name
         self.cpu = cpu
+        self.log_level = log_level
         self.port = free_port()
         self.config = write_config(workdir / f"{name}.yaml", upstream_url, n_keys)
         self.pid: int | None = None
@@ -87,7 +91,7 @@ class PoolSwitch:
             "--port",
             str(self.port),
             "--log-level",
-            "warning",
+            self.log_level,
         ]
         proc = self.procs.start(self.name, cmd, self.cpu)
         self.pid = proc.pid

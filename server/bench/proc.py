@@ -82,8 +82,8 @@ class Pinning:
             return "not pinned (fewer than 2 CPUs)"
         how = "taskset" if self.taskset else "sched_setaffinity"
         return (
-            f"PoolSwitch on CPU {self.proxy_cpu}; nginx, wrk, SSE server and client "
-            f"on CPU {self.load_cpu} ({how})"
+            f"PoolSwitch and the nginx proxy (b, bl) on CPU {self.proxy_cpu}; the nginx "
+            f"upstream, wrk, SSE server and client on CPU {self.load_cpu} ({how})"
         )
 
     def command(

@@ -5,10 +5,11 @@ Run from the repository root, with PoolSwitch installed in this interpreter:
     python server/bench/run.py [--duration SECONDS] [--quick] [--json PATH]
 
 Measures, in one run: wrk against (a) nginx directly, (b) nginx as a keepalive
-reverse proxy, (c) PoolSwitch with 2 keys, (d) with 1000 keys, (e) with 2 keys of
-which one is always rate limited (429, Retry-After: 1); SSE first-event delay
-direct vs through PoolSwitch; and PoolSwitch's RSS. Prints a report with the
-acceptance targets. Exit code 0 when everything could be measured (even if a
+reverse proxy in its own process on the proxy's CPU, without and (bl) with its access
+log, (c) PoolSwitch with 2 keys at its default log level and (cq) quiet, (d) with 1000
+keys, (e) with 2 keys of which one is always rate limited (429, Retry-After: 1); SSE
+first-event delay direct vs through PoolSwitch; and PoolSwitch's RSS. Prints a report
+with the acceptance targets. Exit code 0 when everything could be measured (even if a
 target is missed), 1 when a measurement could not be made, 130 on Ctrl-C.
 """
 
@@ -24,11 +25,12 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import nginx
 import poolswitch_proc
 import sse
-from nginx import Nginx
+from nginx import NginxProxy, NginxUpstream
 from payloads import CHAT_PATH, CHAT_REQUEST_JSON, COMPLETION_JSON
-from poolswitch_proc import PoolSwitch
+from poolswitch_proc import DEFAULT_LOG_LEVEL, QUIET_LOG_LEVEL, PoolSwitch
 from proc import (
     BenchError,
     Pinning,
@@ -79,7 +81,7 @@ class Bench:
         self.warmup = warmup
         self.res = Results()
         self.wrk = Wrk(write_script(tmp / "post.lua"), pinning)
-        self.nginx: Nginx | None = None
+        self.nginx: NginxUpstream | None = None
 
     # -- helpers -------------------------------------------------------------
 
@@ -122,10 +124,17 @@ class Bench:
                 f"request through PoolSwitch answered {status}: {body[:300]!r}\n{ps.log_tail()}"
             )
 
-    def start_poolswitch(self, name: str, upstream: str, n_keys: int) -> PoolSwitch:
-        ps = PoolSwitch(self.procs, self.tmp, name, upstream, n_keys, self.pinning.proxy_cpu)
+    def start_poolswitch(
+        self, name: str, upstream: str, n_keys: int, log_level: str = DEFAULT_LOG_LEVEL
+    ) -> PoolSwitch:
+        ps = PoolSwitch(
+            self.procs, self.tmp, name, upstream, n_keys, self.pinning.proxy_cpu, log_level
+        )
         ps.start()
-        progress(f"{name}: ready in {ps.startup_s:.2f} s on port {ps.port} (pid {ps.pid})")
+        progress(
+            f"{name}: ready in {ps.startup_s:.2f} s on port {ps.port} (pid {ps.pid}, "
+            f"--log-level {log_level})"
+        )
         return ps
 
     def stop_poolswitch(self, ps: PoolSwitch) -> None:
@@ -144,15 +153,27 @@ class Bench:
     # -- sections ------------------------------------------------------------
 
     def nginx_targets(self) -> None:
-        self.nginx = Nginx(self.procs, self.tmp / "nginx", self.pinning.load_cpu)
+        """(a) on the load CPU; (b) and (bl) from a second nginx on the proxy CPU."""
+        self.nginx = NginxUpstream(self.procs, self.tmp / "nginx-upstream", self.pinning.load_cpu)
         self.nginx.start()
-        ports = self.nginx.ports
-        self.levels("a", self.nginx.url(ports.upstream, CHAT_PATH))
-        self.levels("b", self.nginx.url(ports.proxy, CHAT_PATH))
+        self.levels("a", nginx.url(self.nginx.ports.upstream, CHAT_PATH))
+        proxy = NginxProxy(
+            self.procs, self.tmp / "nginx-proxy", self.pinning.proxy_cpu, self.nginx.ports.upstream
+        )
+        proxy.start()
+        try:
+            self.levels("b", nginx.url(proxy.ports.quiet, CHAT_PATH))
+            self.levels("bl", nginx.url(proxy.ports.logged, CHAT_PATH))
+            logged = proxy.access_log_lines()
+            progress(f"(bl) nginx access log: {logged:,} lines")
+            if logged == 0 and self.res.run("bl", 1) is not None:
+                self.fail("(bl) nginx proxy with access log", BenchError("access log is empty"))
+        finally:
+            proxy.stop()
 
     def poolswitch_2keys(self) -> None:
         assert self.nginx is not None
-        ps = self.start_poolswitch("poolswitch-c", self.nginx.url(self.nginx.ports.upstream), 2)
+        ps = self.start_poolswitch("poolswitch-c", nginx.url(self.nginx.ports.upstream), 2)
         try:
             self.check_forwarding(ps)
             self.record_rss(ps, "idle")
@@ -167,9 +188,12 @@ class Bench:
         finally:
             self.stop_poolswitch(ps)
 
-    def poolswitch_plain(self, target: str, upstream_port: int, n_keys: int) -> None:
-        assert self.nginx is not None
-        ps = self.start_poolswitch(f"poolswitch-{target}", self.nginx.url(upstream_port), n_keys)
+    def poolswitch_plain(
+        self, target: str, upstream_port: int, n_keys: int, log_level: str = DEFAULT_LOG_LEVEL
+    ) -> None:
+        ps = self.start_poolswitch(
+            f"poolswitch-{target}", nginx.url(upstream_port), n_keys, log_level
+        )
         try:
             self.check_forwarding(ps)
             self.levels(target, ps.url(CHAT_PATH))
@@ -217,11 +241,15 @@ class Bench:
         try:
             self.nginx_targets()
         except BenchError as exc:
-            self.fail("nginx targets (a, b)", exc)
+            self.fail("nginx targets (a, b, bl)", exc)
         if self.nginx is not None:
             ports = self.nginx.ports
             for what, section in (
                 ("(c) PoolSwitch 2 keys", self.poolswitch_2keys),
+                (
+                    "(cq) PoolSwitch 2 keys, quiet",
+                    lambda: self.poolswitch_plain("cq", ports.upstream, 2, QUIET_LOG_LEVEL),
+                ),
                 (
                     "(d) PoolSwitch 1000 keys",
                     lambda: self.poolswitch_plain("d", ports.upstream, 1000),
@@ -276,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             res.meta = {
                 "poolswitch": poolswitch_proc.version(),
                 "python": f"{platform.python_version()} ({sys.executable})",
-                "nginx": Nginx.version(),
+                "nginx": nginx.version(),
                 "wrk": Wrk.version(),
                 "cpu": f"{cpu_model()}, {n_cpus} usable CPUs",
                 "pinning": pinning.describe(),

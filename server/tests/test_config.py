@@ -200,6 +200,51 @@ def test_repr_never_shows_a_key_value() -> None:
     assert "sk-very-secret-value" not in str(cfg.keys)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("cooldown_seconds", 10**400),  # found by nox -s fuzz: OverflowError, a traceback
+        ("cooldown_seconds", float("inf")),
+        ("request_timeout_seconds", float("inf")),
+        ("queue_timeout_seconds", float("nan")),
+    ],
+)
+def test_numbers_must_be_finite(name: str, value: float) -> None:
+    doc = {"upstream_base_url": "http://h", "keys": [{"id": "a", "value": "sk-a"}], name: value}
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, env={})
+    assert info.value.problems[0].startswith(f"{name}: must be")
+
+
+def test_number_from_environment_beyond_any_float() -> None:
+    doc = {"upstream_base_url": "http://h", "keys": [{"id": "a", "value": "sk-a"}]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, env={"POOLSWITCH_COOLDOWN_SECONDS": "9" * 400})
+    assert info.value.problems == (
+        "cooldown_seconds (from POOLSWITCH_COOLDOWN_SECONDS): must be at least 0, got inf",
+    )
+
+
+@pytest.mark.parametrize("action", ["cooldown inf", "cooldown 1e999", "cooldown nan"])
+def test_rule_cooldown_must_be_finite(action: str) -> None:
+    doc = {
+        "upstream_base_url": "http://h",
+        "keys": [{"id": "a", "value": "sk-a"}],
+        "on_status": [{"status": 429, "action": action}],
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, env={})
+    assert info.value.problems[0].startswith("on_status[0].action: must be one of")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[", "https://]x["])
+def test_unclosed_ipv6_bracket_is_a_config_error(url: str) -> None:
+    doc = {"upstream_base_url": url, "keys": [{"id": "a", "value": "sk-a"}]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, env={})
+    assert info.value.problems[0].startswith("upstream_base_url: must be an http or https URL")
+
+
 def test_load_config_file_and_sqlite_path_relative_to_it(
     tmp_config: Callable[[str], Path],
 ) -> None:

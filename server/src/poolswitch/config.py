@@ -11,6 +11,7 @@ environment variables override top-level settings (`POOLSWITCH_LISTEN_PORT=9000`
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -529,7 +530,7 @@ class _Validator:
                 seconds = float(words[1])
             except ValueError:
                 seconds = -1.0
-            if seconds >= 0:
+            if 0 <= seconds < math.inf:
                 return "cooldown", seconds
         self.problem(where, "must be one of: retry, failover, cooldown SECONDS, disable, relay")
         return "", None
@@ -604,10 +605,14 @@ class _Validator:
         low: float = 0,
         positive: bool = False,
     ) -> float:
-        value = float(
-            self._typed(doc, name, default, lambda x: isinstance(x, (int, float)), "a number", name)
+        raw = self._typed(
+            doc, name, default, lambda x: isinstance(x, (int, float)), "a number", name
         )
-        if value < low or (positive and value <= 0) or value != value:
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer beyond any float
+            value = math.inf
+        if value < low or (positive and value <= 0) or not math.isfinite(value):
             self.problem(
                 name, f"must be {'greater than 0' if positive else 'at least 0'}, got {value:g}"
             )
@@ -622,7 +627,11 @@ class _Validator:
         if not isinstance(value, str):
             self.problem(name, "must be an http or https URL")
             return ""
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # found by nox -s fuzz: "http://[::1" (an unclosed IPv6 bracket)
+            self.problem(name, "must be an http or https URL with a host")
+            return ""
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.problem(name, f"must be an http or https URL with a host, got {_url_kind(parts)}")
             return ""
