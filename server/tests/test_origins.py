@@ -189,6 +189,10 @@ def test_allowed_hosts_and_origins_settings() -> None:
             {"allowed_origins": [APP + ":99999"]},
             "allowed_origins[0]: must be an origin (scheme://host[:port])",
         ),
+        (
+            {"allowed_origins": ["http://["]},  # urlsplit raises on it: still one clear line
+            "allowed_origins[0]: must be an origin (scheme://host[:port])",
+        ),
     ],
 )
 def test_allowed_hosts_and_origins_problems(changes: dict[str, Any], expected: str) -> None:

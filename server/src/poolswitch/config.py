@@ -278,10 +278,10 @@ def _host_name(value: str) -> str | None:
 def _origin(value: str) -> str | None:
     """A browser origin, `scheme://host[:port]`, lower-cased, or None when invalid."""
     origin = value.strip().lower()
-    parts = urlsplit(origin)
     try:
+        parts = urlsplit(origin)
         parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
+    except ValueError:  # "http://[" and friends
         return None
     if (
         parts.scheme not in ("http", "https")

@@ -13,7 +13,11 @@ The one place where connection-level limits live (uvicorn is imported only here 
 - at most `max_connections` are open (capped by the file-descriptor limit); a new one beyond
   that is closed at once, so those already open keep working;
 - when the caller goes away before its answer is complete, the request's task is cancelled:
-  the proxy (proxy.py) stops its upstream attempt at once and counts the request as 499.
+  the proxy (proxy.py) stops its upstream attempt at once and counts the request as 499;
+- bytes that are not HTTP get the wire contract's JSON `400 bad_request` (not uvicorn's plain
+  text) and the connection is closed; a request still in flight on it is cancelled like one
+  whose caller left (its answer could no longer be framed). `CONNECT` is refused the same way:
+  the proxy forwards requests, it opens no tunnels.
 
 The hooks into uvicorn's private internals are listed in `HOOKS` and checked by
 tests/test_protocol_contract.py; pyproject.toml bounds uvicorn's version.
@@ -32,7 +36,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from poolswitch.config import Config
-from poolswitch.errors import HeadersTooLarge
+from poolswitch.errors import BadRequest, HeadersTooLarge, ProxyError
 from poolswitch.proxy import error_response
 from poolswitch.request import ABSOLUTE_FORM, CALLER_GONE
 
@@ -69,16 +73,20 @@ class _Refused(Exception):
     """Raised from a parser callback to stop parsing a request the limits refuse."""
 
 
-def _answer_431() -> bytes:
-    status, headers, body = error_response(
-        HeadersTooLarge("the request line and headers are over the proxy's limit")
-    )
-    head = [b"HTTP/1.1 %d Request Header Fields Too Large\r\n" % status]
+def raw_answer(err: ProxyError, reason: bytes) -> bytes:
+    """A proxy-made answer (the wire contract's envelope) as bytes on the wire, closing."""
+    status, headers, body = error_response(err)
+    head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
     head += [name + b": " + value + b"\r\n" for name, value in headers]
     return b"".join([*head, b"connection: close\r\n\r\n", body])
 
 
-ANSWER_431 = _answer_431()
+ANSWER_431 = raw_answer(
+    HeadersTooLarge("the request line and headers are over the proxy's limit"),
+    b"Request Header Fields Too Large",
+)
+NOT_HTTP = "the request is not valid HTTP/1.1"
+NO_TUNNELS = "CONNECT is not proxied: PoolSwitch forwards requests, it opens no tunnels"
 
 
 def effective_max_connections(configured: int, upstream_connections: int) -> tuple[int, int]:
@@ -175,6 +183,12 @@ class LimitedProtocol(HttpToolsProtocol):
         if self._refused and self.flow is None:  # refused at accept: nothing else to undo
             return
         self._phase = WAIT
+        self._cancel_in_flight()
+        super().connection_lost(exc)
+
+    def _cancel_in_flight(self) -> None:
+        """The request being answered on this connection can no longer be: cancel its task
+        (the proxy counts it as 499 and stops its upstream attempt)."""
         cycle, task = self._task_cycle, self._task
         if (
             cycle is not None
@@ -183,8 +197,8 @@ class LimitedProtocol(HttpToolsProtocol):
             and not task.done()
         ):
             cycle.scope[CALLER_GONE] = True  # type: ignore[literal-required]
+            cycle.disconnected = True  # as uvicorn's connection_lost sets it, a moment early
             task.cancel()
-        super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if getattr(self.config, "reset_contextvars", False):
@@ -237,6 +251,8 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def _parser_stopped(self, exc: Exception) -> None:
         """What uvicorn's data_received does when the parser stops, plus our refusals."""
+        if self.transport.is_closing():
+            return  # already answered (CONNECT) or closed
         if isinstance(exc, httptools.HttpParserUpgrade):
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -245,9 +261,21 @@ class LimitedProtocol(HttpToolsProtocol):
         elif self._refused:
             self._refuse_request()
         else:
-            msg = "Invalid HTTP request received."
-            self.logger.warning(msg)
-            self.send_400_response(msg)
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response(NOT_HTTP)
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer `400 bad_request` in the wire contract's envelope and close (uvicorn's own
+        answers plain text). A request still in flight here is cancelled first: its answer
+        would come after this one on a closed connection."""
+        self._cancel_in_flight()
+        self._refused = True
+        self._phase = WAIT
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.write(raw_answer(BadRequest(msg), b"Bad Request"))
+        transport.close()
 
     def _refuse_request(self) -> None:
         """Answer 431, stop reading, and close once the caller had a moment to read it (closing
@@ -276,6 +304,9 @@ class LimitedProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.parser.get_method() == b"CONNECT":
+            self.send_400_response(NO_TUNNELS)
+            return
         self._phase = BODY
         self._ticks = 0
         self._headers_left = self.max_headers
