@@ -28,7 +28,7 @@ from typing import Any
 
 import uvicorn
 
-from poolswitch import __version__
+from poolswitch import __version__, logsink
 from poolswitch.app import ADMIN_PREFIX, PoolSwitchApp
 from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
@@ -109,14 +109,10 @@ def build_server(
 
 
 def setup_logging(level: str) -> None:
-    """Log to stderr. `poolswitch start` then installs a `logmask.LogMask` on the handler, so
-    that no credential header, auth query parameter or key value reaches a line."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    """Log to stderr, in batches (logsink.py). `poolswitch start` then installs a
+    `logmask.LogMask` on the handler, so that no credential header, auth query parameter or key
+    value reaches a line."""
+    logsink.setup(level)
 
 
 def _tune_gc() -> None:
