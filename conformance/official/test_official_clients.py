@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from official_bounds import ANTHROPIC_MESSAGE, BOUNDED, FAST, HELD, PROBE_HANGS
 from runner.proxy import ProxyProcess
 
 from fake_upstream import FakeUpstream
@@ -26,21 +27,7 @@ HERE = Path(__file__).resolve().parent
 KEYS = {"sk-official-alpha-0001-SECRET": "a", "sk-official-bravo-0002-SECRET": "b"}
 BUILD_TIMEOUT = 600.0
 CALL_TIMEOUT = 60.0
-FAST = 5.0  # no key returns within the window: the SDK must give up at least this fast
-BOUNDED = 20.0  # a key returns in ~2 s: retry into it or give up, within this long
-PROBE_HANGS = 8.0
-HELD = 7.0  # the outage guard holds every attempt: the SDK gives up while the probe hangs
 
-ANTHROPIC_MESSAGE = {
-    "id": "msg_fake",
-    "type": "message",
-    "role": "assistant",
-    "model": "claude-sonnet-4-5",
-    "content": [{"type": "text", "text": "hi"}],
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "usage": {"input_tokens": 1, "output_tokens": 1},
-}
 # client -> (the error class that means "rate limited", the body a success needs)
 CLIENTS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "node-openai": ("RateLimitError", None),

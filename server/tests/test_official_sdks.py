@@ -22,27 +22,14 @@ import openai
 import pytest
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
+from official_bounds import ANTHROPIC_MESSAGE, BOUNDED, FAST, HELD, PROBE_HANGS
 
 from conftest import ProxyFactory, RunningProxy
 from fake_upstream import FakeUpstream
 
 CALLER_KEY = "sk-caller-placeholder"  # any value: the proxy replaces it with a pool key
 SAFETY_TIMEOUT = 30.0
-FAST = 5.0  # no key returns within the window: the SDK must give up at least this fast
-BOUNDED = 20.0  # a key returns in ~2 s: retry into it or give up, within this long
-PROBE_HANGS = 8.0
-HELD = 7.0  # the outage guard holds every attempt: the SDK gives up while the probe hangs
 
-ANTHROPIC_MESSAGE: dict[str, object] = {
-    "id": "msg_fake",
-    "type": "message",
-    "role": "assistant",
-    "model": "claude-sonnet-4-5",
-    "content": [{"type": "text", "text": "hi"}],
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "usage": {"input_tokens": 1, "output_tokens": 1},
-}
 GEMINI_RESPONSE: dict[str, object] = {
     "candidates": [
         {"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP"}
