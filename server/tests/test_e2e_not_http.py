@@ -72,3 +72,24 @@ def test_garbage_after_a_request_in_flight_cancels_it_without_a_traceback(
     assert len(hanging.requests) == 1 and hanging.closed  # the attempt was dropped
     assert any(" 499 key=" in r.getMessage() for r in caplog.records)
     assert not any(r.exc_info or r.levelno >= logging.ERROR for r in caplog.records)
+
+
+def test_a_431_behind_a_request_in_flight_cancels_it_without_a_traceback(
+    upstream: FakeUpstream, make_proxy: ProxyFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the socket fuzz: the 431 half-closes the connection (write_eof) while the first
+    request is at the upstream; its answer, arriving a moment later, could not be written."""
+    upstream.script("a", {"kind": "ok", "delay": 0.3})
+    proxy = make_proxy("a")
+    with caplog.at_level(logging.INFO), connect(proxy) as sock:
+        sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while not upstream.attempts and time.monotonic() < deadline:
+            time.sleep(0.005)
+        sock.sendall(b"GET /v1/" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n")
+        answer, _ = read_until_closed(sock, 5)
+        time.sleep(0.5)  # the first request's upstream answer has come by now
+    status, headers, _ = envelope(answer)
+    assert status == 431 and headers["x-poolswitch-error"] == "headers_too_large"
+    assert any(" 499 key=" in r.getMessage() for r in caplog.records)
+    assert not any(r.exc_info or r.levelno >= logging.ERROR for r in caplog.records)

@@ -280,6 +280,7 @@ class LimitedProtocol(HttpToolsProtocol):
     def _refuse_request(self) -> None:
         """Answer 431, stop reading, and close once the caller had a moment to read it (closing
         at once, with its unread bytes pending, would reset the connection over the answer)."""
+        self._cancel_in_flight()  # its answer could not follow this one (write_eof below)
         self._refused = True
         self._phase = WAIT
         transport = self.transport
