@@ -221,6 +221,9 @@ def _structured(rng: random.Random) -> Case:
     head = line + eol + b"".join(n + b": " + v + eol for n, v in headers) + eol
     if eol != b"\r\n" or b"Expect" in head:
         complete = False
+    framing = [n for n, _ in headers if n.lower() in (b"transfer-encoding", b"content-length")]
+    if len(framing) > (0 if what == "no body" else 1):
+        complete = False  # an odd framing header beside (or instead of) the body's own
     if any(b in line for b in (b"\r", b"\n")) or any(b"\r\n" in v for _, v in headers):
         complete = False  # an injected line break ends the head early or splits a header
     return Case(head + body, complete, f"structured ({what})")
