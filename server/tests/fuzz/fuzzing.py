@@ -43,3 +43,22 @@ def fuzz_settings(examples: int = EXAMPLES) -> Callable[[_F], _F]:
         return seeded
 
     return apply
+
+
+SIGNAL_HEADERS = (
+    "retry-after",
+    "retry-after-ms",
+    "x-ms-retry-after-ms",
+    "x-ratelimit-reset",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-reset",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-reset",
+    "anthropic-ratelimit-output-tokens-remaining",
+)
+"""Response headers that carry reset and remaining-quota signals (resets.py reads them)."""

@@ -16,27 +16,12 @@ from hypothesis import strategies as st
 from poolswitch.classifier import MAX_RESET_SECONDS, PROFILES, Classifier, Verdict
 from poolswitch.config import RULE_ACTIONS, StatusRule
 
-from fuzzing import REPLAY, fuzz_settings
+from fuzzing import REPLAY, SIGNAL_HEADERS, fuzz_settings
 
 pytestmark = pytest.mark.fuzz
 
 NOW = st.floats(min_value=1e9, max_value=4e9)  # Unix times the proxy can meet
-HEADER_NAMES = (
-    "retry-after",
-    "retry-after-ms",
-    "x-ms-retry-after-ms",
-    "x-ratelimit-reset",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-reset-tokens",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens",
-    "anthropic-ratelimit-requests-reset",
-    "anthropic-ratelimit-tokens-reset",
-    "anthropic-ratelimit-input-tokens-reset",
-    "anthropic-ratelimit-output-tokens-remaining",
-    "content-encoding",
-    "content-type",
-)
+HEADER_NAMES = (*SIGNAL_HEADERS, "content-encoding", "content-type")
 HEADER_VALUES = st.one_of(
     st.text(max_size=40),
     st.sampled_from(

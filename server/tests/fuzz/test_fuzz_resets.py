@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from poolswitch import resets
 from poolswitch.resets import MAX_RESET_SECONDS, Signal
 
-from fuzzing import REPLAY, fuzz_settings
+from fuzzing import REPLAY, SIGNAL_HEADERS, fuzz_settings
 
 pytestmark = pytest.mark.fuzz
 
@@ -97,23 +97,7 @@ def test_prose_signal_is_bounded(text: str, now: float) -> None:
 
 
 HEADERS = st.dictionaries(
-    st.sampled_from(
-        [
-            "retry-after",
-            "retry-after-ms",
-            "x-ms-retry-after-ms",
-            "x-ratelimit-reset",
-            "x-ratelimit-reset-requests",
-            "x-ratelimit-reset-tokens",
-            "x-ratelimit-remaining-requests",
-            "x-ratelimit-remaining-tokens",
-            "anthropic-ratelimit-requests-reset",
-            "anthropic-ratelimit-tokens-reset",
-            "anthropic-ratelimit-tokens-remaining",
-            "anthropic-ratelimit-input-tokens-reset",
-            "anthropic-ratelimit-output-tokens-reset",
-        ]
-    ),
+    st.sampled_from(SIGNAL_HEADERS),
     TEXT,
     max_size=8,
 )
