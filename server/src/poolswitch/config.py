@@ -11,6 +11,7 @@ environment variables override top-level settings (`POOLSWITCH_LISTEN_PORT=9000`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -65,6 +66,31 @@ class CallerConfig:
 
     id: str
     token: str = field(repr=False)
+    pools: tuple[str, ...] | None = None
+    rpm: int | None = None
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    name: str
+    route: str
+    upstream_base_url: str
+    keys: tuple[KeyConfig, ...]
+    auth_header_name: str = "Authorization"
+    auth_scheme: str | None = "Bearer"
+    auth_query_param: str | None = None
+    provider: str = "auto"
+    strategy: str = "round_robin"
+    retry_attempts: int = 3
+    cooldown_seconds: float = 3600.0
+    request_timeout_seconds: float = 600.0
+    connect_timeout_seconds: float = 10.0
+    attempt_timeout_seconds: float | None = None
+    queue_timeout_seconds: float = 0.0
+    retry_non_idempotent: bool = False
+    verify_path: str | None = "auto"
+    on_status: tuple[StatusRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +136,25 @@ class Config:
     max_connections: int = 1000
     max_in_flight_requests: int = 512
     max_buffered_body_bytes: int = 256 * MIB
+    pools: tuple[PoolConfig, ...] = ()
+
+POOL_SETTINGS = (
+    "upstream_base_url",
+    "auth_header_name",
+    "auth_scheme",
+    "auth_query_param",
+    "provider",
+    "strategy",
+    "retry_attempts",
+    "cooldown_seconds",
+    "request_timeout_seconds",
+    "connect_timeout_seconds",
+    "attempt_timeout_seconds",
+    "queue_timeout_seconds",
+    "retry_non_idempotent",
+    "verify_path",
+    "on_status",
+)
 
 
 LIMITS = (
@@ -155,6 +200,7 @@ TOP_LEVEL = (
     "callers",
     "allowed_hosts",
     "allowed_origins",
+    "pools",
 )
 
 
@@ -184,6 +230,31 @@ def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = No
     doc = dict(raw)
     _apply_env_overrides(doc, env, v)
     v.unknown(doc, TOP_LEVEL, "")
+    raw_pools = doc.pop("pools", None)
+    raw_callers = doc.get("callers")
+    if isinstance(raw_callers, list):
+        doc["callers"] = [
+            {k: e[k] for k in ("id", "token") if k in e} if isinstance(e, dict) else e
+            for e in raw_callers
+        ]
+    if raw_pools is not None:
+        pools = []
+        for i, entry in enumerate(raw_pools):
+            merged = {k: doc[k] for k in POOL_SETTINGS if k in doc}
+            merged.update({k: val for k, val in entry.items() if k not in ("name", "route")})
+            sub = parse_config(merged, env=env, base_dir=base_dir)
+            p = sub.pools[0]
+            pools.append(
+                PoolConfig(
+                    **{
+                        **p.__dict__,
+                        "name": entry["name"],
+                        "route": entry.get("route", "/" + entry["name"]),
+                    }
+                )
+            )
+        doc = {**doc, "keys": [{"id": "unused", "value": "unused"}]}
+        doc.setdefault("upstream_base_url", "http://unused.invalid")
 
     defaults = Config(upstream_base_url="", keys=())
     url = v.url(doc, "upstream_base_url")
@@ -250,7 +321,28 @@ def parse_config(raw: Any, *, env: Mapping[str, str], base_dir: Path | None = No
     _check_tokens(cfg, v)
     if v.problems:
         raise ConfigError(v.problems)
-    return cfg
+    if raw_callers is not None and isinstance(raw_callers, list):
+        extra = {c.get("id"): c for c in raw_callers if isinstance(c, dict)}
+        callers = tuple(
+            CallerConfig(
+                c.id,
+                c.token,
+                None if extra[c.id].get("pools") is None else tuple(extra[c.id]["pools"]),
+                extra[c.id].get("rpm"),
+                extra[c.id].get("max_concurrency"),
+            )
+            for c in cfg.callers
+        )
+        cfg = dataclasses.replace(cfg, callers=callers)
+    if raw_pools is not None:
+        return dataclasses.replace(cfg, keys=(), pools=tuple(pools))
+    single = PoolConfig(
+        name="default",
+        route="/",
+        keys=cfg.keys,
+        **{k: getattr(cfg, k) for k in POOL_SETTINGS},
+    )
+    return dataclasses.replace(cfg, pools=(single,))
 
 
 def _check_tokens(cfg: Config, v: _Validator) -> None:
