@@ -149,7 +149,7 @@ def test_status_and_metrics_commands(start: Callable[[str], Started]) -> None:
     assert table.returncode == 0
     assert "cooling_down" in table.stdout and "quota_exhausted" in table.stdout
     assert '"id": "a"' in as_json.stdout
-    assert "poolswitch_keys_available 1.0" in metrics.stdout
+    assert 'poolswitch_keys_available{pool="default"} 1.0' in metrics.stdout
 
 
 def test_status_of_a_proxy_that_is_not_running() -> None:
@@ -196,7 +196,7 @@ def test_an_unusable_sqlite_file_is_one_line_and_exit_2(
         db = tmp_path / "state.db"
         with sqlite3.connect(db) as conn:
             conn.execute("PRAGMA user_version = 9")
-        says = "written by a newer poolswitch (schema 9; this one reads up to 1)"
+        says = "written by a newer poolswitch (schema 9; this one reads up to 2)"
     before = db.read_bytes() if db.exists() else None
     text = config_text(
         f"http://127.0.0.1:{free_port()}", f"storage: {{backend: sqlite, sqlite_path: {db}}}"

@@ -114,7 +114,7 @@ def test_every_credential_position_is_accepted_and_never_forwarded(
     assert "GET /v1/models 200 key=a attempts=1 caller=search" in logged
     assert not any(token in logged for token in TOKENS)
     assert (
-        'poolswitch_requests_total{caller="search",method="GET",status_class="2xx"} 1.0' in metrics
+        'poolswitch_requests_total{caller="search",method="GET",pool="default",status_class="2xx"} 1.0' in metrics
     )
     assert SEARCH not in metrics
 
@@ -140,7 +140,7 @@ def test_missing_or_wrong_token_is_401_and_nothing_goes_upstream(
     assert_envelope(resp, 401, "unauthorized")
     assert resp.headers["www-authenticate"].startswith("Bearer")
     assert upstream.attempts == []
-    assert 'poolswitch_requests_total{caller="-",method="POST",status_class="4xx"} 1.0' in metrics
+    assert 'poolswitch_requests_total{caller="-",method="POST",pool="default",status_class="4xx"} 1.0' in metrics
     assert 'poolswitch_proxy_errors_total{code="unauthorized"} 1.0' in metrics
 
 
@@ -175,7 +175,7 @@ def test_metrics_token(upstream: FakeUpstream, make_proxy: ProxyFactory) -> None
         assert_envelope(client.get("/metrics", headers=wrong), 401, "unauthorized")
         for token in (METRICS, ADMIN):
             resp = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
-            assert resp.status_code == 200 and "poolswitch_keys 3.0" in resp.text
+            assert resp.status_code == 200 and 'poolswitch_keys{pool="default"} 3.0' in resp.text
         assert client.get("/status").status_code == 200  # no callers: /status stays open
         assert client.get("/v1/models").status_code == 200  # nor does the proxy need a token
 
@@ -192,7 +192,7 @@ def test_cli_status_and_metrics_send_a_token(
     monkeypatch.setenv("POOLSWITCH_TOKEN", METRICS)
     assert cli.main(["metrics", "--url", proxy.url]) == 0
     out, err = capsys.readouterr()
-    assert "poolswitch_keys 3.0" in out and METRICS not in out + err
+    assert 'poolswitch_keys{pool="default"} 3.0' in out and METRICS not in out + err
 
 
 def test_caller_credentials_never_reach_the_upstream_without_callers() -> None:

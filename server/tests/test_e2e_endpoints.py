@@ -32,6 +32,7 @@ def test_health_reports_counts_and_never_calls_upstream(
             "status": "ok",
             "keys_available": 2,
             "keys_total": 2,
+            "pools": [{"name": "default", "status": "ok", "keys_available": 2, "keys_total": 2}],
         }
     assert upstream.attempts == []
 
@@ -45,7 +46,12 @@ def test_health_is_degraded_when_no_key_is_available(
         client.get("/v1/models")
         resp = client.get("/health")
     assert resp.status_code == 200
-    assert resp.json() == {"status": "degraded", "keys_available": 0, "keys_total": 1}
+    assert resp.json() == {
+        "status": "degraded",
+        "keys_available": 0,
+        "keys_total": 1,
+        "pools": [{"name": "default", "status": "degraded", "keys_available": 0, "keys_total": 1}],
+    }
 
 
 def test_status_schema(upstream: FakeUpstream, make_proxy: ProxyFactory) -> None:
@@ -85,14 +91,14 @@ def test_metrics_names_labels_and_promtool(
     assert resp.headers["content-type"].startswith("text/plain")
     text = resp.text
     for line in (
-        'poolswitch_requests_total{caller="-",method="POST",status_class="2xx"} 1.0',
-        'poolswitch_upstream_attempts_total{key_id="a",outcome="rate_limited"} 1.0',
-        'poolswitch_upstream_attempts_total{key_id="b",outcome="success"} 2.0',
-        'poolswitch_failovers_total{reason="rate_limited"} 1.0',
-        'poolswitch_key_state{key_id="a",state="cooling_down"} 1.0',
-        'poolswitch_key_state{key_id="b",state="available"} 1.0',
-        "poolswitch_keys_available 1.0",
-        "poolswitch_keys 2.0",
+        'poolswitch_requests_total{caller="-",method="POST",pool="default",status_class="2xx"} 1.0',
+        'poolswitch_upstream_attempts_total{key_id="a",outcome="rate_limited",pool="default"} 1.0',
+        'poolswitch_upstream_attempts_total{key_id="b",outcome="success",pool="default"} 2.0',
+        'poolswitch_failovers_total{pool="default",reason="rate_limited"} 1.0',
+        'poolswitch_key_state{key_id="a",pool="default",state="cooling_down"} 1.0',
+        'poolswitch_key_state{key_id="b",pool="default",state="available"} 1.0',
+        'poolswitch_keys_available{pool="default"} 1.0',
+        'poolswitch_keys{pool="default"} 2.0',
     ):
         assert line in text, line
     assert "poolswitch_request_duration_seconds_bucket" in text

@@ -340,7 +340,7 @@ def test_a_caller_that_leaves_cancels_the_upstream_attempt(
     assert len(hanging.requests) == 1, "a second attempt started after the caller left"
     assert hanging.closed and hanging.closed[0] - left < 0.1
     assert all(key["errors"] == 0 and key["state"] == "available" for key in keys)
-    assert 'poolswitch_requests_total{caller="-",method="GET",status_class="4xx"} 1.0' in metrics
+    assert 'poolswitch_requests_total{caller="-",method="GET",pool="default",status_class="4xx"} 1.0' in metrics
     assert any(" 499 key=" in r.getMessage() for r in caplog.records)
     assert not any(r.exc_info for r in caplog.records)
     assert not any(r.levelno >= logging.ERROR for r in caplog.records)

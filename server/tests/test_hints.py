@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from poolswitch.envelope import error_response
 from poolswitch.errors import NoAvailableKeys, Overloaded, UpstreamTimeout, UpstreamUnavailable
 from poolswitch.hints import SHOULD_RETRY_WITHIN, retry_headers, retry_hint
-from poolswitch.proxy import error_response
 
 MONTH = 2617953.0  # a spent monthly quota, as Python anthropic once slept for
 
@@ -13,6 +13,9 @@ MONTH = 2617953.0  # a spent monthly quota, as Python anthropic once slept for
     ("code", "wait", "retry_after", "should_retry"),
     [
         # every key parked: invite a retry only when a key returns within the window
+        ("caller_rate_limited", 0.3, 1, True),
+        ("caller_rate_limited", 59.2, 60, True),
+        ("caller_rate_limited", 61.0, None, False),
         ("no_available_keys", None, None, False),  # every key disabled: nothing will return
         ("no_available_keys", 0.0, 1, True),
         ("no_available_keys", 0.2, 1, True),

@@ -29,7 +29,7 @@ class RecordingStore(Store):
         self.records = dict(records or {})
         self.writes: list[list[KeyUpdate]] = []
 
-    async def load(self) -> Mapping[str, KeyRecord]:
+    async def load(self, pool: str) -> Mapping[str, KeyRecord]:
         return self.records
 
     async def write(self, updates: Sequence[KeyUpdate]) -> None:
@@ -71,7 +71,7 @@ def make_pool(
     }
     doc.update(settings)
     clock = Clock()
-    pool = Pool(parse_config(doc, env={}), store or MemoryStore(), clock=clock, flush_interval=3600)
+    pool = Pool(parse_config(doc, env={}).pools[0], store or MemoryStore(), clock=clock, flush_interval=3600)
     return pool, clock
 
 
@@ -266,7 +266,7 @@ def test_a_replaced_key_does_not_inherit_the_old_ones_state(tmp_path: Path) -> N
 
     async def run(value: str, park: bool) -> str:
         doc = {"upstream_base_url": "http://u", "keys": [{"id": "a", "value": value}]}
-        pool = Pool(parse_config(doc, env={}), SQLiteStore(path), clock=Clock())
+        pool = Pool(parse_config(doc, env={}).pools[0], SQLiteStore(path), clock=Clock())
         await pool.store.open()
         await pool.open()
         if park:

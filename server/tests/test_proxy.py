@@ -22,6 +22,7 @@ from poolswitch.config import parse_config
 from poolswitch.errors import ConnectError, ReadTimeout, TransportError
 from poolswitch.metrics import Metrics
 from poolswitch.pool import Pool
+from poolswitch.gateway import Gateway
 from poolswitch.proxy import STREAM_CUT, Proxy
 from poolswitch.storage import MemoryStore
 
@@ -168,13 +169,13 @@ class Harness:
         doc.update(settings)
         self.config = parse_config(doc, env={})
         self.clock = Clock()
-        self.pool = Pool(self.config, MemoryStore(), clock=self.clock)
+        self.pool = Pool(self.config.pools[0], MemoryStore(), clock=self.clock)
         self.upstream = FakeForwarder(self.clock)
         metrics = Metrics(
-            CollectorRegistry(), self.pool.snapshot, self.clock, degraded=lambda: False
+            CollectorRegistry(), lambda: [("default", self.pool.snapshot(), False)], self.clock
         )
-        self.proxy = Proxy(
-            self.config,
+        self.lane = Proxy(
+            self.config.pools[0],
             self.pool,
             self.upstream,
             metrics,
@@ -182,6 +183,7 @@ class Harness:
             clock=self.clock,
             sleep=self.clock.sleep,
         )
+        self.proxy = Gateway(self.config, {"default": self.lane}, metrics, clock=self.clock)
 
     def script(self, key_id: str, behaviour: Behaviour) -> None:
         self.upstream.behaviours[key_id] = behaviour
@@ -267,7 +269,7 @@ def test_no_key_free_answers_no_available_keys_without_an_attempt() -> None:
 
 def test_queue_waits_for_the_first_key_to_return() -> None:
     h = Harness("a", queue_timeout_seconds=30)
-    h.pool.record(0, h.proxy.classifier.classify(429, {"retry-after": "10"}, b"", h.clock()))
+    h.pool.record(0, h.lane.classifier.classify(429, {"retry-after": "10"}, b"", h.clock()))
     (answer,) = h.run(("GET", "/x"))
     assert answer.status == 200
     assert h.clock.slept == [pytest.approx(10.005)]

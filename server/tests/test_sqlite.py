@@ -12,7 +12,7 @@ import pytest
 
 from poolswitch.config import StorageConfig
 from poolswitch.errors import StorageError
-from poolswitch.storage import KeyRecord, SQLiteStore, check_store, sqlite
+from poolswitch.storage import KeyRecord, KeyUpdate, SQLiteStore, check_store, sqlite
 
 # The key_state table as poolswitch wrote it before schema versions (user_version 0).
 V0_TABLE = """
@@ -53,12 +53,12 @@ def journal_mode(path: Path) -> str:
     return mode
 
 
-def load(path: Path) -> Mapping[str, KeyRecord]:
+def load(path: Path, pool: str = "default") -> Mapping[str, KeyRecord]:
     async def run() -> Mapping[str, KeyRecord]:
         store = SQLiteStore(str(path))
         await store.open()
         try:
-            return await store.load()
+            return await store.load(pool)
         finally:
             await store.close()
 
@@ -91,7 +91,7 @@ def test_a_file_from_before_schema_versions_is_upgraded_and_keeps_its_state(
     assert problem(db) is None  # validate accepts it and changes nothing
     assert user_version(db) == 0
     records = load(db)
-    assert user_version(db) == sqlite.SCHEMA_VERSION == 1
+    assert user_version(db) == sqlite.SCHEMA_VERSION == 2
     a, b = records["a"], records["b"]
     assert (a.available_at, a.reason, a.source, a.strikes) == (
         4e9,
@@ -102,6 +102,42 @@ def test_a_file_from_before_schema_versions_is_upgraded_and_keeps_its_state(
     assert (a.total_requests, a.errors, a.fingerprint) == (7, 2, "f1")
     assert b.disabled and b.available_at == float("inf") and b.reason == "key_invalid"
     assert load(db) == records  # opening an upgraded file again changes nothing
+
+
+def test_a_single_pool_file_is_upgraded_to_state_keyed_by_pool(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    make_file(
+        db,
+        V0_TABLE,
+        "INSERT INTO key_state (key_id, available_at, reason) VALUES ('a', 4e9, 'rate_limited')",
+        "PRAGMA user_version = 1",
+    )
+    assert load(db)["a"].reason == "rate_limited"  # the seed's one pool is called "default"
+    assert load(db, "openai") == {}
+
+    async def write_both() -> None:
+        store = SQLiteStore(str(db))
+        await store.open()
+        try:
+            update = dict(
+                key_id="a",
+                fingerprint="f",
+                available_at=0.0,
+                disabled=False,
+                reason=None,
+                source=None,
+                strikes=0,
+                estimated_remaining_quota=None,
+                last_used_at=None,
+                add_requests=3,
+            )
+            await store.write([KeyUpdate(**update, pool="openai")])  # type: ignore[arg-type]
+        finally:
+            await store.close()
+
+    asyncio.run(write_both())
+    assert load(db, "openai")["a"].total_requests == 3  # same key id, another pool: its own row
+    assert load(db)["a"].reason == "rate_limited" and load(db)["a"].total_requests == 0
 
 
 def test_a_new_file_is_created_at_the_latest_version(tmp_path: Path) -> None:
@@ -115,7 +151,7 @@ def test_a_new_file_is_created_at_the_latest_version(tmp_path: Path) -> None:
 def test_a_file_from_a_newer_poolswitch_is_refused_untouched(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     make_file(db, V0_TABLE, "ALTER TABLE key_state ADD COLUMN later TEXT", "PRAGMA user_version=7")
-    line = "storage.sqlite_path: written by a newer poolswitch (schema 7; this one reads up to 1)"
+    line = "storage.sqlite_path: written by a newer poolswitch (schema 7; this one reads up to 2)"
     assert problems(db) == (line, line)
     with pytest.raises(StorageError, match="newer poolswitch"):
         load(db)
@@ -172,7 +208,7 @@ def test_a_failed_migration_step_leaves_the_file_at_the_version_before(
     monkeypatch.setattr(sqlite, "SCHEMA_VERSION", len(broken))
     with pytest.raises(StorageError, match="syntax error"):
         sqlite.connect(str(db)).close()
-    assert user_version(db) == 1
+    assert user_version(db) == 2
     with sqlite3.connect(db) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "extra" not in tables  # the step's first statement was rolled back with it

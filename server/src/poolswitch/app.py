@@ -33,19 +33,23 @@ from starlette.routing import Route
 
 from poolswitch.callers import Callers, positions
 from poolswitch.config import Config
+from poolswitch.envelope import error_response, with_cors
 from poolswitch.errors import NotFound, ProxyError, Unauthorized
 from poolswitch.forwarder import Forwarder
-from poolswitch.metrics import CONTENT_TYPE, Metrics
-from poolswitch.pool import Clock, Pool
-from poolswitch.proxy import Proxy, error_response, with_cors
-from poolswitch.request import Receive, Scope, Send
+from poolswitch.gateway import Gateway
+from poolswitch.metrics import CONTENT_TYPE, Metrics, PoolView
+from poolswitch.pool import Clock, KeySnapshot, Pool
+from poolswitch.proxy import Proxy
+from poolswitch.redact import Redactor
+from poolswitch.request import BodyBudget, Receive, Scope, Send
 from poolswitch.storage import create_store
 
 log = logging.getLogger("poolswitch.app")
 
 BUILTIN_PATHS = frozenset({"/health", "/status", "/metrics"})
-ADMIN_PREFIX = "/poolswitch/admin/keys"
+ADMIN_PREFIX = "/poolswitch/admin"
 """The admin API (list, enable, disable keys); served only when `admin_token` is set."""
+ADMIN_KEYS = ADMIN_PREFIX + "/keys"
 
 
 class PoolSwitchApp:
@@ -63,27 +67,44 @@ class PoolSwitchApp:
         self.config = config
         self.upstream_connections = max_connections
         self.store = create_store(config.storage)
-        self.pool = Pool(config, self.store, clock=clock, rng=rng)
-        self.forwarder = Forwarder(
-            config.upstream_base_url,
-            connect_timeout=config.connect_timeout_seconds,
-            read_timeout=config.request_timeout_seconds,
-            max_connections=max_connections,
+        self.pools = {p.name: Pool(p, self.store, clock=clock, rng=rng) for p in config.pools}
+        self.forwarders = {
+            p.name: Forwarder(
+                p.upstream_base_url,
+                connect_timeout=p.connect_timeout_seconds,
+                read_timeout=p.request_timeout_seconds,
+                max_connections=max_connections,
+            )
+            for p in config.pools
+        }
+        self.metrics = Metrics(registry or CollectorRegistry(), self._pool_views, clock)
+        # One redactor for every relayed answer: it knows every key value of every pool.
+        self.redactor = Redactor(
+            (key.secret, key.id) for pool in self.pools.values() for key in pool.keys
         )
-        self.metrics = Metrics(
-            registry or CollectorRegistry(),
-            self.pool.snapshot,
-            clock,
-            degraded=lambda: self.pool.guard.tripped,
-        )
-        self.proxy = Proxy(config, self.pool, self.forwarder, self.metrics, rng=rng)
+        budget = BodyBudget(config.max_buffered_body_bytes)
+        self.lanes = {
+            p.name: Proxy(
+                p,
+                self.pools[p.name],
+                self.forwarders[p.name],
+                self.metrics,
+                redactor=self.redactor,
+                max_request_body_bytes=config.max_request_body_bytes,
+                budget=budget,
+                rng=rng,
+            )
+            for p in config.pools
+        }
+        self.gateway = Gateway(config, self.lanes, self.metrics, clock=clock)
         self.admin = config.admin_token is not None
         admin = [("admin", config.admin_token)] if config.admin_token else []
+        first = config.pools[0]
         self.status_readers = (
             Callers(
                 [*((c.id, c.token) for c in config.callers), *admin],
-                positions(config.auth_header_name, config.auth_scheme),
-                config.auth_query_param,
+                positions(first.auth_header_name, first.auth_scheme),
+                first.auth_query_param,
             )
             if config.callers
             else None
@@ -91,7 +112,7 @@ class PoolSwitchApp:
         self.metrics_readers = (
             Callers(
                 [("metrics", config.metrics_token), *admin],
-                positions(config.auth_header_name, config.auth_scheme, extra=False),
+                positions(first.auth_header_name, first.auth_scheme, extra=False),
             )
             if config.metrics_token
             else None
@@ -101,23 +122,41 @@ class PoolSwitchApp:
                 Route("/health", self.health, methods=["GET"]),
                 Route("/status", self.status, methods=["GET"]),
                 Route("/metrics", self.prometheus, methods=["GET"]),
-                Route(ADMIN_PREFIX, self.admin_list, methods=["GET"]),
-                Route(ADMIN_PREFIX + "/{key_id}/{action:str}", self.admin_action, methods=["POST"]),
+                Route(ADMIN_KEYS, self.admin_list, methods=["GET"]),
+                Route(ADMIN_KEYS + "/{key_id}/{action:str}", self.admin_action, methods=["POST"]),
+                Route(
+                    ADMIN_PREFIX + "/pools/{pool}/keys/{key_id}/{action:str}",
+                    self.admin_action,
+                    methods=["POST"],
+                ),
             ],
             exception_handlers={ProxyError: _proxy_error, Exception: _internal_error},
             lifespan=self.lifespan,
         )
+
+    @property
+    def pool(self) -> Pool:
+        """The first pool (the only one of a single-pool config)."""
+        return next(iter(self.pools.values()))
+
+    @property
+    def proxy(self) -> Proxy:
+        """The first pool's request loop (the only one of a single-pool config)."""
+        return next(iter(self.lanes.values()))
+
+    def _pool_views(self) -> list[PoolView]:
+        return [(name, pool.snapshot(), pool.guard.tripped) for name, pool in self.pools.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not (
             (scope["path"] in BUILTIN_PATHS and scope["method"] in ("GET", "HEAD"))
             or (self.admin and scope["path"].startswith(ADMIN_PREFIX))
         ):
-            await self.proxy(scope, receive, send)
+            await self.gateway(scope, receive, send)
             return
         if scope["type"] == "http":
             try:
-                origin = self.proxy.gate.check(scope["headers"], host=scope["path"] != "/health")
+                origin = self.gateway.gate.check(scope["headers"], host=scope["path"] != "/health")
             except ProxyError as err:
                 status, headers, body = error_response(err)
                 await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -134,29 +173,52 @@ class PoolSwitchApp:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         await self.store.open()
+        opened: list[Pool] = []
+        started: list[Forwarder] = []
         try:
-            await self.pool.open()
-            await self.forwarder.open()
-            log.info(
-                "serving %d keys with %s, storage %s, upstream %s",
-                len(self.pool.keys),
-                self.config.strategy,
-                self.store.name,
-                self.config.upstream_base_url,
-            )
+            for p in self.config.pools:
+                pool, forwarder = self.pools[p.name], self.forwarders[p.name]
+                await pool.open()
+                opened.append(pool)
+                await forwarder.open()
+                started.append(forwarder)
+                log.info(
+                    "pool %s at %s: %d keys with %s, storage %s, upstream %s",
+                    p.name,
+                    p.route,
+                    len(pool.keys),
+                    p.strategy,
+                    self.store.name,
+                    p.upstream_base_url,
+                )
             yield
         finally:
-            await self.forwarder.close()
-            await self.pool.close()
+            for forwarder in started:
+                await forwarder.close()
+            for pool in opened:
+                await pool.close()
             await self.store.close()
 
     async def health(self, _request: Request) -> Response:
-        available, total = self.pool.counts()
+        pools: list[dict[str, Any]] = []
+        counts = []
+        for name, pool in self.pools.items():
+            available, total = pool.counts()
+            counts.append((available, total))
+            pools.append(
+                {
+                    "name": name,
+                    "status": "ok" if available and not pool.guard.tripped else "degraded",
+                    "keys_available": available,
+                    "keys_total": total,
+                }
+            )
         return JSONResponse(
             {
-                "status": "ok" if available and not self.pool.guard.tripped else "degraded",
-                "keys_available": available,
-                "keys_total": total,
+                "status": "ok" if all(p["status"] == "ok" for p in pools) else "degraded",
+                "keys_available": sum(available for available, _ in counts),
+                "keys_total": sum(total for _, total in counts),
+                "pools": pools,
             }
         )
 
@@ -171,32 +233,34 @@ class PoolSwitchApp:
         return JSONResponse(self.status_document())
 
     def status_document(self) -> dict[str, Any]:
-        return {
-            "strategy": self.config.strategy,
-            "storage": self.store.name,
-            "upstream_base_url": self.config.upstream_base_url,
-            "provider": self.proxy.classifier.profile,
-            "degraded": self.pool.guard.tripped,
-            "outage": None
-            if self.pool.guard.tripped_kind is None
-            else {"kind": self.pool.guard.tripped_kind, "since": self.pool.guard.since},
-            "keys": [
+        pools = []
+        for p in self.config.pools:
+            pool, lane = self.pools[p.name], self.lanes[p.name]
+            pools.append(
                 {
-                    "id": k.id,
-                    "state": k.state,
-                    "cooldown_until": k.cooldown_until,
-                    "reason": k.reason,
-                    "cooldown_source": k.source,
-                    "total_requests": k.total_requests,
-                    "successes": k.successes,
-                    "errors": k.errors,
-                    "failovers": k.failovers,
-                    "estimated_remaining_quota": k.estimated_remaining_quota,
-                    "last_used_at": k.last_used_at,
+                    "name": p.name,
+                    "route": p.route,
+                    "strategy": p.strategy,
+                    "upstream_base_url": p.upstream_base_url,
+                    "provider": lane.classifier.profile,
+                    "degraded": pool.guard.tripped,
+                    "outage": None
+                    if pool.guard.tripped_kind is None
+                    else {"kind": pool.guard.tripped_kind, "since": pool.guard.since},
+                    "keys": [_key_status(k) for k in pool.snapshot()],
                 }
-                for k in self.pool.snapshot()
-            ],
+            )
+        doc: dict[str, Any] = {
+            "storage": self.store.name,
+            "degraded": any(p["degraded"] for p in pools),
+            "pools": pools,
+            "callers": self.gateway.callers_status(),
         }
+        if len(pools) == 1:  # the 0.x document's fields, for readers of a single pool
+            only = pools[0]
+            for name in ("strategy", "upstream_base_url", "provider", "outage", "keys"):
+                doc[name] = only[name]
+        return doc
 
     def _check_admin(self, request: Request) -> None:
         token = self.config.admin_token or ""
@@ -206,26 +270,64 @@ class PoolSwitchApp:
 
     async def admin_list(self, request: Request) -> Response:
         self._check_admin(request)
-        return JSONResponse({"keys": self.status_document()["keys"]})
+        return JSONResponse(
+            {
+                "keys": [
+                    {"pool": name, **_key_status(k)}
+                    for name, pool in self.pools.items()
+                    for k in pool.snapshot()
+                ]
+            }
+        )
 
     async def admin_action(self, request: Request) -> Response:
         self._check_admin(request)
         key_id, action = request.path_params["key_id"], request.path_params["action"]
         if action not in ("enable", "disable"):
             raise NotFound(f"unknown admin action {action!r} (enable or disable)")
-        done = self.pool.enable(key_id) if action == "enable" else self.pool.disable(key_id)
-        if not done:
+        name = request.path_params.get("pool")
+        if name is None:  # /keys/{id}/...: the pool that has the key, if only one has it
+            having = [n for n, pool in self.pools.items() if key_id in pool.index]
+            if len(having) > 1:
+                raise NotFound(
+                    f"key id {key_id!r} is in several pools ({', '.join(having)}): use "
+                    f"{ADMIN_PREFIX}/pools/<pool>/keys/{key_id}/{action}"
+                )
+            name = having[0] if having else None
+        pool = self.pools.get(name) if name is not None else None
+        if pool is None and name is not None and request.path_params.get("pool") is not None:
+            raise NotFound(f"no pool named {name!r}")
+        if pool is None:
             raise NotFound(f"no key with id {key_id!r}")
-        if self.pool.transitions_pending:  # the operator's change is durable before the answer
-            await self.pool.commit_transitions()
-        keys = {k["id"]: k for k in self.status_document()["keys"]}
-        return JSONResponse(keys[key_id])
+        done = pool.enable(key_id) if action == "enable" else pool.disable(key_id)
+        if not done:
+            raise NotFound(f"no key with id {key_id!r} in pool {name!r}")
+        if pool.transitions_pending:  # the operator's change is durable before the answer
+            await pool.commit_transitions()
+        keys = {k.id: k for k in pool.snapshot()}
+        return JSONResponse({"pool": name, **_key_status(keys[key_id])})
 
     async def prometheus(self, request: Request) -> Response:
         readers = self.metrics_readers
         if readers is not None and readers.identify(request.scope["headers"]) is None:
             raise Unauthorized("/metrics needs Authorization: Bearer <metrics_token>")
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _key_status(k: KeySnapshot) -> dict[str, Any]:
+    return {
+        "id": k.id,
+        "state": k.state,
+        "cooldown_until": k.cooldown_until,
+        "reason": k.reason,
+        "cooldown_source": k.source,
+        "total_requests": k.total_requests,
+        "successes": k.successes,
+        "errors": k.errors,
+        "failovers": k.failovers,
+        "estimated_remaining_quota": k.estimated_remaining_quota,
+        "last_used_at": k.last_used_at,
+    }
 
 
 async def _proxy_error(_request: Request, exc: Exception) -> Response:

@@ -98,7 +98,7 @@ from poolswitch.resets import (
 )
 
 if TYPE_CHECKING:
-    from poolswitch.config import Config, StatusRule
+    from poolswitch.config import PoolConfig, StatusRule
 
 __all__ = [
     "CLIENT_ERROR",
@@ -415,7 +415,7 @@ class Classifier:
             raise ValueError(f"unknown provider profile {self.profile!r}: one of {PROFILES}")
 
     @classmethod
-    def from_config(cls, config: Config) -> Classifier:
+    def from_config(cls, config: PoolConfig) -> Classifier:
         profile = config.provider
         if profile == "auto":
             profile = detect_provider(config.upstream_base_url)

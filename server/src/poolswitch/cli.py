@@ -164,7 +164,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     log.info("listening on http://%s:%d", f"[{host}]" if ":" in host else host, port)
     _tune_gc()
     app = PoolSwitchApp(config)
-    install(for_config(config, app.proxy.redactor))  # masks every record from here on
+    install(for_config(config, app.redactor))  # masks every record from here on
     server = build_server(app, host, port, args.log_level)
     with sock:
         server.run(sockets=[sock])
@@ -203,10 +203,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if problem:
         print(f"config error: {problem}", file=sys.stderr)
         return 2
-    print(
-        f"ok: {len(config.keys)} keys, strategy {config.strategy}, storage "
-        f"{config.storage.backend}, upstream {config.upstream_base_url}"
-    )
+    if len(config.pools) == 1:
+        only = config.pools[0]
+        print(
+            f"ok: {len(only.keys)} keys, strategy {only.strategy}, storage "
+            f"{config.storage.backend}, upstream {only.upstream_base_url}"
+        )
+    else:
+        print(f"ok: {len(config.pools)} pools, storage {config.storage.backend}")
+        for p in config.pools:
+            print(
+                f"  {p.name} at {p.route}: {len(p.keys)} keys, strategy {p.strategy}, "
+                f"upstream {p.upstream_base_url}"
+            )
     return 0
 
 
@@ -269,16 +278,28 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def format_status(doc: dict[str, Any], now: float) -> str:
-    """A readable table of `/status`."""
+    """A readable table of `/status`: one per pool."""
+    pools = doc.get("pools")
+    if pools is not None and len(pools) > 1:
+        parts = [f"storage {doc['storage']}, {len(pools)} pools"]
+        for pool in pools:
+            parts.append(f"\npool {pool['name']} at {pool['route']}: " + _pool_table(pool, now))
+        return "\n".join(parts)
+    return _pool_table(doc, now)
+
+
+def _pool_table(doc: dict[str, Any], now: float) -> str:
     lines = []
     if "strategy" in doc:
         lines += [
-            f"strategy {doc['strategy']}, storage {doc['storage']}, "
-            f"upstream {doc['upstream_base_url']}"
+            f"strategy {doc['strategy']}"
+            + (f", storage {doc['storage']}" if "storage" in doc else "")
+            + f", upstream {doc['upstream_base_url']}"
             + (f" — DEGRADED: {doc['outage']['kind']} outage" if doc.get("outage") else ""),
             "",
         ]
     rows = [("KEY", "STATE", "RETURNS IN", "REASON", "REQUESTS", "ERRORS", "FAILOVERS")]
+    # (the admin list names each key's pool; /status has it in the pool's table)
     for key in doc["keys"]:
         until = key.get("cooldown_until")
         rows.append(
@@ -327,7 +348,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         )
         return 2
     if args.action == "list":
-        data = _fetch(base + ADMIN_PREFIX, token=token)
+        data = _fetch(base + ADMIN_PREFIX + "/keys", token=token)
         if data is None:
             return 1
         print(format_status({"keys": json.loads(data)["keys"]}, time.time()))
@@ -335,7 +356,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if not args.key_id:
         print(f"error: poolswitch keys {args.action} needs a key id", file=sys.stderr)
         return 2
-    data = _fetch(f"{base}{ADMIN_PREFIX}/{args.key_id}/{args.action}", "POST", token)
+    where = f"/pools/{args.pool}/keys" if args.pool else "/keys"
+    data = _fetch(f"{base}{ADMIN_PREFIX}{where}/{args.key_id}/{args.action}", "POST", token)
     if data is None:
         return 1
     key = json.loads(data)
@@ -379,6 +401,7 @@ def parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="list, enable or disable keys of a running proxy")
     keys.add_argument("action", choices=("list", "enable", "disable"))
     keys.add_argument("key_id", nargs="?", help="the key's id (enable, disable)")
+    keys.add_argument("--pool", help="the pool the key is in (needed when several have its id)")
     where = keys.add_mutually_exclusive_group()
     where.add_argument("--url", help="the proxy's base URL (default http://127.0.0.1:8080)")
     where.add_argument("--config", help="find the proxy (and admin_token) from this file")

@@ -138,6 +138,7 @@ class Config:
     max_buffered_body_bytes: int = 256 * MIB
     pools: tuple[PoolConfig, ...] = ()
 
+
 POOL_SETTINGS = (
     "upstream_base_url",
     "auth_header_name",

@@ -13,10 +13,13 @@
           ├── Unauthorized        401 unauthorized
           ├── Forbidden           403 forbidden
           ├── NotFound            404 not_found
+          ├── NoSuchPool          404 no_such_pool (no pool's route matches, or no such name)
           ├── PayloadTooLarge     413 payload_too_large
           ├── HeadersTooLarge     431 headers_too_large
           ├── UpstreamUnreachable 502 upstream_unreachable
           ├── NoAvailableKeys     429 no_available_keys (every key cooling down or disabled)
+          ├── CallerRateLimited   429 caller_rate_limited (the caller is over its rpm or
+          │                           max_concurrency)
           ├── UpstreamUnavailable 503 upstream_unavailable (the outage guard holds requests)
           ├── Overloaded          503 overloaded (the proxy sheds load)
           └── UpstreamTimeout     504 upstream_timeout
@@ -125,6 +128,16 @@ class Overloaded(ProxyError):
 class NotFound(ProxyError):
     code = "not_found"
     status = 404
+
+
+class NoSuchPool(ProxyError):
+    code = "no_such_pool"
+    status = 404
+
+
+class CallerRateLimited(ProxyError):
+    code = "caller_rate_limited"
+    status = 429
 
 
 class UpstreamTimeout(ProxyError):

@@ -21,6 +21,9 @@ DEFAULT_RETRY_AFTER = 1
 TRANSIENT = frozenset({"upstream_unavailable", "overloaded"})
 """Answers that hold a request for a moment: always worth a retry soon."""
 
+RATE_LIMITS = frozenset({"no_available_keys", "caller_rate_limited"})
+"""Answers with a known wait (or none): worth a retry only when it is short."""
+
 
 def retry_hint(code: str, wait: float | None) -> tuple[int | None, bool | None]:
     """(Retry-After in whole seconds or None, x-should-retry or None) for a proxy-made answer
@@ -29,7 +32,7 @@ def retry_hint(code: str, wait: float | None) -> tuple[int | None, bool | None]:
     if code in TRANSIENT:
         seconds = DEFAULT_RETRY_AFTER if wait is None else max(1, math.ceil(wait))
         return min(seconds, int(SHOULD_RETRY_WITHIN)), True
-    if code == "no_available_keys":
+    if code in RATE_LIMITS:
         if wait is None:
             return None, False
         seconds = max(1, math.ceil(wait))

@@ -93,10 +93,13 @@ def _masked(match: re.Match[str]) -> str:
 
 
 def for_config(config: Config, redactor: Redactor | None) -> LogMask:
-    """The mask for a proxy: the usual credential names plus the configured auth header and
-    auth query parameter, and the pool's key values."""
-    params = [config.auth_query_param] if config.auth_query_param else []
-    return LogMask([config.auth_header_name], params, redactor)
+    """The mask for a proxy: the usual credential names plus every pool's auth header and
+    auth query parameter, and every pool's key values."""
+    headers = sorted({p.auth_header_name for p in config.pools} | {config.auth_header_name})
+    params = sorted({p.auth_query_param for p in config.pools if p.auth_query_param})
+    if config.auth_query_param and config.auth_query_param not in params:
+        params.append(config.auth_query_param)
+    return LogMask(headers, params, redactor)
 
 
 def install(mask: LogMask, logger: logging.Logger | None = None) -> None:

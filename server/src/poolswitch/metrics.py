@@ -2,8 +2,9 @@
 
 Counters and histograms are updated on the request path; key state is read from the pool at
 scrape time by a collector, so there is nothing to keep in sync. Labels come from closed sets
-only: method, status class, outcome, reason, configured key id, configured caller id (or `-`).
-Never a path, a client address or a token.
+only: method, status class, outcome, reason, configured pool name and key id, configured caller
+id (`-` when none). Never a path, a client address or a token. Every metric about keys carries
+the `pool` label: key ids are unique per pool only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from prometheus_client.registry import Collector
 
 from poolswitch.keys import AVAILABLE, COOLING_DOWN, DISABLED
 from poolswitch.pool import Clock, KeySnapshot
+
+PoolView = tuple[str, Sequence[KeySnapshot], bool]
+"""What the collector reads of a pool at scrape time: (name, key snapshots, guard tripped)."""
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -34,15 +38,21 @@ class Metrics:
     def __init__(
         self,
         registry: CollectorRegistry,
-        snapshot: Callable[[], Sequence[KeySnapshot]],
+        pools: Callable[[], Sequence[PoolView]],
         clock: Clock,
-        degraded: Callable[[], bool] = lambda: False,
     ) -> None:
         self.registry = registry
         self.requests = Counter(
             "poolswitch_requests",
-            "Requests answered, by method, status class and caller (- when none).",
-            ["method", "status_class", "caller"],
+            "Requests answered, by method, status class, caller and pool (- when none).",
+            ["method", "status_class", "caller", "pool"],
+            registry=registry,
+        )
+        self.caller_rejections = Counter(
+            "poolswitch_caller_rejections",
+            "Requests refused for a caller's limits, by caller and reason (rpm, concurrency, "
+            "pool); nothing was sent upstream.",
+            ["caller", "reason"],
             registry=registry,
         )
         self.proxy_errors = Counter(
@@ -53,14 +63,14 @@ class Metrics:
         )
         self.upstream_attempts = Counter(
             "poolswitch_upstream_attempts",
-            "Attempts sent upstream, by key and outcome.",
-            ["key_id", "outcome"],
+            "Attempts sent upstream, by pool, key and outcome.",
+            ["pool", "key_id", "outcome"],
             registry=registry,
         )
         self.failovers = Counter(
             "poolswitch_failovers",
-            "Times a request moved on to another key, by reason.",
-            ["reason"],
+            "Times a request moved on to another key, by pool and reason.",
+            ["pool", "reason"],
             registry=registry,
         )
         self.request_duration = Histogram(
@@ -75,53 +85,53 @@ class Metrics:
             buckets=_BUCKETS,
             registry=registry,
         )
-        registry.register(_KeyCollector(snapshot, clock, degraded))
+        registry.register(_KeyCollector(pools, clock))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _KeyCollector(Collector):
-    """Key state gauges, computed from the pool at scrape time."""
+    """Key state gauges, computed from the pools at scrape time."""
 
-    def __init__(
-        self,
-        snapshot: Callable[[], Sequence[KeySnapshot]],
-        clock: Clock,
-        degraded: Callable[[], bool],
-    ) -> None:
-        self.snapshot = snapshot
+    def __init__(self, pools: Callable[[], Sequence[PoolView]], clock: Clock) -> None:
+        self.pools = pools
         self.clock = clock
-        self.degraded = degraded
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        keys = self.snapshot()
         now = self.clock()
         state = GaugeMetricFamily(
             "poolswitch_key_state",
             "1 for the state each key is in, 0 for the others.",
-            labels=["key_id", "state"],
+            labels=["pool", "key_id", "state"],
         )
         cooldown = GaugeMetricFamily(
             "poolswitch_key_cooldown_remaining_seconds",
             "Seconds until a cooling key returns (0 when available or disabled).",
-            labels=["key_id"],
+            labels=["pool", "key_id"],
         )
-        available = 0
-        for key in keys:
-            for name in (AVAILABLE, COOLING_DOWN, DISABLED):
-                state.add_metric([key.id, name], 1.0 if key.state == name else 0.0)
-            until = key.cooldown_until
-            cooldown.add_metric([key.id], 0.0 if until is None else max(until - now, 0.0))
-            available += key.state == AVAILABLE
+        available = GaugeMetricFamily(
+            "poolswitch_keys_available", "Keys that can serve a request now.", labels=["pool"]
+        )
+        configured = GaugeMetricFamily("poolswitch_keys", "Keys configured.", labels=["pool"])
+        tripped = GaugeMetricFamily(
+            "poolswitch_outage_guard_tripped",
+            "1 while the pool's outage guard is tripped (most keys failing alike), else 0.",
+            labels=["pool"],
+        )
+        for name, keys, degraded in self.pools():
+            ready = 0
+            for key in keys:
+                for value in (AVAILABLE, COOLING_DOWN, DISABLED):
+                    state.add_metric([name, key.id, value], 1.0 if key.state == value else 0.0)
+                until = key.cooldown_until
+                cooldown.add_metric([name, key.id], 0.0 if until is None else max(until - now, 0.0))
+                ready += key.state == AVAILABLE
+            available.add_metric([name], ready)
+            configured.add_metric([name], len(keys))
+            tripped.add_metric([name], 1.0 if degraded else 0.0)
         yield state
         yield cooldown
-        yield GaugeMetricFamily(
-            "poolswitch_keys_available", "Keys that can serve a request now.", value=available
-        )
-        yield GaugeMetricFamily("poolswitch_keys", "Keys configured.", value=len(keys))
-        yield GaugeMetricFamily(
-            "poolswitch_outage_guard_tripped",
-            "1 while the outage guard is tripped (most keys failing alike), else 0.",
-            value=1.0 if self.degraded() else 0.0,
-        )
+        yield available
+        yield configured
+        yield tripped

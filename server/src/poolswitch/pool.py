@@ -25,7 +25,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from poolswitch.classifier import Fault, Outcome, Verdict
-from poolswitch.config import Config
+from poolswitch.config import PoolConfig
 from poolswitch.errors import StorageError
 from poolswitch.guard import OutageGuard
 from poolswitch.keys import Key, KeyState
@@ -73,7 +73,7 @@ class KeySnapshot:
 class Pool:
     def __init__(
         self,
-        config: Config,
+        config: PoolConfig,
         store: Store,
         *,
         clock: Clock = time.time,
@@ -81,6 +81,7 @@ class Pool:
         flush_interval: float = 1.0,
         commit_timeout: float = COMMIT_TIMEOUT_SECONDS,
     ) -> None:
+        self.name = config.name
         self.keys: tuple[Key, ...] = tuple(Key(k, config.auth_scheme) for k in config.keys)
         self.states: list[KeyState] = [KeyState(k.id) for k in self.keys]
         self.index = {k.id: i for i, k in enumerate(self.keys)}
@@ -106,7 +107,7 @@ class Pool:
 
     async def open(self) -> None:
         """Load the stored state of the configured keys and start the background writer."""
-        records = await self.store.load()
+        records = await self.store.load(self.name)
         if self.store.persistent:
             self._wake = asyncio.Event()
         for i, key in enumerate(self.keys):
@@ -301,6 +302,7 @@ class Pool:
             add_successes=counts[1] - before[1],
             add_errors=counts[2] - before[2],
             add_failovers=counts[3] - before[3],
+            pool=self.name,
         )
         return update, counts
 

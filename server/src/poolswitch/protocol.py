@@ -36,8 +36,8 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from poolswitch.config import Config
+from poolswitch.envelope import error_response
 from poolswitch.errors import BadRequest, HeadersTooLarge, ProxyError
-from poolswitch.proxy import error_response
 from poolswitch.request import ABSOLUTE_FORM, CALLER_GONE
 
 log = logging.getLogger("poolswitch.limits")

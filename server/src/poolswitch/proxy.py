@@ -1,6 +1,7 @@
-"""The request loop: select a key -> forward -> classify -> record -> fail over or answer.
+"""One pool's request loop: select a key -> forward -> classify -> record -> fail over or answer.
 
-A raw ASGI callable (no framework on the hot path). The request body is read once, bounded by
+The gateway (gateway.py) has already checked the request's Host, Origin and caller and picked
+this pool; `Proxy.handle` takes it from there. The request body is read once, bounded by
 `max_request_body_bytes`, so it can be sent again to another key. Failover is possible until the
 first byte of an answer reaches the caller; after that the upstream's body is relayed as it
 arrives and nothing is retried.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import math
 import random
@@ -19,35 +19,28 @@ import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
-from poolswitch.callers import NO_CALLER, Callers, positions
+from poolswitch.callers import NO_CALLER
 from poolswitch.classifier import NETWORK_ERROR, SUCCESS, TIMEOUT, Classifier, Verdict
-from poolswitch.config import Config
+from poolswitch.config import PoolConfig
 from poolswitch.errors import (
-    ClientGone,
     ConnectError,
     NoAvailableKeys,
-    Overloaded,
-    ProxyError,
     ReadTimeout,
     TransportError,
-    Unauthorized,
     UpstreamTimeout,
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
 from poolswitch.forwarder import Response, Upstream
-from poolswitch.hints import retry_headers
-from poolswitch.metrics import Metrics, method_label, status_class
-from poolswitch.origins import Gate, cors_headers, is_preflight, preflight_headers
+from poolswitch.metrics import Metrics
 from poolswitch.pool import Pool
 from poolswitch.redact import Redactor
 from poolswitch.request import (
-    CALLER_GONE,
     HOP_BY_HOP,
     BodyBudget,
-    Message,
     Receive,
     Scope,
     Send,
@@ -77,7 +70,6 @@ from poolswitch.verify import (
     reading,
 )
 
-log = logging.getLogger("poolswitch.access")
 errlog = logging.getLogger("poolswitch.proxy")
 
 BUFFER_LIMIT = 1024 * 1024
@@ -110,10 +102,20 @@ class _Answer:
     key: int
 
 
-class _Exchange:
+class Exchange:
     """What the access log and metrics need to know about one request."""
 
-    __slots__ = ("attempts", "caller", "cors", "incomplete", "key_id", "started", "status")
+    __slots__ = (
+        "attempts",
+        "caller",
+        "cors",
+        "incomplete",
+        "key_id",
+        "lane",
+        "pool",
+        "started",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.status = 0
@@ -121,21 +123,27 @@ class _Exchange:
         self.attempts = 0
         self.started = False
         self.caller = NO_CALLER
+        self.pool = NO_CALLER  # the pool's name once routed ("-" before)
+        self.lane: Proxy | None = None  # the pool's request loop once routed
         self.cors: bytes | None = None  # the allowed browser origin, if any
         self.incomplete = False  # the answer started but was cut (the upstream died mid-way)
 
 
 class Proxy:
-    """The request loop as an ASGI callable. `forwarder` talks to the upstream; `clock`
-    (monotonic seconds, for deadlines) and `sleep` are injected so tests need no real time."""
+    """One pool's request loop. `forwarder` talks to the pool's upstream; `redactor` knows every
+    key value of the gateway; `clock` (monotonic seconds, for deadlines) and `sleep` are
+    injected so tests need no real time."""
 
     def __init__(
         self,
-        config: Config,
+        config: PoolConfig,
         pool: Pool,
         forwarder: Upstream,
         metrics: Metrics,
         *,
+        redactor: Redactor | None = None,
+        max_request_body_bytes: int = 32 * 1024 * 1024,
+        budget: BodyBudget | None = None,
         rng: random.Random | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
@@ -157,106 +165,26 @@ class Proxy:
         # With auth_query_param the key travels in the query string, not in a header.
         self.auth_header = None if self.query_param else config.auth_header_name
         self._drop = dropped_headers(config.auth_header_name)
-        self.gate = Gate(config.listen_host, config.allowed_hosts, config.allowed_origins)
-        self.callers = (
-            Callers(
-                ((c.id, c.token) for c in config.callers),
-                positions(config.auth_header_name, config.auth_scheme),
-                config.auth_query_param,
-            )
-            if config.callers
-            else None
-        )
         self._key_ids = [key.id.encode("ascii") for key in pool.keys]
-        self.redactor = Redactor((key.secret, key.id) for key in pool.keys)
-        self._max_in_flight = config.max_in_flight_requests
-        self._in_flight = 0
-        self._budget = BodyBudget(config.max_buffered_body_bytes)
+        self.redactor = redactor or Redactor((key.secret, key.id) for key in pool.keys)
+        self._max_body = max_request_body_bytes
+        self._budget = budget or BodyBudget(256 * 1024 * 1024)
+        self._attempt_counters: list[dict[str, Any]] = [{} for _ in pool.keys]
         self._query_keys = [
             f"{self.query_param}={quote(key.secret, safe='')}" if self.query_param else ""
             for key in pool.keys
         ]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        ex = _Exchange()
-        try:
-            if self._in_flight >= self._max_in_flight:
-                raise Overloaded(
-                    f"the proxy is serving {self._in_flight} requests "
-                    "(max_in_flight_requests); try again shortly",
-                    retry_after=1,
-                )
-            self._in_flight += 1
-            try:
-                await self._serve(scope, receive, send, ex)
-            finally:
-                self._in_flight -= 1
-        except ClientGone:
-            ex.status = 499
-        except asyncio.CancelledError:
-            # protocol.py cancels a request whose caller left (the upstream attempt is dropped
-            # with it, and the key is not blamed); uvicorn cancels what its shutdown drain cut.
-            # Either way this request ends here, without a traceback.
-            if scope.get(CALLER_GONE):
-                ex.status = 499
-            else:
-                errlog.warning("%s %s cut by the shutdown drain", scope["method"], scope["path"])
-                if not ex.started:
-                    await self._answer_error(
-                        send, Overloaded("the proxy is shutting down", retry_after=1), ex
-                    )
-        except ProxyError as err:
-            if not ex.started:
-                await self._answer_error(send, err, ex)
-        except Exception:
-            errlog.exception("internal error while proxying %s %s", scope["method"], scope["path"])
-            if not ex.started:
-                await self._answer_error(send, ProxyError("internal proxy error"), ex)
-        finally:
-            elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(
-                method_label(scope["method"]), status_class(ex.status), ex.caller
-            ).inc()
-            self.metrics.request_duration.observe(elapsed)
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "%s %s %d%s key=%s attempts=%d caller=%s %.1fms",
-                    scope["method"],
-                    scope["path"],
-                    ex.status,
-                    " incomplete" if ex.incomplete else "",
-                    ex.key_id or "-",
-                    ex.attempts,
-                    ex.caller,
-                    elapsed * 1000.0,
-                )
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, ex: _Exchange) -> None:
-        raw_headers = scope["headers"]
-        origin = self.gate.check(raw_headers)
-        if origin is not None:
-            ex.cors = origin
-            if is_preflight(scope["method"], raw_headers):
-                ex.status, ex.started = 204, True
-                answer = preflight_headers(origin, raw_headers)
-                await send({"type": "http.response.start", "status": 204, "headers": answer})
-                await send({"type": "http.response.body", "body": b""})
-                return
-            send = with_cors(send, origin)
-        if self.callers is not None:
-            caller = self.callers.identify(raw_headers, scope.get("query_string", b""))
-            if caller is None:
-                raise Unauthorized(
-                    "a caller token is needed: send it as your SDK's API key "
-                    "(Authorization: Bearer, x-api-key, x-goog-api-key) or in x-poolswitch-token"
-                )
-            ex.caller = caller
-        target = request_target(scope)
+    async def handle(
+        self, scope: Scope, raw_path: bytes, receive: Receive, send: Send, ex: Exchange
+    ) -> None:
+        """Serve a request already admitted to this pool; `raw_path` is the path to forward
+        (the pool's route removed). Raises ProxyError for an answer the gateway makes."""
+        target = request_target(scope, raw_path)
         if self.query_param:
             target = without_query_param(target, self.query_param)
-        headers, declared = forward_headers(raw_headers, self._drop)
-        body = await read_body(receive, declared, self.config.max_request_body_bytes, self._budget)
+        headers, declared = forward_headers(scope["headers"], self._drop)
+        body = await read_body(receive, declared, self._max_body, self._budget)
         try:
             guard = self.pool.guard
             if not guard.holds:
@@ -283,7 +211,7 @@ class Proxy:
         body: bytes,
         receive: Receive,
         send: Send,
-        ex: _Exchange,
+        ex: Exchange,
     ) -> None:
         """Select -> forward -> classify -> record, until an answer is relayed or the request
         runs out of attempts, keys or time; then answer with what was learned. What to do next
@@ -431,7 +359,7 @@ class Proxy:
         self,
         i: int,
         verdict: Verdict,
-        ex: _Exchange,
+        ex: Exchange,
         method: str,
         sent: bool,
         deadline: float,
@@ -439,7 +367,7 @@ class Proxy:
     ) -> Step:
         """Record an unsuccessful attempt; the next step (TRY: another attempt)."""
         outcome = verdict.outcome.value
-        self.metrics.upstream_attempts.labels(self.pool.keys[i].id, outcome).inc()
+        self._count_attempt(i, outcome)
         config = self.config
         step = after_attempt(
             verdict,
@@ -455,8 +383,18 @@ class Proxy:
         again = step is TRY
         self.pool.record(i, verdict, failover=again)
         if again:
-            self.metrics.failovers.labels(outcome).inc()
+            self.metrics.failovers.labels(self.pool.name, outcome).inc()
         return step
+
+    def _count_attempt(self, i: int, outcome: str) -> None:
+        """`poolswitch_upstream_attempts_total{pool, key_id, outcome}` += 1 (children cached)."""
+        counters = self._attempt_counters[i]
+        counter = counters.get(outcome)
+        if counter is None:
+            counter = counters[outcome] = self.metrics.upstream_attempts.labels(
+                self.pool.name, self.pool.keys[i].id, outcome
+            )
+        counter.inc()
 
     def _confirm_by_peer(self, confirming: Confirming) -> None:
         """Another key succeeded where one failed with an unconfirmed 401/403: that one is bad."""
@@ -490,7 +428,7 @@ class Proxy:
         errlog.info("key %s verified with GET %s: %s", self.pool.keys[i].id, path, result)
         return result
 
-    async def _answer(self, answer: _Answer, ex: _Exchange, send: Send) -> None:
+    async def _answer(self, answer: _Answer, ex: Exchange, send: Send) -> None:
         ex.key_id = self.pool.keys[answer.key].id
         headers = [
             *answer.headers,
@@ -505,7 +443,7 @@ class Proxy:
         await send({"type": "http.response.body", "body": answer.body})
 
     async def _relay(
-        self, resp: Response, i: int, ex: _Exchange, send: Send, receive: Receive
+        self, resp: Response, i: int, ex: Exchange, send: Send, receive: Receive
     ) -> None:
         """Relay a successful answer. Raises TransportError only before anything was sent."""
         length = resp.content_length
@@ -535,14 +473,14 @@ class Proxy:
             if value is not None and value.isdigit():
                 remaining = int(value)
                 break
-        self.metrics.upstream_attempts.labels(self.pool.keys[i].id, "success").inc()
+        self._count_attempt(i, "success")
         self.pool.record(i, SUCCESS, remaining_quota=remaining)
 
     async def _stream(
         self,
         resp: Response,
         i: int,
-        ex: _Exchange,
+        ex: Exchange,
         send: Send,
         receive: Receive,
         head: bytes,
@@ -589,67 +527,12 @@ class Proxy:
             gone.cancel()
             resp.release()
 
-    def _response_headers(self, resp: Response, i: int, ex: _Exchange) -> list[tuple[bytes, bytes]]:
+    def _response_headers(self, resp: Response, i: int, ex: Exchange) -> list[tuple[bytes, bytes]]:
         ex.key_id = self.pool.keys[i].id
         headers = self.redactor.redact_headers(upstream_headers(resp, _RESPONSE_DROP))
         headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
         headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
         return headers
-
-    async def _answer_error(self, send: Send, err: ProxyError, ex: _Exchange) -> None:
-        status, headers, body = error_response(err)
-        if ex.attempts:
-            headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
-        if ex.cors is not None:
-            headers += cors_headers(ex.cors)
-        self.metrics.proxy_errors.labels(err.code).inc()
-        ex.status, ex.started = status, True
-        if self.pool.transitions_pending:  # keys parked on the way: durable first
-            await self.pool.commit_transitions()
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The wire contract's envelope for an answer the proxy makes itself, with its retry hint
-    (hints.py): the body's `retry_after` is the real wait, the headers only what a client should
-    act on."""
-    body = json.dumps(
-        {
-            "error": {
-                "type": "poolswitch_error",
-                "code": err.code,
-                "message": err.message,
-                "retry_after": err.retry_after,
-            }
-        }
-    ).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-poolswitch-error", err.code.encode()),
-    ]
-    headers.extend(retry_headers(err.code, err.retry_after))
-    if err.status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="poolswitch"'))
-    return err.status, headers, body
-
-
-def with_cors(send: Send, origin: bytes) -> Send:
-    """`send`, adding the CORS headers to the answer's start (only for an allowed origin)."""
-    extra = cors_headers(origin)
-
-    async def cors_send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            kept = [
-                (name, value)
-                for name, value in message["headers"]
-                if not name.lower().startswith(b"access-control-")
-            ]
-            message = {**message, "headers": kept + extra}
-        await send(message)
-
-    return cors_send
 
 
 async def _read_or_release(resp: Response, limit: int = BUFFER_LIMIT) -> tuple[bytes, bool]:

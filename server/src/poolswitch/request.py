@@ -48,20 +48,31 @@ CALLER_CREDENTIALS = frozenset(
 """Where callers put their own credentials (their SDK's API key, their caller token): never
 forwarded, whichever header or query parameter the pool key travels in."""
 
+POOL_HEADER = b"x-poolswitch-pool"
+"""Names the pool a request is for (the SDKs' `pool` option); the proxy's own, never forwarded."""
+
 REQUEST_DROP = HOP_BY_HOP | CALLER_CREDENTIALS | {b"host", b"content-length", b"expect"}
 
 
 def dropped_headers(auth_header_name: str) -> frozenset[bytes]:
     """Every request header not forwarded upstream: hop-by-hop, the caller's credentials, and
     the pool's auth header (the pool key goes there instead). Built once at start-up."""
-    return REQUEST_DROP | {auth_header_name.lower().encode("latin-1")}
+    return REQUEST_DROP | {POOL_HEADER, auth_header_name.lower().encode("latin-1")}
 
 
-def request_target(scope: Scope) -> str:
-    """The raw path and query to append to the upstream base URL, or BadRequest."""
+def raw_path_of(scope: Scope) -> bytes:
+    """The request path as received, byte for byte."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    return raw
+
+
+def request_target(scope: Scope, raw_path: bytes | None = None) -> str:
+    """The raw path (`raw_path`, default the request's) and query to append to the upstream
+    base URL, or BadRequest."""
     if scope.get(ABSOLUTE_FORM):
         raise BadRequest("absolute-form request targets are not proxied; send the path only")
-    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    if raw_path is None:
+        raw_path = raw_path_of(scope)
     if not raw_path.startswith(b"/"):
         raise BadRequest("the request target must be a path starting with /")
     if escapes_base(raw_path):

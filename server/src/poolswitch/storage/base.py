@@ -3,10 +3,12 @@
 The pool keeps every key's state in memory and serves from it; a store persists that state and,
 for a shared backend, spreads it between proxy replicas. What moves through the interface:
 
-- `load()` -> the stored `KeyRecord` of each key id the store knows.
-- `write(updates)` -> persist `KeyUpdate`s: the key's current status fields (absolute) and its
-  counters as deltas since the last write, so a shared backend can add them atomically
-  (SQL `x = x + ?`, Redis `HINCRBY`) without replicas overwriting each other's counts.
+- `load(pool)` -> the stored `KeyRecord` of each key id the store knows in that pool (state is
+  keyed by pool name and key id: pools share nothing, not even their key ids).
+- `write(updates)` -> persist `KeyUpdate`s (each names its pool): the key's current status
+  fields (absolute) and its counters as deltas since the last write, so a shared backend can
+  add them atomically (SQL `x = x + ?`, Redis `HINCRBY`) without replicas overwriting each
+  other's counts.
 
 Rare transitions (cooldown, disable, restore) are committed before the answer that caused them
 reaches the caller (the pool's `commit_transitions()`); counters are written in batches. So for a
@@ -53,6 +55,7 @@ class KeyUpdate:
     add_successes: int = 0
     add_errors: int = 0
     add_failovers: int = 0
+    pool: str = "default"
 
 
 class Store(ABC):
@@ -65,8 +68,8 @@ class Store(ABC):
         """Acquire resources (connections, files)."""
 
     @abstractmethod
-    async def load(self) -> Mapping[str, KeyRecord]:
-        """The stored record of every key the store knows."""
+    async def load(self, pool: str) -> Mapping[str, KeyRecord]:
+        """The stored record of every key the store knows in `pool`, by key id."""
 
     @abstractmethod
     async def write(self, updates: Sequence[KeyUpdate]) -> None:

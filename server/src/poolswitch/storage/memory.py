@@ -11,7 +11,7 @@ class MemoryStore(Store):
     name = "memory"
     persistent = False
 
-    async def load(self) -> Mapping[str, KeyRecord]:
+    async def load(self, pool: str) -> Mapping[str, KeyRecord]:
         return {}
 
     async def write(self, updates: Sequence[KeyUpdate]) -> None:

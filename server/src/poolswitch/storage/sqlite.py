@@ -2,9 +2,9 @@
 
 WAL journal with `synchronous=NORMAL`: a committed transaction survives the process being
 killed at any moment, but the last transactions before a power loss or an OS crash may be lost
-(they are in the WAL, not yet synced). One table, one row per key id. Every sqlite3 call of a
-running proxy runs on one dedicated worker thread (a connection belongs to its thread), never on
-the event loop.
+(they are in the WAL, not yet synced). One table, one row per (pool, key id). Every sqlite3 call
+of a running proxy runs on one dedicated worker thread (a connection belongs to its thread),
+never on the event loop.
 
 The file carries its schema version in `PRAGMA user_version`. `MIGRATIONS[n - 1]` takes a file
 from version n - 1 to n, in one transaction; a file at version 0 is either new (empty) or was
@@ -47,24 +47,58 @@ CREATE TABLE IF NOT EXISTS key_state (
 )
 """
 
+_KEY_STATE_V2 = """
+CREATE TABLE key_state_v2 (
+    pool TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    fingerprint TEXT,
+    available_at REAL NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    source TEXT,
+    strikes INTEGER NOT NULL DEFAULT 0,
+    total_requests INTEGER NOT NULL DEFAULT 0,
+    successes INTEGER NOT NULL DEFAULT 0,
+    errors INTEGER NOT NULL DEFAULT 0,
+    failovers INTEGER NOT NULL DEFAULT 0,
+    estimated_remaining_quota INTEGER,
+    last_used_at REAL,
+    PRIMARY KEY (pool, key_id)
+)
+"""
+
+_STATE_COLUMNS = (
+    "key_id, fingerprint, available_at, disabled, reason, source, strikes, total_requests,"
+    " successes, errors, failovers, estimated_remaining_quota, last_used_at"
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the key_state table. Files written before schema versions have it at user_version 0;
     # `IF NOT EXISTS` makes this step a no-op for them, and they are marked version 1.
     (_KEY_STATE,),
+    # 2: state keyed by (pool, key id); the rows of a single-pool file belong to pool "default"
+    # (the name of the one pool a config without `pools:` has).
+    (
+        _KEY_STATE_V2,
+        f"INSERT INTO key_state_v2 (pool, {_STATE_COLUMNS})"
+        f" SELECT 'default', {_STATE_COLUMNS} FROM key_state",
+        "DROP TABLE key_state",
+        "ALTER TABLE key_state_v2 RENAME TO key_state",
+    ),
 )
 """Ordered SQL steps: `MIGRATIONS[n - 1]` takes a file from version n - 1 to n. Append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = frozenset(field.name for field in dataclasses.fields(KeyRecord))
-"""The key_state columns this code reads and writes (later versions may only add columns)."""
+"""The key_state columns of every schema version (later versions may only add columns)."""
 
 _UPSERT = """
-INSERT INTO key_state (key_id, fingerprint, available_at, disabled, reason, source, strikes,
+INSERT INTO key_state (pool, key_id, fingerprint, available_at, disabled, reason, source, strikes,
                        estimated_remaining_quota, last_used_at,
                        total_requests, successes, errors, failovers)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(key_id) DO UPDATE SET
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(pool, key_id) DO UPDATE SET
     fingerprint = excluded.fingerprint,
     available_at = excluded.available_at,
     disabled = excluded.disabled,
@@ -82,6 +116,7 @@ ON CONFLICT(key_id) DO UPDATE SET
 _SELECT = (
     "SELECT key_id, available_at, disabled, reason, total_requests, successes, errors, failovers,"
     " estimated_remaining_quota, last_used_at, source, strikes, fingerprint FROM key_state"
+    " WHERE pool = ?"
 )
 
 _INF = 1e308  # SQLite REAL cannot hold inf portably; disabled keys are marked by `disabled`.
@@ -111,7 +146,7 @@ def connect(path: str) -> sqlite3.Connection:
         _guarded(path, lambda: conn.execute("PRAGMA journal_mode=WAL"))
         _guarded(path, lambda: conn.execute("PRAGMA synchronous=NORMAL"))
         _guarded(path, lambda: _migrate(conn))
-        _check_columns(conn, path)
+        _check_columns(conn, path, {"pool"})
     except BaseException:
         conn.close()
         raise
@@ -180,11 +215,13 @@ def _check_contents(conn: sqlite3.Connection, path: str) -> None:
         _check_columns(conn, path)
 
 
-def _check_columns(conn: sqlite3.Connection, path: str) -> None:
+def _check_columns(
+    conn: sqlite3.Connection, path: str, extra: frozenset[str] | set[str] = frozenset()
+) -> None:
     columns = _guarded(
         path, lambda: {row[1] for row in conn.execute("PRAGMA table_info(key_state)")}
     )
-    missing = _COLUMNS - columns
+    missing = (_COLUMNS | extra) - columns
     if missing:
         lacks = ", ".join(sorted(missing))
         raise StorageError(f"{path!r} is not a PoolSwitch state file (key_state lacks {lacks})")
@@ -228,9 +265,9 @@ class SQLiteStore(Store):
             raise StorageError("sqlite store used before open()")
         return self._conn
 
-    async def load(self) -> Mapping[str, KeyRecord]:
+    async def load(self, pool: str) -> Mapping[str, KeyRecord]:
         def read() -> dict[str, KeyRecord]:
-            rows = self._connection().execute(_SELECT).fetchall()
+            rows = self._connection().execute(_SELECT, (pool,)).fetchall()
             return {
                 row[0]: KeyRecord(
                     key_id=row[0],
@@ -255,6 +292,7 @@ class SQLiteStore(Store):
     async def write(self, updates: Sequence[KeyUpdate]) -> None:
         rows = [
             (
+                u.pool,
                 u.key_id,
                 u.fingerprint,
                 min(u.available_at, _INF),
