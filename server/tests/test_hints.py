@@ -15,7 +15,7 @@ MONTH = 2617953.0  # a spent monthly quota, as Python anthropic once slept for
         # every key parked: invite a retry only when a key returns within the window
         ("caller_rate_limited", 0.3, 1, True),
         ("caller_rate_limited", 59.2, 60, True),
-        ("caller_rate_limited", 61.0, None, False),
+        ("caller_rate_limited", 60.4, 61, False),  # always said; a retry invited within 60 s
         ("no_available_keys", None, None, False),  # every key disabled: nothing will return
         ("no_available_keys", 0.0, 1, True),
         ("no_available_keys", 0.2, 1, True),

@@ -21,8 +21,9 @@ DEFAULT_RETRY_AFTER = 1
 TRANSIENT = frozenset({"upstream_unavailable", "overloaded"})
 """Answers that hold a request for a moment: always worth a retry soon."""
 
-RATE_LIMITS = frozenset({"no_available_keys", "caller_rate_limited"})
-"""Answers with a known wait (or none): worth a retry only when it is short."""
+CALLER_LIMIT = "caller_rate_limited"
+"""The caller is over its own limit: the wait is always known (at most a minute) and always
+said, so a client can plan; a retry is invited only within the window."""
 
 
 def retry_hint(code: str, wait: float | None) -> tuple[int | None, bool | None]:
@@ -32,7 +33,10 @@ def retry_hint(code: str, wait: float | None) -> tuple[int | None, bool | None]:
     if code in TRANSIENT:
         seconds = DEFAULT_RETRY_AFTER if wait is None else max(1, math.ceil(wait))
         return min(seconds, int(SHOULD_RETRY_WITHIN)), True
-    if code in RATE_LIMITS:
+    if code == CALLER_LIMIT:
+        seconds = 1 if wait is None else max(1, math.ceil(wait))
+        return seconds, seconds <= SHOULD_RETRY_WITHIN
+    if code == "no_available_keys":
         if wait is None:
             return None, False
         seconds = max(1, math.ceil(wait))
