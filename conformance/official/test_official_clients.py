@@ -7,6 +7,7 @@ fixtures build what they need (npm ci, go build) when it is missing.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,17 @@ from typing import Any
 
 import httpx
 import pytest
-from official_bounds import ANTHROPIC_MESSAGE, BOUNDED, FAST, HELD, PROBE_HANGS
+from official_bounds import (
+    ANTHROPIC_MESSAGE,
+    BOUNDED,
+    FAST,
+    GATEWAY_AUTH,
+    GATEWAY_KEYS,
+    GATEWAY_TOKENS,
+    HELD,
+    PROBE_HANGS,
+    example_gateway,
+)
 from runner.proxy import ProxyProcess
 
 from fake_upstream import FakeUpstream
@@ -100,13 +111,19 @@ def start_proxy(upstream: FakeUpstream, tmp_path: Path) -> Iterator[Any]:
         process.stop()
 
 
-def call(commands: dict[str, list[str]], client: str, proxy: Proxy) -> dict[str, Any]:
+def call(
+    commands: dict[str, list[str]], client: str, proxy: Proxy, base: str = "", token: str = ""
+) -> dict[str, Any]:
+    """One call through `client` to the proxy's URL + `base` (a pool's route), with `token`
+    as the SDK's API key when given."""
+    env = {**os.environ, "OFFICIAL_API_KEY": token} if token else None
     done = subprocess.run(
-        [*commands[client], proxy.url],
+        [*commands[client], proxy.url + base],
         capture_output=True,
         text=True,
         timeout=CALL_TIMEOUT,
         check=False,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -182,3 +199,45 @@ def test_what_each_sdk_does_while_the_outage_guard_holds_requests(
     print(f"\n{client} {got['version']}: upstream_unavailable -> {got}")
     assert got["status"] == 503 and got["elapsed"] < HELD, got
     probe.join(timeout=PROBE_HANGS + 5)
+
+
+def test_the_example_gateway_serves_each_client_through_its_pool_with_failover(
+    commands: dict[str, list[str]], tmp_path: Path
+) -> None:
+    fakes = {
+        pool: FakeUpstream(
+            keys, auth_header=GATEWAY_AUTH[pool][0], auth_scheme=GATEWAY_AUTH[pool][1]
+        )
+        for pool, keys in GATEWAY_KEYS.items()
+        if pool != "gemini"
+    }
+    routes = {"node-openai": "openai", "openai-go": "openai", "node-anthropic": "anthropic"}
+    for fake in fakes.values():
+        fake.start_in_thread()
+    try:
+        urls = {**{p: f.url for p, f in fakes.items()}, "gemini": "http://127.0.0.1:9"}
+        for client, pool in routes.items():
+            fake = fakes[pool]
+            fake.reset()
+            ok: dict[str, Any] = {"kind": "ok"}
+            if CLIENTS[client][1] is not None:
+                ok["json"] = CLIENTS[client][1]
+            fake.script(f"{pool}-1", {"kind": "quota_exhausted"})
+            fake.script(f"{pool}-2", ok)
+            directory = tmp_path / client
+            directory.mkdir()
+            process = ProxyProcess(sys.executable, directory, example_gateway(urls))
+            process.start()
+            try:
+                got = call(
+                    commands, client, Proxy(process), f"/{pool}", GATEWAY_TOKENS["WEB_TOKEN"]
+                )
+            finally:
+                process.stop()
+            print(f"\n{client} {got['version']} through /{pool} -> {got}")
+            assert got["outcome"] == "success", got
+            # the pool's first key is out of quota, its second served: failover inside the pool
+            assert [a.key_id for a in fake.attempts] == [f"{pool}-1", f"{pool}-2"], client
+    finally:
+        for fake in fakes.values():
+            fake.stop_thread()

@@ -9,6 +9,7 @@ Each SDK gets a 30 s request timeout as a safety net only; retries stay at their
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,18 @@ import openai
 import pytest
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
-from official_bounds import ANTHROPIC_MESSAGE, BOUNDED, FAST, HELD, PROBE_HANGS
+from official_bounds import (
+    ANTHROPIC_MESSAGE,
+    BOUNDED,
+    FAST,
+    GATEWAY_AUTH,
+    GATEWAY_KEYS,
+    GATEWAY_TOKENS,
+    HELD,
+    PROBE_HANGS,
+    example_gateway,
+)
+from poolswitch.config import parse_config
 
 from conftest import ProxyFactory, RunningProxy
 from fake_upstream import FakeUpstream
@@ -46,33 +58,33 @@ class Sdk:
     ok_body: dict[str, object] | None  # what the fake upstream answers on success (None: a chat)
 
 
-def call_openai(url: str) -> object:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=CALLER_KEY, timeout=SAFETY_TIMEOUT)
+def call_openai(url: str, api_key: str = CALLER_KEY) -> object:
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=api_key, timeout=SAFETY_TIMEOUT)
     with client:
         return client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
         )
 
 
-def call_anthropic(url: str) -> object:
-    client = anthropic.Anthropic(base_url=url, api_key=CALLER_KEY, timeout=SAFETY_TIMEOUT)
+def call_anthropic(url: str, api_key: str = CALLER_KEY) -> object:
+    client = anthropic.Anthropic(base_url=url, api_key=api_key, timeout=SAFETY_TIMEOUT)
     with client:
         return client.messages.create(
             model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
         )
 
 
-def call_groq(url: str) -> object:
-    client = groq.Groq(base_url=url, api_key=CALLER_KEY, timeout=SAFETY_TIMEOUT)
+def call_groq(url: str, api_key: str = CALLER_KEY) -> object:
+    client = groq.Groq(base_url=url, api_key=api_key, timeout=SAFETY_TIMEOUT)
     with client:
         return client.chat.completions.create(
             model="llama-3.1-8b-instant", messages=[{"role": "user", "content": "hi"}]
         )
 
 
-def call_genai(url: str) -> object:
+def call_genai(url: str, api_key: str = CALLER_KEY) -> object:
     options = genai_types.HttpOptions(base_url=url, timeout=int(SAFETY_TIMEOUT * 1000))
-    with google.genai.Client(api_key=CALLER_KEY, http_options=options) as client:
+    with google.genai.Client(api_key=api_key, http_options=options) as client:
         return client.models.generate_content(model="gemini-2.5-flash", contents="hi")
 
 
@@ -191,3 +203,61 @@ def test_what_each_sdk_does_while_the_outage_guard_holds_requests(
     print(f"\n{sdk.name}: upstream_unavailable -> {type(exc).__name__} after {elapsed:.2f}s")
     assert exc is not None and not is_rate_limit_error(sdk, exc), repr(exc)
     assert elapsed < HELD
+
+
+@pytest.fixture
+def gateway_fakes() -> Iterator[dict[str, FakeUpstream]]:
+    """One fake upstream per pool of examples/gateway.yaml, each reading its pool's auth header."""
+    fakes = {
+        pool: FakeUpstream(
+            keys, auth_header=GATEWAY_AUTH[pool][0], auth_scheme=GATEWAY_AUTH[pool][1]
+        )
+        for pool, keys in GATEWAY_KEYS.items()
+    }
+    for fake in fakes.values():
+        fake.start_in_thread()
+    yield fakes
+    for fake in fakes.values():
+        fake.stop_thread()
+
+
+def test_the_example_gateway_serves_three_official_sdks_at_once_failing_over_in_each_pool(
+    gateway_fakes: dict[str, FakeUpstream],
+) -> None:
+    answers: dict[str, dict[str, object] | None] = {
+        "openai": None,
+        "anthropic": ANTHROPIC_MESSAGE,
+        "gemini": GEMINI_RESPONSE,
+    }
+    for pool, fake in gateway_fakes.items():
+        ok: dict[str, object] = {"kind": "ok"}
+        if answers[pool] is not None:
+            ok["json"] = answers[pool]
+        fake.script(f"{pool}-1", {"kind": "quota_exhausted"})
+        fake.script(f"{pool}-2", ok)
+    doc = example_gateway({pool: fake.url for pool, fake in gateway_fakes.items()})
+    proxy = RunningProxy(parse_config(doc, env={})).start()
+    token = GATEWAY_TOKENS["WEB_TOKEN"]
+    try:
+        calls = {
+            "openai": lambda: call_openai(f"{proxy.url}/openai/v1", token),
+            "anthropic": lambda: call_anthropic(f"{proxy.url}/anthropic", token),
+            "gemini": lambda: call_genai(f"{proxy.url}/gemini", token),
+        }
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool_:
+            futures = {name: pool_.submit(call) for name, call in calls.items()}
+            results = {name: future.result(timeout=60) for name, future in futures.items()}
+        status = httpx.get(
+            f"{proxy.url}/status", headers={"authorization": f"Bearer {token}"}, timeout=10
+        ).json()
+    finally:
+        proxy.stop()
+    assert isinstance(results["openai"], openai.types.chat.ChatCompletion)
+    assert isinstance(results["anthropic"], anthropic.types.Message)
+    assert results["gemini"].text == "hi"  # type: ignore[attr-defined]
+    for pool, fake in gateway_fakes.items():
+        # the pool's first key failed over to its second, inside the pool; nothing crossed
+        assert [a.key_id for a in fake.attempts] == [f"{pool}-1", f"{pool}-2"], pool
+        assert all(token not in value for a in fake.attempts for _, value in a.headers)
+    states = {p["name"]: [k["state"] for k in p["keys"]] for p in status["pools"]}
+    assert states == {pool: ["cooling_down", "available"] for pool in gateway_fakes}

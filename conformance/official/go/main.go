@@ -22,9 +22,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: call <proxy url>")
 		os.Exit(2)
 	}
+	// any value without callers (the proxy replaces it with a pool key); a caller token with them
+	apiKey := os.Getenv("OFFICIAL_API_KEY")
+	if apiKey == "" {
+		apiKey = "sk-caller-placeholder"
+	}
 	client := openai.NewClient(
 		option.WithBaseURL(os.Args[1]+"/v1/"),
-		option.WithAPIKey("sk-caller-placeholder"), // the proxy replaces it with a pool key
+		option.WithAPIKey(apiKey),
 		option.WithRequestTimeout(30*time.Second),
 	)
 	started := time.Now()

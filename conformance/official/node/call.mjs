@@ -9,7 +9,8 @@ import Anthropic from "@anthropic-ai/sdk";
 const version = (name) =>
   JSON.parse(readFileSync(new URL(`node_modules/${name}/package.json`, import.meta.url))).version;
 const [sdk, url] = process.argv.slice(2);
-const apiKey = "sk-caller-placeholder"; // any value: the proxy replaces it with a pool key
+// any value without callers (the proxy replaces it with a pool key); a caller token with them
+const apiKey = process.env.OFFICIAL_API_KEY || "sk-caller-placeholder";
 const timeout = 30_000;
 
 const calls = {
