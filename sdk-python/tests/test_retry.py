@@ -1,4 +1,4 @@
-"""The call's deadline and the retry decisions (`_retry.py`): pure, on a fake clock."""
+"""The retry decisions (`_retry.py`): pure, on a fake clock and a fixed randomness."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from poolswitch_client import (
     ProxyTimeoutError,
     UpstreamError,
 )
-from poolswitch_client._retry import MAX_RETRY_WAIT, RETRIED_CODES, Deadline, RetryPolicy
+from poolswitch_client._deadline import Deadline
+from poolswitch_client._retry import MAX_RETRY_WAIT, RETRIED_CODES, RetryPolicy
 
 
 def policy(
@@ -35,31 +36,6 @@ def answer(
     headers: dict[str, str] | None = None,
 ) -> ProxyResponse:
     return ProxyResponse(proxy_answer(status, code, retry_after, headers))
-
-
-# ---- the deadline ----
-
-
-def test_the_deadline_counts_down_on_its_clock() -> None:
-    clock = Clock()
-    deadline = Deadline(10.0, clock)
-    assert deadline.remaining() == 10.0
-    assert deadline.timeout() == httpx.Timeout(10.0)
-    clock.now += 4
-    assert deadline.timeout() == httpx.Timeout(6.0)
-    assert deadline.allows(5.9) and not deadline.allows(6.0)
-    clock.now += 6
-    with pytest.raises(ProxyTimeoutError, match="timeout ran out"):
-        deadline.check()
-
-
-def test_no_deadline() -> None:
-    clock = Clock()
-    deadline = Deadline(None, clock)
-    clock.now += 1e9
-    deadline.check()
-    assert deadline.remaining() is None and deadline.allows(1e9)
-    assert deadline.timeout() == httpx.Timeout(None)
 
 
 # ---- what is retried ----

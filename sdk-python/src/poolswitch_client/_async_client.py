@@ -16,10 +16,9 @@ from poolswitch_client._base import (
     DEFAULT_TIMEOUT,
     USER_AGENT,
     BaseClient,
-    bound_body,
     expect_object,
-    stream_opened,
 )
+from poolswitch_client._deadline import bound_body, stream_opened
 from poolswitch_client._errors import translate_errors
 from poolswitch_client._response import ProxyResponse, body_value
 from poolswitch_client._status import HealthDocument, StatusDocument

@@ -9,15 +9,15 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
 from random import Random
 from typing import Any, ClassVar
 
 import httpx
 
+from poolswitch_client._deadline import Clock, Deadline
 from poolswitch_client._errors import PoolSwitchError
 from poolswitch_client._response import ProxyResponse
-from poolswitch_client._retry import Clock, Deadline, RetryPolicy
+from poolswitch_client._retry import RetryPolicy
 from poolswitch_client._types import (
     HeaderTypes,
     QueryParamTypes,
@@ -166,47 +166,6 @@ class BaseClient:
         if headers:
             merged.update(headers)
         return merged
-
-
-def stream_opened(response: httpx.Response, timeout: float | None) -> None:
-    """A stream's head is in: from now on each read waits up to `timeout` (the silence between
-    two pieces), no longer what was left of the call's deadline."""
-    response.request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
-
-
-def bound_body(response: httpx.Response, deadline: Deadline) -> None:
-    """Make reading the whole body of `response` raise `ProxyTimeoutError` past `deadline`."""
-    response.stream = _BoundedStream(response.stream, deadline)
-
-
-class _BoundedStream(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A body that checks the call's deadline after each piece."""
-
-    def __init__(self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, deadline: Deadline):
-        self._stream = stream
-        self._deadline = deadline
-
-    def __iter__(self) -> Iterator[bytes]:
-        if not isinstance(self._stream, httpx.SyncByteStream):
-            raise RuntimeError("a sync read of an async body")
-        for chunk in self._stream:
-            yield chunk
-            self._deadline.check()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        if not isinstance(self._stream, httpx.AsyncByteStream):
-            raise RuntimeError("an async read of a sync body")
-        async for chunk in self._stream:
-            yield chunk
-            self._deadline.check()
-
-    def close(self) -> None:
-        if isinstance(self._stream, httpx.SyncByteStream):
-            self._stream.close()
-
-    async def aclose(self) -> None:
-        if isinstance(self._stream, httpx.AsyncByteStream):
-            await self._stream.aclose()
 
 
 def expect_object(response: ProxyResponse, path: str) -> dict[str, Any]:

@@ -1,7 +1,6 @@
-"""When a call gives up: its deadline, and the retry decision after each failed exchange.
+"""The retry decision after each failed exchange with the proxy, within the call's deadline.
 
-One deadline covers the whole call: every attempt, every wait between attempts and the reading
-of a whole answer's body (`timeout=None`: no deadline). Retried, at most `max_retries` times:
+Retried, at most `max_retries` times:
 
 - a failure to reach the proxy before any byte of its answer (refused, DNS, reset), and
 - the proxy's own `no_available_keys`, `overloaded`, `upstream_unavailable` and
@@ -17,19 +16,12 @@ is not taken either: the last error is raised at once.
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
 
 import httpx
 
 from poolswitch_client._codes import ErrorCode
-from poolswitch_client._errors import (
-    ProxyError,
-    ProxyTimeoutError,
-    error_from_response,
-    parse_retry_after,
-    translate,
-)
+from poolswitch_client._deadline import Deadline
+from poolswitch_client._errors import ProxyError, error_from_response, parse_retry_after, translate
 from poolswitch_client._response import ProxyResponse
 
 BACKOFF_INITIAL = 0.5
@@ -48,36 +40,6 @@ RETRIED_CODES = frozenset(
 )
 # Failures of an exchange before the answer's head: the proxy never answered this request.
 _BEFORE_THE_ANSWER = (httpx.NetworkError, httpx.RemoteProtocolError)
-
-Clock = Callable[[], float]
-
-
-class Deadline:
-    """The end of one call, on a monotonic `clock`; `None` seconds: no end."""
-
-    def __init__(self, seconds: float | None, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self.end = None if seconds is None else clock() + seconds
-
-    def remaining(self) -> float | None:
-        """Seconds left (may be <= 0), or None without a deadline."""
-        return None if self.end is None else self.end - self._clock()
-
-    def timeout(self) -> httpx.Timeout:
-        """The httpx timeout of the next attempt: what is left, for each phase; raises when
-        nothing is."""
-        self.check()
-        return httpx.Timeout(self.remaining())
-
-    def check(self) -> None:
-        """Raise `ProxyTimeoutError` once the deadline has passed."""
-        left = self.remaining()
-        if left is not None and left <= 0:
-            raise ProxyTimeoutError("the call's timeout ran out before the proxy's answer was in")
-
-    def allows(self, wait: float) -> bool:
-        """Whether a wait of `wait` seconds ends before the deadline."""
-        return self.end is None or self._clock() + wait < self.end
 
 
 class RetryPolicy:
