@@ -1,4 +1,4 @@
-"""Settings, request building and retry decisions shared by both clients (no network)."""
+"""Settings and request building shared by both clients (no network)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,18 @@ from typing import Any
 import httpx
 import pytest
 
-from poolswitch_client import (
-    AsyncPoolSwitchClient,
-    PoolSwitchClient,
-    ProxyConnectionError,
-    ProxyError,
-    ProxyResponse,
-    ProxyTimeoutError,
-    UpstreamError,
-)
-from poolswitch_client._base import RetryPolicy
+from poolswitch_client import USE_CLIENT_DEFAULT, AsyncPoolSwitchClient, PoolSwitchClient
 
 # ---- settings ----
 
 
 def test_defaults() -> None:
     with PoolSwitchClient("http://127.0.0.1:8080/") as client:
-        assert (client.base_url, client.timeout, client.max_retries) == (
+        assert (client.base_url, client.timeout, client.max_retries, client.pool) == (
             "http://127.0.0.1:8080",
-            60.0,
+            600.0,
             2,
+            None,
         )
 
 
@@ -52,6 +44,12 @@ def test_bad_base_urls(url: str) -> None:
         ({"token": ""}, ValueError),
         ({"token": " t"}, ValueError),
         ({"token": "a\nb"}, ValueError),
+        ({"pool": ""}, ValueError),
+        ({"pool": " openai"}, ValueError),
+        ({"pool": "a\r\nx-evil: 1"}, ValueError),
+        ({"pool": "café"}, ValueError),
+        ({"pool": 7}, TypeError),
+        ({"random": 7}, TypeError),
     ],
 )
 def test_bad_settings(options: dict[str, Any], error: type[Exception]) -> None:
@@ -66,12 +64,20 @@ def test_each_client_wants_its_own_kind_of_http_client() -> None:
         PoolSwitchClient("http://127.0.0.1:8080", http_client=httpx.AsyncClient())  # type: ignore[arg-type]
 
 
-def test_no_timeout() -> None:
+def test_a_calls_timeout_and_pool_are_its_own_or_the_clients() -> None:
+    with PoolSwitchClient("http://h", timeout=30.0, pool="openai") as client:
+        assert client._timeout_for(USE_CLIENT_DEFAULT) == 30.0
+        assert client._timeout_for(5) == 5.0
+        assert client._timeout_for(None) is None  # no deadline for this call
+        assert client._pool_for(USE_CLIENT_DEFAULT) == "openai"
+        assert client._pool_for("anthropic") == "anthropic"
+        assert client._pool_for(None) is None  # no pool header for this call
+        with pytest.raises(ValueError):
+            client._timeout_for(0)
+        with pytest.raises(ValueError):
+            client._pool_for("")
     with PoolSwitchClient("http://h", timeout=None) as client:
-        timeout = client._timeout_for(None)
-        request = client._build_request(client._http, "GET", "/", **no_body(timeout=timeout))
-    assert timeout is None
-    assert request.extensions["timeout"] == httpx.Timeout(None).as_dict()
+        assert client.timeout is None and client._timeout_for(USE_CLIENT_DEFAULT) is None
 
 
 def test_secrets_never_show() -> None:
@@ -91,7 +97,7 @@ def no_body(**overrides: Any) -> dict[str, Any]:
         "params": None,
         "headers": None,
         "content": None,
-        "timeout": 5.0,
+        "pool": None,
     }
     options.update(overrides)
     return options
@@ -152,139 +158,18 @@ def test_headers_merge_client_then_token_then_call() -> None:
             client._http,
             "GET",
             "/",
-            **no_body(headers={"x-b": "2"}, timeout=client._timeout_for(None)),
+            **no_body(headers={"x-b": "2"}, pool="openai"),
         )
     assert request.headers["x-poolswitch-token"] == "t0k"
+    assert request.headers["x-poolswitch-pool"] == "openai"
     assert request.headers["authorization"] == "old"  # the token has its own header
     assert (request.headers["x-a"], request.headers["x-b"]) == ("1", "2")
     assert request.headers["user-agent"].startswith("poolswitch-client-python/")
-    assert request.extensions["timeout"] == httpx.Timeout(60.0).as_dict()
 
 
-# ---- retry decisions ----
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def connect_error() -> httpx.ConnectError:
-    return httpx.ConnectError("refused", request=httpx.Request("GET", "http://h/"))
-
-
-def proxy_answer(
-    code: str, retry_after: float | None, status: int = 503, should_retry: str | None = None
-) -> ProxyResponse:
-    error = {"type": "poolswitch_error", "code": code, "message": "m", "retry_after": retry_after}
-    headers = {"x-poolswitch-error": code}
-    if should_retry is not None:
-        headers["x-should-retry"] = should_retry
-    return ProxyResponse(httpx.Response(status, headers=headers, json={"error": error}))
-
-
-def test_connection_failures_back_off_exponentially_up_to_max_retries() -> None:
-    policy = RetryPolicy(6, None, clock=Clock())
-    delays = [policy.after_failure(connect_error()) for _ in range(6)]
-    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
-    with pytest.raises(ProxyConnectionError) as caught:
-        policy.after_failure(connect_error())
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
-    assert policy.retries == 6
-
-
-def test_connection_retries_must_fit_the_timeout() -> None:
-    clock = Clock()
-    policy = RetryPolicy(5, 2.0, clock=clock)
-    assert policy.after_failure(connect_error()) == 0.5
-    clock.now += 0.5
-    assert policy.after_failure(connect_error()) == 1.0
-    clock.now += 1.0
-    with pytest.raises(ProxyConnectionError):
-        policy.after_failure(connect_error())  # 2 s more would end past the 2 s timeout
-
-
-@pytest.mark.parametrize(
-    ("exc", "cls"),
-    [
-        (httpx.ReadError("reset"), ProxyConnectionError),
-        (httpx.RemoteProtocolError("cut"), ProxyConnectionError),
-        (httpx.ConnectTimeout("slow"), ProxyTimeoutError),
-        (httpx.ReadTimeout("slow"), ProxyTimeoutError),
-    ],
-)
-def test_other_failures_are_never_retried(exc: httpx.HTTPError, cls: type[Exception]) -> None:
-    with pytest.raises(cls):
-        RetryPolicy(5, None).after_failure(exc)
-
-
-def test_no_available_keys_is_retried_when_it_fits() -> None:
-    clock = Clock()
-    policy = RetryPolicy(2, 10.0, clock=clock)
-    assert policy.after_error(proxy_answer("no_available_keys", 3)) == 3.0
-    clock.now += 3
-    assert policy.after_error(proxy_answer("no_available_keys", 6)) == 6.0
-    clock.now += 6
-    with pytest.raises(ProxyError):  # out of retries
-        policy.after_error(proxy_answer("no_available_keys", 0))
-
-
-@pytest.mark.parametrize(
-    "response",
-    [
-        proxy_answer("no_available_keys", 2.0, 429, "true"),
-        proxy_answer("no_available_keys", 0.0, 429, "true"),
-        proxy_answer("no_available_keys", 60.0, 429),  # the longest wait the client takes
-        proxy_answer("overloaded", 1.0, 503, "true"),
-        proxy_answer("upstream_unavailable", 1.0, 503, "true"),
-    ],
-)
-def test_proxy_answers_that_may_be_retried(response: ProxyResponse) -> None:
-    policy = RetryPolicy(2, None, clock=Clock())
-    assert policy.after_error(response) == response.json()["error"]["retry_after"]
-    assert policy.retries == 1
-
-
-@pytest.mark.parametrize(
-    "response",
-    [
-        proxy_answer("no_available_keys", 2.0, 429, "false"),  # the proxy says: do not
-        proxy_answer("no_available_keys", 2.0, 429, " FALSE "),
-        proxy_answer("no_available_keys", 3600.0, 429, "false"),
-        proxy_answer("no_available_keys", 60.5, 429),  # over MAX_RETRY_WAIT: raised at once
-        proxy_answer("no_available_keys", 2617953.0, 503),  # a month, from an older proxy
-        proxy_answer("overloaded", 1.0, 503, "false"),
-        proxy_answer("unauthorized", 1.0, 401, "true"),  # only the three codes are retried
-        proxy_answer("headers_too_large", None, 431),
-    ],
-)
-def test_proxy_answers_that_are_raised_at_once_even_without_a_timeout(
-    response: ProxyResponse,
-) -> None:
-    policy = RetryPolicy(5, None, clock=Clock())
-    with pytest.raises(ProxyError) as caught:
-        policy.after_error(response)
-    assert (caught.value.status, policy.retries) == (response.status, 0)
-
-
-@pytest.mark.parametrize(
-    "response",
-    [
-        proxy_answer("no_available_keys", 10.0),  # does not fit in the 10 s timeout
-        proxy_answer("no_available_keys", None),  # no key returns by itself
-        proxy_answer("upstream_unreachable", 1.0, 502),
-        proxy_answer("upstream_timeout", 1.0, 504),
-    ],
-)
-def test_other_proxy_errors_are_not_retried(response: ProxyResponse) -> None:
-    with pytest.raises(ProxyError):
-        RetryPolicy(2, 10.0, clock=Clock()).after_error(response)
-
-
-def test_upstream_errors_are_never_retried() -> None:
-    response = ProxyResponse(httpx.Response(429, headers={"retry-after": "1"}, json={}))
-    with pytest.raises(UpstreamError):
-        RetryPolicy(5, None).after_error(response)
+def test_the_calls_own_headers_win_over_the_pool() -> None:
+    with PoolSwitchClient("http://h", pool="openai") as client:
+        request = client._build_request(
+            client._http, "GET", "/", **no_body(headers={"X-PoolSwitch-Pool": "mine"}, pool="x")
+        )
+    assert request.headers.get_list("x-poolswitch-pool") == ["mine"]

@@ -1,16 +1,28 @@
-"""PoolSwitchClient against a real proxy and the fake upstream."""
+"""PoolSwitchClient against scripted answers (httpx.MockTransport): calls, bodies, the pool
+header, `send` raising on non-2xx, streams, and the call's deadline with its retries.
+
+Behaviour that needs a real proxy lives in the conformance suite (conformance/cases).
+"""
 
 from __future__ import annotations
 
-import hashlib
+import gzip
 import json
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from scripted import (
+    URL,
+    Clock,
+    Fixed,
+    Pieces,
+    Script,
+    proxy_answer,
+    refused,
+    relayed,
+    sync_client,
+)
 
 from poolswitch_client import (
     PoolSwitchClient,
@@ -21,422 +33,306 @@ from poolswitch_client import (
     UpstreamError,
 )
 
-from conftest import Proxy, ProxyFactory, SendCounter, script_all
-from fake_upstream import FakeUpstream, blob_bytes
-
-SEED_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
+OK = relayed(200, {"object": "chat.completion"})
 
 
-@pytest.fixture
-def client(proxy: Proxy, upstream: FakeUpstream) -> Iterator[PoolSwitchClient]:
-    with PoolSwitchClient(proxy.url) as client:
-        yield client
-
-
-Counted = Callable[..., tuple[PoolSwitchClient, SendCounter]]
-
-
-@pytest.fixture
-def counted() -> Iterator[Counted]:
-    """counted(url, **options) -> a client whose sends to the proxy are counted."""
-    opened: list[httpx.Client] = []
-
-    def factory(url: str, **options: Any) -> tuple[PoolSwitchClient, SendCounter]:
-        counter = SendCounter()
-        opened.append(httpx.Client(event_hooks={"request": [counter]}))
-        return PoolSwitchClient(url, http_client=opened[-1], **options), counter
-
-    yield factory
-    for http in opened:
-        http.close()
+def echo(request: httpx.Request) -> httpx.Response:
+    """The facts of the request, as the upstream would have seen them."""
+    facts = {
+        "method": request.method,
+        "path": request.url.path,
+        "query": request.url.query.decode(),
+        "headers": dict(request.headers),
+        "body": request.read().decode(),
+    }
+    return httpx.Response(200, json=facts)
 
 
 # ---- calls and bodies ----
 
 
-def test_the_seed_call_works_verbatim(proxy: Proxy, upstream: FakeUpstream) -> None:
-    client = PoolSwitchClient(proxy.url)
-    result = client.post("/v1/chat/completions", json=SEED_BODY)
-    client.close()
-    assert result["object"] == "chat.completion"
-    assert result["choices"][0]["message"]["role"] == "assistant"
-    [attempt] = upstream.attempts
-    assert (attempt.method, attempt.path) == ("POST", "/v1/chat/completions")
-
-
 @pytest.mark.parametrize("verb", ["get", "post", "put", "patch", "delete"])
-def test_each_verb_sends_its_method_path_query_headers_and_body(
-    client: PoolSwitchClient, upstream: FakeUpstream, verb: str
-) -> None:
-    script_all(upstream, {"kind": "echo"})
-    call = getattr(client, verb)
-    seen = call(
+def test_each_verb_sends_its_method_path_query_headers_and_body(verb: str) -> None:
+    client = sync_client(Script(echo))
+    seen = getattr(client, verb)(
+        "/v1/things/7", params={"q": "x y", "n": 2}, headers={"x-trace": "t-1"}, content=b"data"
+    )
+    assert (seen["method"], seen["path"], seen["query"]) == (
+        verb.upper(),
         "/v1/things/7",
-        params={"q": "x y", "n": 2},
-        headers={"x-trace": "t-1"},
-        content=b"payload",
+        "q=x+y&n=2",
     )
-    assert seen["method"] == verb.upper()
-    assert seen["path"] == "/v1/things/7"
-    assert parse_qsl(seen["query_string"]) == [("q", "x y"), ("n", "2")]
-    assert ["x-trace", "t-1"] in seen["headers"]
-    assert seen["body_sha256"] == hashlib.sha256(b"payload").hexdigest()
+    assert (seen["headers"]["x-trace"], seen["body"]) == ("t-1", "data")
 
 
-def test_request_sends_json_and_any_method(
-    client: PoolSwitchClient, upstream: FakeUpstream
-) -> None:
-    script_all(upstream, {"kind": "echo"})
-    seen = client.request("OPTIONS", "v1/x", json={"a": [1, 2]})
+def test_request_sends_json_and_any_method() -> None:
+    seen = sync_client(Script(echo)).request("OPTIONS", "v1/x", json={"a": [1, 2]})
     assert (seen["method"], seen["path"]) == ("OPTIONS", "/v1/x")
-    assert ["content-type", "application/json"] in seen["headers"]
-    assert seen["body_length"] > 0
+    assert seen["headers"]["content-type"] == "application/json"
+    assert json.loads(seen["body"]) == {"a": [1, 2]}
 
 
-def test_text_body_is_returned_as_str(client: PoolSwitchClient, upstream: FakeUpstream) -> None:
-    script_all(upstream, {"kind": "text", "body": "plain words, ünïcode"})
-    assert client.get("/v1/text") == "plain words, ünïcode"
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [
+        (httpx.Response(200, text="plain words, ünïcode"), "plain words, ünïcode"),
+        (
+            httpx.Response(200, content=b"\x00\x01", headers={"content-type": "image/png"}),
+            b"\x00\x01",
+        ),
+        (
+            httpx.Response(
+                200,
+                content=gzip.compress(b"\x00" * 70_000),
+                headers={"content-type": "application/octet-stream", "content-encoding": "gzip"},
+            ),
+            b"\x00" * 70_000,
+        ),
+        (httpx.Response(204), None),
+    ],
+)
+def test_bodies_come_back_by_kind(answer: httpx.Response, value: Any) -> None:
+    assert sync_client(Script(answer)).get("/v1/x") == value
 
 
-@pytest.mark.parametrize("gzip", [False, True])
-def test_binary_body_is_returned_as_bytes(
-    client: PoolSwitchClient, upstream: FakeUpstream, gzip: bool
-) -> None:
-    script_all(upstream, {"kind": "blob", "size": 70_000, "gzip": gzip})
-    assert client.get("/v1/files/1/content") == blob_bytes(70_000)
-
-
-def test_empty_body_is_returned_as_none(client: PoolSwitchClient, upstream: FakeUpstream) -> None:
-    script_all(upstream, {"kind": "text", "status": 204})
-    assert client.delete("/v1/things/7") is None
-
-
-def test_send_returns_the_whole_answer(client: PoolSwitchClient, upstream: FakeUpstream) -> None:
-    response = client.send("POST", "/v1/chat/completions", json=SEED_BODY)
+def test_send_returns_the_whole_answer() -> None:
+    response = sync_client(Script(relayed(200, {"ok": 1}, "primary", 2))).send("POST", "/v1/x")
     assert isinstance(response, ProxyResponse)
-    assert response.status == 200
-    assert response.key_id in ("a", "b")
-    assert response.attempts == 1
-    assert response.headers["content-type"].startswith("application/json")
-    assert response.json()["object"] == "chat.completion"
-    assert response.text.startswith("{") and response.content.startswith(b"{")
-    assert repr(response) == f"<ProxyResponse [200] key_id={response.key_id!r} attempts=1>"
+    assert (response.status, response.key_id, response.attempts) == (200, "primary", 2)
+    assert response.json() == {"ok": 1} and response.content == b'{"ok":1}'
+    assert repr(response) == "<ProxyResponse [200] key_id='primary' attempts=2>"
 
 
-def test_builtin_endpoints(client: PoolSwitchClient, upstream: FakeUpstream) -> None:
-    assert client.health() == {"status": "ok", "keys_available": 2, "keys_total": 2}
-    status = client.status()
-    assert [key["id"] for key in status["keys"]] == ["a", "b"]
-    assert "SECRET" not in str(status)
-    assert "poolswitch_requests_total" in client.metrics()
-    assert upstream.attempts == []
+def test_send_raises_a_relayed_non_2xx_as_upstream_error_and_never_retries_it() -> None:
+    body = {"error": {"message": "'messages' is a required property.", "type": "invalid"}}
+    script = Script(relayed(400, body, "b", 1), OK)
+    with pytest.raises(UpstreamError) as caught:
+        sync_client(script, max_retries=5).send("POST", "/v1/chat/completions", json={})
+    err = caught.value
+    assert (err.status, err.json, err.key_id, err.attempts) == (400, body, "b", 1)
+    assert err.response is not None and err.response.json() == body
+    assert "'messages' is a required property" in str(err)
+    assert script.count == 1
 
 
-# ---- headers, token, settings ----
-
-
-def test_token_and_headers_are_sent_and_the_token_is_never_shown(proxy: Proxy) -> None:
-    counter = SendCounter()
-    http = httpx.Client(event_hooks={"request": [counter]})
-    client = PoolSwitchClient(
-        proxy.url, token="tok-SECRET-123", headers={"x-team": "search"}, http_client=http
+def test_send_raises_a_proxy_made_answer_as_proxy_error() -> None:
+    script = Script(proxy_answer(404, "no_such_pool"))
+    with pytest.raises(ProxyError) as caught:
+        sync_client(script).send("GET", "/nowhere/v1/models")
+    assert (caught.value.code, caught.value.status, caught.value.retry_after) == (
+        "no_such_pool",
+        404,
+        None,
     )
-    client.health()
-    client.get("/health", headers={"x-team": "ads", "x-call": "1"})
-    first, second = counter.requests
-    assert first.headers["x-poolswitch-token"] == "tok-SECRET-123"
-    assert "authorization" not in first.headers
-    assert first.headers["x-team"] == "search"
-    assert (second.headers["x-team"], second.headers["x-call"]) == ("ads", "1")
-    assert "SECRET" not in repr(client)
-    assert repr(client) == f"PoolSwitchClient(base_url={proxy.url!r})"
-    http.close()
 
 
-def test_close_leaves_a_callers_http_client_open(proxy: Proxy) -> None:
-    http = httpx.Client()
-    with PoolSwitchClient(proxy.url, http_client=http) as client:
-        client.health()
+def test_builtin_endpoints_send_the_token_but_never_the_pool() -> None:
+    health = {"status": "ok", "keys_available": 2, "keys_total": 2, "pools": []}
+    script = Script(
+        httpx.Response(200, json=health),
+        httpx.Response(200, json={"storage": "memory", "pools": []}),
+        httpx.Response(200, text="poolswitch_requests_total 1\n"),
+    )
+    client = sync_client(script, pool="openai", token="tok")
+    assert client.health() == health
+    assert client.status()["storage"] == "memory"
+    assert "poolswitch_requests_total" in client.metrics()
+    assert [r.url.path for r in script.requests] == ["/health", "/status", "/metrics"]
+    for request in script.requests:
+        assert "x-poolswitch-pool" not in request.headers
+        assert request.headers["x-poolswitch-token"] == "tok"
+
+
+def test_a_builtin_endpoint_that_is_not_an_object_is_an_error() -> None:
+    with pytest.raises(Exception, match="expected a JSON object"):
+        sync_client(Script(httpx.Response(200, json=[1]))).health()
+
+
+# ---- the pool ----
+
+
+def test_the_pool_goes_out_on_every_proxied_request() -> None:
+    script = Script(OK)
+    client = sync_client(script, pool="openai")
+    client.get("/v1/models")
+    client.send("POST", "/v1/chat/completions", json={})
+    with client.stream("POST", "/v1/chat/completions", json={}) as stream:
+        list(stream.iter_bytes())
+    assert [r.headers["x-poolswitch-pool"] for r in script.requests] == ["openai"] * 3
+    assert script.requests[0].url.path == "/v1/models"  # the path is not prefixed
+
+
+def test_a_call_can_name_another_pool_or_none() -> None:
+    script = Script(OK)
+    client = sync_client(script, pool="openai")
+    client.get("/v1/models", pool="anthropic")
+    with client.stream("GET", "/v1/models", pool="gemini"):
+        pass
+    client.get("/anthropic/v1/models", pool=None)
+    assert [r.headers.get("x-poolswitch-pool") for r in script.requests] == [
+        "anthropic",
+        "gemini",
+        None,
+    ]
+
+
+def test_no_pool_no_header() -> None:
+    script = Script(OK)
+    sync_client(script).get("/v1/models")
+    assert "x-poolswitch-pool" not in script.requests[0].headers
+
+
+# ---- one deadline for the whole call ----
+
+
+def test_the_default_deadline_is_600_s_for_the_whole_call() -> None:
+    script = Script(proxy_answer(503, "overloaded", 3.0), OK)
+    sync_client(script, random=Fixed(0.0)).get("/v1/models")
+    assert [t["read"] for t in script.timeouts] == [600.0, 597.0]
+    assert script.timeouts[1] == httpx.Timeout(597.0).as_dict()  # connect, write, pool too
+
+
+def test_each_attempt_gets_what_is_left_of_a_calls_timeout() -> None:
+    script = Script(proxy_answer(429, "caller_rate_limited", 2.0), refused(), OK)
+    client = sync_client(script, timeout=60.0, random=Fixed(0.0))
+    client.get("/v1/models", timeout=10.0)
+    assert [t["read"] for t in script.timeouts] == [10.0, 8.0, 7.5]  # backoff n=1: 1 s * 0.5
+
+
+def test_without_a_deadline_no_attempt_has_a_timeout() -> None:
+    script = Script(proxy_answer(503, "upstream_unavailable", 1.0), OK)
+    sync_client(script, timeout=None).get("/v1/models")
+    assert script.timeouts == [httpx.Timeout(None).as_dict()] * 2
+
+
+def test_a_call_can_have_no_deadline_of_its_own() -> None:
+    script = Script(OK)
+    sync_client(script, timeout=5.0).get("/v1/models", timeout=None)
+    assert script.timeouts == [httpx.Timeout(None).as_dict()]
+
+
+def test_the_deadline_covers_reading_the_body() -> None:
+    clock = Clock()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        def tick(_: int) -> None:
+            clock.now += 4.0
+
+        return httpx.Response(200, stream=Pieces([b'{"a":', b" 1", b"}"], tick))
+
+    with pytest.raises(ProxyTimeoutError, match="timeout ran out"):
+        sync_client(Script(slow), clock, timeout=10.0).get("/v1/models")
+    assert sync_client(Script(slow), Clock(), timeout=13.0).get("/v1/models") == {"a": 1}
+
+
+def test_a_wait_past_the_deadline_raises_the_last_error_at_once() -> None:
+    clock = Clock()
+    script = Script(proxy_answer(503, "overloaded", 3.0), OK)
+    with pytest.raises(ProxyError) as caught:
+        sync_client(script, clock, timeout=3.0).get("/v1/models")
+    assert (caught.value.code, script.count, clock.sleeps) == ("overloaded", 1, [])
+
+
+def test_connection_failures_are_retried_with_jittered_backoff() -> None:
+    clock = Clock()
+    script = Script(refused())
+    with pytest.raises(ProxyConnectionError, match="cannot connect to the proxy"):
+        sync_client(script, clock, random=Fixed(1.0)).get("/v1/models")
+    assert (script.count, clock.sleeps) == (3, [0.5, 1.0])
+    clock = Clock()
+    script = Script(httpx.RemoteProtocolError("Server disconnected"), OK)
+    assert sync_client(script, clock, random=Fixed(0.0)).get("/v1/models") == {
+        "object": "chat.completion"
+    }
+    assert clock.sleeps == [0.25]
+
+
+def test_max_retries_0_sends_once() -> None:
+    script = Script(refused())
+    with pytest.raises(ProxyConnectionError):
+        sync_client(script, max_retries=0).get("/v1/models")
+    assert script.count == 1
+
+
+def test_timeouts_are_not_retried() -> None:
+    script = Script(httpx.ReadTimeout("timed out"), OK)
+    with pytest.raises(ProxyTimeoutError, match="timed out waiting for the proxy"):
+        sync_client(script, max_retries=5).get("/v1/models")
+    assert script.count == 1
+
+
+def test_a_body_that_breaks_is_a_connection_error_and_not_retried() -> None:
+    def cut(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Pieces([b"{"], error=httpx.ReadError("reset")))
+
+    script = Script(cut, OK)
+    with pytest.raises(ProxyConnectionError):
+        sync_client(script).get("/v1/models")
+    assert script.count == 1
+
+
+# ---- streams ----
+
+SSE = [b"data: one\n\n", b"event: x\nid: 7\ndata: two\n", b"data: 2b\n\n", b"data: [DONE]\n\n"]
+
+
+def sse(*, error: Exception | None = None) -> httpx.Response:
+    head = {"content-type": "text/event-stream", "x-poolswitch-key-id": "a"}
+    return httpx.Response(200, headers=head, stream=Pieces(SSE, error=error))
+
+
+def test_stream_yields_events_as_they_come() -> None:
+    client = sync_client(Script(lambda _: sse()))
+    with client.stream("POST", "/v1/chat/completions", json={"stream": True}) as stream:
+        assert (stream.status, stream.key_id) == (200, "a")
+        got = [(e.event, e.id, e.data) for e in stream]
+    assert got == [("message", None, "one"), ("x", "7", "two\n2b"), ("message", "7", "[DONE]")]
+
+
+def test_stream_iter_bytes() -> None:
+    with sync_client(Script(lambda _: sse())).stream("GET", "/v1/events") as stream:
+        assert list(stream.iter_bytes()) == SSE
+
+
+def test_a_stream_raises_an_error_answer_before_yielding() -> None:
+    for answer, cls in (
+        (relayed(400), UpstreamError),
+        (proxy_answer(403, "forbidden"), ProxyError),
+    ):
+        client = sync_client(Script(answer))
+        with pytest.raises(cls), client.stream("POST", "/v1/x"):
+            pytest.fail("an error answer must not be yielded")
+
+
+def test_a_stream_retries_like_a_call_then_waits_up_to_timeout_between_pieces() -> None:
+    clock = Clock()
+    script = Script(proxy_answer(503, "overloaded", 4.0), lambda _: sse())
+    client = sync_client(script, clock, timeout=10.0, random=Fixed(0.0))
+    with client.stream("GET", "/v1/events") as stream:
+        assert [t["read"] for t in script.timeouts] == [10.0, 6.0]  # the head: within the deadline
+        # then each piece may take up to the whole timeout: the deadline is over for a stream
+        assert script.requests[-1].extensions["timeout"] == httpx.Timeout(10.0).as_dict()
+        clock.now += 60.0
+        assert len(list(stream)) == 3
+
+
+def test_a_stream_cut_mid_way_is_a_connection_error() -> None:
+    client = sync_client(Script(lambda _: sse(error=httpx.RemoteProtocolError("incomplete"))))
+    data: list[str] = []
+    with pytest.raises(ProxyConnectionError), client.stream("GET", "/v1/events") as stream:
+        data.extend(event.data for event in stream)
+    assert data == ["one", "two\n2b", "[DONE]"]
+
+
+# ---- the http client ----
+
+
+def test_close_leaves_a_callers_http_client_open() -> None:
+    http = httpx.Client(transport=httpx.MockTransport(Script(OK)))
+    with PoolSwitchClient(URL, http_client=http) as client:
+        client.get("/v1/models")
     assert not http.is_closed
     http.close()
-    with PoolSwitchClient(proxy.url) as own:
-        own.health()
+    with PoolSwitchClient(URL) as own:
+        pass
     assert own._http.is_closed
-
-
-# ---- streaming ----
-
-EVENTS = [f'{{"i": {i}}}' for i in range(5)]
-
-
-def test_stream_delivers_each_event_as_it_arrives(
-    client: PoolSwitchClient, upstream: FakeUpstream
-) -> None:
-    script_all(upstream, {"kind": "sse", "events": EVENTS, "interval": 0.25})
-    arrivals: list[float] = []
-    data: list[str] = []
-    with client.stream("POST", "/v1/chat/completions", json={"stream": True}) as stream:
-        assert stream.status == 200
-        assert stream.key_id in ("a", "b") and stream.attempts == 1
-        for event in stream:
-            arrivals.append(time.monotonic())
-            data.append(event.data)
-    assert data == [*EVENTS, "[DONE]"]
-    # the upstream writes an event every 0.25 s from the moment the request reaches it: it
-    # is still streaming for 1.25 s after the first event, which must reach us by then
-    finished = upstream.attempts[0].at + 1.25
-    assert arrivals[0] < finished - 0.25, "the first event was held back"
-    assert arrivals[-1] - arrivals[0] > 0.75, "the stream was buffered"
-
-
-def test_stream_events_carry_name_id_and_multiline_data(
-    client: PoolSwitchClient, upstream: FakeUpstream
-) -> None:
-    events = [
-        {"event": "delta", "id": "1", "data": '{"text": "a"}'},
-        {"data": "line one\nline two"},
-        {"event": "done", "id": "2", "data": "{}"},
-    ]
-    script_all(upstream, {"kind": "sse", "events": events, "interval": 0, "done": False})
-    with client.stream("GET", "/v1/events") as stream:
-        got = list(stream)
-    assert [(e.event, e.id, e.data) for e in got] == [
-        ("delta", "1", '{"text": "a"}'),
-        ("message", "1", "line one\nline two"),
-        ("done", "2", "{}"),
-    ]
-    assert got[0].json() == {"text": "a"}
-
-
-def test_stream_iter_bytes_reads_a_raw_stream(
-    client: PoolSwitchClient, upstream: FakeUpstream
-) -> None:
-    script_all(upstream, {"kind": "blob", "size": 300_000, "chunked": True})
-    with client.stream("GET", "/v1/files/1/content") as stream:
-        assert b"".join(stream.iter_bytes()) == blob_bytes(300_000)
-
-
-def test_stream_raises_for_an_error_answer(
-    client: PoolSwitchClient, upstream: FakeUpstream
-) -> None:
-    script_all(upstream, {"kind": "bad_request"})
-    with pytest.raises(UpstreamError) as caught, client.stream("POST", "/v1/chat/completions"):
-        pytest.fail("an error answer must not be yielded")
-    assert caught.value.status == 400
-    assert caught.value.json["error"]["type"] == "invalid_request_error"
-
-
-def test_stream_cut_by_the_upstream_raises_connection_error(
-    make_proxy: ProxyFactory, upstream: FakeUpstream
-) -> None:
-    cut = {"kind": "sse", "events": EVENTS[:2], "interval": 0, "cut": True, "done": False}
-    upstream.script("a", cut)
-    data: list[str] = []
-    with (
-        PoolSwitchClient(make_proxy("a").url) as client,
-        pytest.raises(ProxyConnectionError),
-        client.stream("GET", "/v1/events") as stream,
-    ):
-        data.extend(event.data for event in stream)
-    assert data == EVENTS[:2]
-
-
-# ---- errors ----
-# Upstream failures (5xx, drops, hangs, 429s) go to a fresh one-key proxy with one attempt per
-# request, so that no key state or outage detection carries over into other tests.
-
-
-def test_upstream_400_raises_upstream_error_with_its_body(
-    client: PoolSwitchClient, upstream: FakeUpstream
-) -> None:
-    script_all(upstream, {"kind": "bad_request"})
-    with pytest.raises(UpstreamError) as caught:
-        client.post("/v1/chat/completions", json={})
-    err = caught.value
-    assert err.status == 400
-    assert err.json == {
-        "error": {
-            "message": "Invalid request: 'messages' is a required property.",
-            "type": "invalid_request_error",
-            "param": None,
-            "code": None,
-        }
-    }
-    assert err.body.startswith('{"error": ') and json.loads(err.body) == err.json
-    assert err.key_id in ("a", "b") and err.attempts == 1
-    assert "HTTP 400" in str(err) and "'messages' is a required property" in str(err)
-
-
-def test_upstream_503_is_an_upstream_error_not_a_proxy_error(
-    make_proxy: ProxyFactory, upstream: FakeUpstream
-) -> None:
-    upstream.script("a", {"kind": "server_error", "status": 503})
-    proxy = make_proxy("a", retry_attempts=1)
-    with PoolSwitchClient(proxy.url) as client, pytest.raises(UpstreamError) as caught:
-        client.get("/v1/models")
-    assert (caught.value.status, caught.value.key_id, caught.value.attempts) == (503, "a", 1)
-
-
-def test_non_json_upstream_error_keeps_its_text(
-    client: PoolSwitchClient, upstream: FakeUpstream
-) -> None:
-    script_all(upstream, {"kind": "text", "status": 404, "body": "no such thing"})
-    with pytest.raises(UpstreamError) as caught:
-        client.get("/v1/missing")
-    assert (caught.value.status, caught.value.body, caught.value.json) == (
-        404,
-        "no such thing",
-        None,
-    )
-
-
-def test_no_available_keys_raises_proxy_error_with_retry_after(
-    make_proxy: ProxyFactory, upstream: FakeUpstream, counted: Counted
-) -> None:
-    upstream.script("a", {"kind": "rate_limit", "headers": {"retry-after": "30"}})
-    client, counter = counted(make_proxy("a", retry_attempts=1).url, timeout=5.0)
-    with pytest.raises(UpstreamError) as relayed:
-        client.get("/v1/models")
-    assert relayed.value.status == 429  # the upstream's own answer, relayed
-    started = time.monotonic()
-    with pytest.raises(ProxyError) as caught:
-        client.get("/v1/models")
-    err = caught.value
-    assert (
-        err.code == "no_available_keys"
-    )  # 503 before the contract's 429; the code is the contract
-    assert err.retry_after is not None and 28 <= err.retry_after <= 30
-    assert "cooling down" in err.message
-    assert time.monotonic() - started < 2.0, "30 s does not fit a 5 s timeout: no retry"
-    assert counter.count == 2  # neither the relayed 429 nor no_available_keys was retried
-
-
-def test_no_available_keys_is_retried_when_retry_after_fits(
-    make_proxy: ProxyFactory, upstream: FakeUpstream, counted: Counted
-) -> None:
-    upstream.script("a", {"kind": "rate_limit", "headers": {"retry-after": "1"}}, {"kind": "ok"})
-    client, counter = counted(make_proxy("a", retry_attempts=1).url, timeout=10.0)
-    with pytest.raises(UpstreamError):
-        client.get("/v1/models")
-    started = time.monotonic()
-    assert client.get("/v1/models")["object"] == "chat.completion"
-    assert time.monotonic() - started >= 0.9
-    assert counter.count == 3  # 429, then no_available_keys, then the retry
-    assert upstream.key_ids() == ["a", "a"]
-
-
-def test_no_available_keys_is_not_retried_with_max_retries_0(
-    make_proxy: ProxyFactory, upstream: FakeUpstream, counted: Counted
-) -> None:
-    upstream.script("a", {"kind": "rate_limit", "headers": {"retry-after": "1"}})
-    client, counter = counted(make_proxy("a", retry_attempts=1).url, max_retries=0)
-    with pytest.raises(UpstreamError):
-        client.get("/v1/models")
-    with pytest.raises(ProxyError, match="no_available_keys"):
-        client.get("/v1/models")
-    assert counter.count == 2
-
-
-def test_payload_too_large_is_a_proxy_error(client: PoolSwitchClient) -> None:
-    with pytest.raises(ProxyError) as caught:
-        client.post("/v1/files", content=b"x" * 5000)
-    assert (caught.value.code, caught.value.status, caught.value.retry_after) == (
-        "payload_too_large",
-        413,
-        None,
-    )
-
-
-def test_a_path_climbing_above_the_base_is_a_proxy_bad_request(client: PoolSwitchClient) -> None:
-    with pytest.raises(ProxyError) as caught:
-        client.get("/%2e%2e/etc/passwd")
-    assert (caught.value.code, caught.value.status) == ("bad_request", 400)
-
-
-def test_unreachable_upstream_is_a_proxy_error(
-    make_proxy: ProxyFactory, upstream: FakeUpstream
-) -> None:
-    upstream.script("a", {"kind": "drop"})
-    proxy = make_proxy("a", retry_attempts=1)
-    with PoolSwitchClient(proxy.url) as client, pytest.raises(ProxyError) as caught:
-        client.get("/v1/models")
-    assert (caught.value.code, caught.value.status) == ("upstream_unreachable", 502)
-
-
-def test_upstream_timeout_is_a_proxy_error(
-    make_proxy: ProxyFactory, upstream: FakeUpstream
-) -> None:
-    upstream.script("a", {"kind": "hang"})
-    proxy = make_proxy("a", retry_attempts=1, request_timeout_seconds=0.3)
-    with PoolSwitchClient(proxy.url) as client, pytest.raises(ProxyError) as caught:
-        client.get("/v1/models")
-    assert (caught.value.code, caught.value.status) == ("upstream_timeout", 504)
-
-
-def test_stopped_proxy_raises_connection_error(make_proxy: ProxyFactory) -> None:
-    proxy = make_proxy("a")
-    with PoolSwitchClient(proxy.url, max_retries=0) as client:
-        assert client.health()["status"] == "ok"
-        proxy.stop()
-        with pytest.raises(ProxyConnectionError, match="cannot connect to the proxy"):
-            client.post("/v1/chat/completions", json=SEED_BODY)
-        with pytest.raises(ProxyConnectionError), client.stream("GET", "/v1/events"):
-            pass
-
-
-def test_connection_failures_are_retried_with_backoff(dead_url: str, counted: Counted) -> None:
-    client, counter = counted(dead_url, max_retries=2)
-    started = time.monotonic()
-    with pytest.raises(ProxyConnectionError):
-        client.get("/v1/models")
-    assert counter.count == 3
-    assert time.monotonic() - started >= 1.5  # 0.5 s, then 1 s
-
-
-def test_connection_retries_stop_at_the_timeout(dead_url: str, counted: Counted) -> None:
-    client, counter = counted(dead_url, max_retries=5, timeout=1.0)
-    with pytest.raises(ProxyConnectionError):
-        client.get("/v1/models")
-    assert counter.count == 2  # 0.5 s fits in 1 s, another 1 s does not
-
-
-def test_upstream_errors_are_never_retried(
-    make_proxy: ProxyFactory, upstream: FakeUpstream, counted: Counted
-) -> None:
-    upstream.script("a", {"kind": "server_error"})
-    retrying, counter = counted(make_proxy("a", retry_attempts=1).url, max_retries=5)
-    with pytest.raises(UpstreamError):
-        retrying.get("/v1/models")
-    assert counter.count == 1
-
-
-def test_slow_answer_raises_timeout_error(
-    proxy: Proxy, upstream: FakeUpstream, counted: Counted
-) -> None:
-    script_all(upstream, {"kind": "ok", "delay": 1.0})
-    client, counter = counted(proxy.url, timeout=0.3)
-    started = time.monotonic()
-    with pytest.raises(ProxyTimeoutError):
-        client.get("/v1/models")
-    assert time.monotonic() - started < 0.9
-    assert counter.count == 1  # timeouts are not retried
-
-
-def test_per_call_timeout_overrides_the_clients(proxy: Proxy, upstream: FakeUpstream) -> None:
-    script_all(upstream, {"kind": "ok", "delay": 0.5})
-    with PoolSwitchClient(proxy.url, timeout=60.0) as client, pytest.raises(ProxyTimeoutError):
-        client.get("/v1/models", timeout=0.2)
-    with PoolSwitchClient(proxy.url, timeout=0.2) as client:
-        assert client.get("/v1/models", timeout=5.0)["object"] == "chat.completion"
-
-
-def test_stream_timeout_bounds_the_wait_between_events(
-    client: PoolSwitchClient, upstream: FakeUpstream
-) -> None:
-    script_all(upstream, {"kind": "sse", "events": EVENTS, "interval": 1.0})
-    with (
-        pytest.raises(ProxyTimeoutError),
-        client.stream("GET", "/v1/events", timeout=0.3) as stream,
-    ):
-        for _ in stream:
-            pass

@@ -1,52 +1,17 @@
 """The wire contract the clients read, against scripted answers (httpx.MockTransport, no
-network): the caller token on every request, and the proxy's own answers (429
-`no_available_keys` with `x-should-retry`, 401, 403, 431, 503 `overloaded`) as `ProxyError`.
+network): the caller token on every request, and the proxy's own answers (every code, 429
+`no_available_keys` and `caller_rate_limited` with `x-should-retry`) as `ProxyError`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
+from scripted import Clock, Script, async_client, proxy_answer, sync_client
 
-from poolswitch_client import AsyncPoolSwitchClient, PoolSwitchClient, ProxyError
+from poolswitch_client import ErrorCode, PoolSwitchClient, ProxyError
 
 TOKEN = "tok-caller-SECRET-789"
-
-
-class Script:
-    """A MockTransport handler: answers in order (the last one repeats), requests recorded."""
-
-    def __init__(self, *answers: httpx.Response) -> None:
-        self.answers = list(answers) or [httpx.Response(200, json={})]
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-
-def proxy_answer(
-    status: int,
-    code: str,
-    retry_after: float | None = None,
-    headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    error = {"type": "poolswitch_error", "code": code, "message": "m", "retry_after": retry_after}
-    head = {"x-poolswitch-error": code, **(headers or {})}
-    return httpx.Response(status, headers=head, json={"error": error})
-
-
-def sync_client(script: Script, **options: Any) -> PoolSwitchClient:
-    http = httpx.Client(transport=httpx.MockTransport(script))
-    return PoolSwitchClient("http://proxy.test", http_client=http, **options)
-
-
-def async_client(script: Script, **options: Any) -> AsyncPoolSwitchClient:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(script))
-    return AsyncPoolSwitchClient("http://proxy.test", http_client=http, **options)
 
 
 def assert_no_token(*things: object) -> None:
@@ -76,7 +41,7 @@ def test_the_token_goes_out_as_x_poolswitch_token_on_every_request(
     script = Script()
     if from_env:
         monkeypatch.setenv("POOLSWITCH_TOKEN", TOKEN)
-    client = sync_client(script, **({} if from_env else {"token": TOKEN}))
+    client = sync_client(script) if from_env else sync_client(script, token=TOKEN)
     every_call(client)
     assert len(script.requests) == 7
     for request in script.requests:
@@ -119,11 +84,51 @@ def test_the_token_never_shows_in_an_error() -> None:
 # ---- proxy answers ----
 
 
+STATUS_OF = {
+    ErrorCode.NO_AVAILABLE_KEYS: 429,
+    ErrorCode.UPSTREAM_UNAVAILABLE: 503,
+    ErrorCode.OVERLOADED: 503,
+    ErrorCode.UPSTREAM_UNREACHABLE: 502,
+    ErrorCode.UPSTREAM_TIMEOUT: 504,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.HEADERS_TOO_LARGE: 431,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.NO_SUCH_POOL: 404,
+    ErrorCode.CALLER_RATE_LIMITED: 429,
+    ErrorCode.INTERNAL_ERROR: 500,
+}
+
+
+def test_every_code_has_its_status() -> None:
+    assert set(STATUS_OF) == ErrorCode.ALL
+
+
+@pytest.mark.parametrize("code", sorted(ErrorCode.ALL))
+def test_every_proxy_code_is_a_proxy_error_from_send(code: str) -> None:
+    script = Script(proxy_answer(STATUS_OF[code], code, None, {"x-should-retry": "false"}))
+    with pytest.raises(ProxyError) as caught:
+        sync_client(script).send("POST", "/v1/chat/completions", json={})
+    assert (caught.value.code, caught.value.status) == (code, STATUS_OF[code])
+    assert script.count == 1
+
+
 @pytest.mark.parametrize(
     ("answer", "code", "status", "retry_after"),
     [
         (proxy_answer(401, "unauthorized"), "unauthorized", 401, None),
         (proxy_answer(403, "forbidden"), "forbidden", 403, None),
+        (proxy_answer(404, "no_such_pool"), "no_such_pool", 404, None),
+        (
+            proxy_answer(
+                429, "caller_rate_limited", 0.25, {"retry-after": "1", "x-should-retry": "true"}
+            ),
+            "caller_rate_limited",
+            429,
+            0.25,
+        ),
         (proxy_answer(431, "headers_too_large"), "headers_too_large", 431, None),
         (
             proxy_answer(503, "overloaded", 1.0, {"retry-after": "1", "x-should-retry": "true"}),
@@ -175,9 +180,11 @@ def test_exhaustion_with_x_should_retry_false_is_raised_at_once(timeout: float |
 def test_a_wait_over_60_s_is_never_taken_even_without_x_should_retry() -> None:
     old = proxy_answer(503, "no_available_keys", 90.0, {"retry-after": "90"})
     script = Script(old, httpx.Response(200, json={}))
+    clock = Clock()
     with pytest.raises(ProxyError):
-        sync_client(script, timeout=None).get("/v1/models")
+        sync_client(script, clock, timeout=None).get("/v1/models")
     assert len(script.requests) == 1
+    assert clock.sleeps == []  # the unbounded wait of timeout=None is gone
 
 
 def test_exhaustion_with_x_should_retry_true_is_retried_after_its_wait() -> None:
@@ -187,6 +194,28 @@ def test_exhaustion_with_x_should_retry_true_is_retried_after_its_wait() -> None
     script = Script(soon, httpx.Response(200, json={"ok": True}))
     assert sync_client(script).get("/v1/models") == {"ok": True}
     assert len(script.requests) == 2
+
+
+def test_caller_rate_limited_is_retried_after_its_retry_after() -> None:
+    limited = proxy_answer(
+        429, "caller_rate_limited", 1.4, {"retry-after": "2", "x-should-retry": "true"}
+    )
+    clock = Clock()
+    script = Script(limited, httpx.Response(200, json={"ok": True}))
+    assert sync_client(script, clock).get("/v1/models") == {"ok": True}
+    assert script.count == 2
+    [wait] = clock.sleeps
+    assert 2.0 <= wait <= 2.2  # Retry-After (whole seconds) times U(1.0, 1.1)
+
+
+def test_caller_rate_limited_over_60_s_is_raised_at_once() -> None:
+    limited = proxy_answer(429, "caller_rate_limited", 90.0, {"x-should-retry": "false"})
+    clock = Clock()
+    script = Script(limited, httpx.Response(200, json={}))
+    with pytest.raises(ProxyError) as caught:
+        sync_client(script, clock, timeout=None, max_retries=5).get("/v1/models")
+    assert (caught.value.code, caught.value.retry_after) == ("caller_rate_limited", 90.0)
+    assert (script.count, clock.sleeps) == (1, [])
 
 
 @pytest.mark.anyio

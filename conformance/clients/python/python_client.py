@@ -1,7 +1,10 @@
 """The conformance client for the Python SDK (poolswitch_client): every call through its methods.
 
 Reads one JSON request per line on stdin, answers one JSON line per request on stdout
-(conformance/README.md, "The client protocol"). Uses only the SDK, json and stdio.
+(conformance/README.md, "The client protocol"). Uses only the SDK, json and stdio. One SDK client
+per distinct `client` option set (max_retries default 0: the suite's retries are off). A relayed
+upstream non-2xx, raised by `send`, is reported with its status, headers and body, and the error
+`{"code": null, "status"}`, exactly as the raw client reports it.
 """
 
 from __future__ import annotations
@@ -21,13 +24,24 @@ from poolswitch_client import (
     UpstreamError,
 )
 
-clients: dict[tuple[str, str | None], PoolSwitchClient] = {}
+clients: dict[tuple[Any, ...], PoolSwitchClient] = {}
 
 
-def client_for(url: str, token: str | None) -> PoolSwitchClient:
-    if (url, token) not in clients:  # no SDK retries: the runner checks what the proxy answered
-        clients[url, token] = PoolSwitchClient(url, token=token, max_retries=0)
-    return clients[url, token]
+def client_for(request: dict[str, Any]) -> PoolSwitchClient:
+    options = request.get("client") or {}
+    key = (
+        request["proxy_url"],
+        options.get("token", request.get("token")),
+        options.get("pool"),
+        options.get("max_retries", 0),
+        options.get("timeout", request["timeout"]),
+    )
+    if key not in clients:
+        url, token, pool, retries, timeout = key
+        clients[key] = PoolSwitchClient(
+            url, token=token, pool=pool, max_retries=retries, timeout=timeout
+        )
+    return clients[key]
 
 
 def answer_of(response: ProxyResponse) -> dict[str, Any]:
@@ -42,9 +56,8 @@ def failure(code: str | None, status: int | None = None, retry_after: Any = None
 
 
 def call(request: dict[str, Any]) -> dict[str, Any]:
-    client, kind = client_for(request["proxy_url"], request.get("token")), request["call"]
+    client, kind = client_for(request), request["call"]
     options: dict[str, Any] = {"headers": request.get("headers") or {}}
-    options["timeout"] = request["timeout"]
     if "json" in request:
         options["json"] = request["json"]
     elif "text" in request:
@@ -71,9 +84,8 @@ def call(request: dict[str, Any]) -> dict[str, Any]:
         return result
     except ProxyError as err:
         answer = answer_of(err.response) if err.response is not None else {}
-        error = failure(err.code, err.status, err.retry_after)
-        return {**result, **answer, "error": error}
-    except UpstreamError as err:
+        return {**result, **answer, "error": failure(err.code, err.status, err.retry_after)}
+    except UpstreamError as err:  # send raises it: report the answer, as the raw client does
         answer = answer_of(err.response) if err.response is not None else {}
         return {**result, **answer, "error": failure(None, err.status)}
     except ProxyTimeoutError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from poolswitch_client._async_client import AsyncPoolSwitchClient
 from poolswitch_client._client import PoolSwitchClient
+from poolswitch_client._codes import ErrorCode
 from poolswitch_client._errors import (
     PoolSwitchError,
     ProxyConnectionError,
@@ -19,12 +20,30 @@ from poolswitch_client._errors import (
 )
 from poolswitch_client._response import ProxyResponse
 from poolswitch_client._sse import ServerSentEvent
+from poolswitch_client._status import (
+    CallerStatus,
+    HealthDocument,
+    KeyStatus,
+    Outage,
+    PoolHealth,
+    PoolStatus,
+    StatusDocument,
+)
 from poolswitch_client._stream import AsyncProxyStream, ProxyStream
+from poolswitch_client._types import USE_CLIENT_DEFAULT, UseClientDefault
 from poolswitch_client._version import __version__
 
 __all__ = [
+    "USE_CLIENT_DEFAULT",
     "AsyncPoolSwitchClient",
     "AsyncProxyStream",
+    "CallerStatus",
+    "ErrorCode",
+    "HealthDocument",
+    "KeyStatus",
+    "Outage",
+    "PoolHealth",
+    "PoolStatus",
     "PoolSwitchClient",
     "PoolSwitchError",
     "ProxyConnectionError",
@@ -33,12 +52,15 @@ __all__ = [
     "ProxyStream",
     "ProxyTimeoutError",
     "ServerSentEvent",
+    "StatusDocument",
     "UpstreamError",
+    "UseClientDefault",
     "__version__",
 ]
 
-# Show the public names as `poolswitch_client.X` (reprs, tracebacks, docs), not the private module.
+# Show the public classes as `poolswitch_client.X` (reprs, tracebacks, docs), not the private
+# module.
 for _name in __all__:
-    if not _name.startswith("__"):
+    if isinstance(globals()[_name], type):
         globals()[_name].__module__ = __name__
 del _name

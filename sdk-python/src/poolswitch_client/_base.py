@@ -1,7 +1,7 @@
-"""What the sync and async clients share: settings, request building, retry decisions.
+"""What the sync and async clients share: settings and request building.
 
 The twins in `_client.py` and `_async_client.py` only do the I/O (send, read, sleep, close);
-everything that decides something lives here.
+everything that decides something lives here and in `_retry.py`.
 """
 
 from __future__ import annotations
@@ -9,33 +9,29 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
-from typing import Any
+from random import Random
+from typing import Any, ClassVar
 
 import httpx
 
-from poolswitch_client._errors import (
-    PoolSwitchError,
-    ProxyError,
-    error_from_response,
-    translate,
-)
+from poolswitch_client._deadline import Clock, Deadline
+from poolswitch_client._errors import PoolSwitchError
 from poolswitch_client._response import ProxyResponse
-from poolswitch_client._types import HeaderTypes, QueryParamTypes, RequestContent
+from poolswitch_client._retry import RetryPolicy
+from poolswitch_client._types import (
+    HeaderTypes,
+    QueryParamTypes,
+    RequestContent,
+    UseClientDefault,
+)
 from poolswitch_client._version import __version__
 
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_RETRIES = 2
-BACKOFF_INITIAL = 0.5
-BACKOFF_MAX = 8.0
 USER_AGENT = f"poolswitch-client-python/{__version__}"
 TOKEN_HEADER = "x-poolswitch-token"
 TOKEN_ENV = "POOLSWITCH_TOKEN"
-SHOULD_RETRY_HEADER = "x-should-retry"
-# The proxy's answers worth asking again after their `retry_after` (nothing went upstream).
-RETRIED_CODES = frozenset({"no_available_keys", "overloaded", "upstream_unavailable"})
-# The longest the client ever waits on its own before a retry; a longer `retry_after` is raised.
-MAX_RETRY_WAIT = 60.0
+POOL_HEADER = "x-poolswitch-pool"
 
 
 class _Secret:
@@ -57,7 +53,9 @@ class BaseClient:
     """Settings and request building for `PoolSwitchClient` and `AsyncPoolSwitchClient`.
 
     `token` (default: the `POOLSWITCH_TOKEN` environment variable) goes out as
-    `x-poolswitch-token` on every request; it never shows in a repr or a message.
+    `x-poolswitch-token` on every request; it never shows in a repr or a message. `pool` goes
+    out as `x-poolswitch-pool` on every proxied request (not to `/health`, `/status`,
+    `/metrics`). `random` draws the retry waits' jitter (a seeded one makes them repeatable).
     """
 
     def __init__(
@@ -65,17 +63,24 @@ class BaseClient:
         base_url: str,
         *,
         token: str | None,
+        pool: str | None,
         timeout: float | None,
         headers: HeaderTypes | None,
         max_retries: int,
+        random: Random | None,
     ) -> None:
         self._base_url = _check_base_url(base_url)
         self._token = _caller_token(token)
+        self._pool = _check_pool(pool)
         self._timeout = _check_timeout(timeout, "timeout")
         self._headers = httpx.Headers(headers)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         self._max_retries = max_retries
+        if random is not None and not isinstance(random, Random):
+            raise TypeError("random must be a random.Random")
+        self._random = random
+        self._clock: Clock = time.monotonic  # tests swap it (and the twins' `_sleep`)
 
     @property
     def base_url(self) -> str:
@@ -84,8 +89,13 @@ class BaseClient:
 
     @property
     def timeout(self) -> float | None:
-        """Seconds for each call (connect, and each read); None waits forever."""
+        """Seconds for each whole call, retries included; None: no deadline."""
         return self._timeout
+
+    @property
+    def pool(self) -> str | None:
+        """The pool named in `x-poolswitch-pool` on every proxied request, or None."""
+        return self._pool
 
     @property
     def max_retries(self) -> int:
@@ -93,6 +103,14 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    _NO_BODY: ClassVar[dict[str, Any]] = {
+        "json": None,
+        "params": None,
+        "headers": None,
+        "content": None,
+        "pool": None,
+    }
 
     def _build_request(
         self,
@@ -104,8 +122,9 @@ class BaseClient:
         params: QueryParamTypes | None,
         headers: HeaderTypes | None,
         content: RequestContent | None,
-        timeout: float | None,
+        pool: str | None,
     ) -> httpx.Request:
+        """The request of a call; each attempt gets its own timeout (`Deadline.timeout()`)."""
         if json is not None and content is not None:
             raise TypeError("pass json or content, not both")
         return http.build_request(
@@ -113,90 +132,40 @@ class BaseClient:
             self._url(path),
             json=json,
             params=params,
-            headers=self._merge_headers(headers),
+            headers=self._merge_headers(headers, pool),
             content=content,
-            timeout=httpx.Timeout(timeout),
         )
 
-    def _timeout_for(self, timeout: float | None) -> float | None:
-        """A call's timeout: its own, else the client's."""
-        return self._timeout if timeout is None else _check_timeout(timeout, "timeout")
+    def _timeout_for(self, timeout: float | UseClientDefault | None) -> float | None:
+        """A call's timeout: its own (None: no deadline), else the client's."""
+        if isinstance(timeout, UseClientDefault):
+            return self._timeout
+        return _check_timeout(timeout, "timeout")
 
-    def _retry_policy(self, timeout: float | None) -> RetryPolicy:
-        return RetryPolicy(self._max_retries, timeout)
+    def _pool_for(self, pool: str | UseClientDefault | None) -> str | None:
+        """A call's pool: its own (None: no pool header), else the client's."""
+        return self._pool if isinstance(pool, UseClientDefault) else _check_pool(pool)
+
+    def _plan(self, timeout: float | None) -> tuple[Deadline, RetryPolicy]:
+        """The deadline and the retry policy of one call."""
+        deadline = Deadline(timeout, self._clock)
+        return deadline, RetryPolicy(self._max_retries, deadline, self._random)
 
     def _url(self, path: str) -> str:
         if "://" in path.partition("?")[0]:
             raise ValueError(f"path must be relative to the proxy, got {path!r}")
         return self._base_url + (path if path.startswith("/") else "/" + path)
 
-    def _merge_headers(self, headers: HeaderTypes | None) -> httpx.Headers:
+    def _merge_headers(self, headers: HeaderTypes | None, pool: str | None) -> httpx.Headers:
+        """The client's headers, the token, the pool, then the call's own (which win)."""
         merged = httpx.Headers(self._headers)
         if self._token is not None:
             merged[TOKEN_HEADER] = self._token.reveal()
+        if pool is not None:
+            merged[POOL_HEADER] = pool
         if headers:
             merged.update(headers)
         return merged
-
-
-class RetryPolicy:
-    """The retry decisions for one call, made after each failed exchange with the proxy.
-
-    Retried: a connection the proxy refused (nothing was sent; backoff 0.5 s, 1 s, 2 s, ...),
-    and the proxy's `no_available_keys`, `overloaded` and `upstream_unavailable` answers unless
-    they say `x-should-retry: false`, when their `retry_after` is known, at most
-    `MAX_RETRY_WAIT` (60 s) and fits in the call's timeout. Never an upstream error, a timeout
-    or a connection that broke after the request went out. Each method returns the seconds to
-    wait before the next try, or raises the call's error.
-    """
-
-    def __init__(
-        self,
-        max_retries: int,
-        timeout: float | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._clock = clock
-        self._left = max_retries
-        self._retries = 0
-        self._deadline = None if timeout is None else clock() + timeout
-
-    @property
-    def retries(self) -> int:
-        return self._retries
-
-    def after_failure(self, exc: httpx.HTTPError) -> float:
-        """The exchange raised `exc`: how long to wait, or raise it as our error."""
-        error = translate(exc)
-        if isinstance(exc, httpx.ConnectError):
-            delay = min(BACKOFF_INITIAL * 2.0**self._retries, BACKOFF_MAX)
-            if self._take(delay):
-                return delay
-        raise error from exc
-
-    def after_error(self, response: ProxyResponse) -> float:
-        """The proxy answered non-2xx (body read): how long to wait, or raise the error."""
-        error = error_from_response(response)
-        if (
-            isinstance(error, ProxyError)
-            and error.code in RETRIED_CODES
-            and response.headers.get(SHOULD_RETRY_HEADER, "").strip().lower() != "false"
-            and error.retry_after is not None
-            and error.retry_after <= MAX_RETRY_WAIT
-            and self._take(error.retry_after)
-        ):
-            return error.retry_after
-        raise error
-
-    def _take(self, delay: float) -> bool:
-        if self._left <= 0:
-            return False
-        if self._deadline is not None and self._clock() + delay >= self._deadline:
-            return False
-        self._left -= 1
-        self._retries += 1
-        return True
 
 
 def expect_object(response: ProxyResponse, path: str) -> dict[str, Any]:
@@ -243,6 +212,18 @@ def _check_token(token: str) -> str:
     if any(c in token for c in "\r\n"):
         raise ValueError("token must not contain line breaks")
     return token
+
+
+def _check_pool(pool: str | None) -> str | None:
+    if pool is None:
+        return None
+    if not isinstance(pool, str):
+        raise TypeError(f"pool must be a str or None, got {type(pool).__name__}")
+    if not pool or pool != pool.strip() or not pool.isprintable() or not pool.isascii():
+        raise ValueError(
+            f"pool must be a pool name (printable ASCII, no spaces around), got {pool!r}"
+        )
+    return pool
 
 
 def _check_timeout(timeout: float | None, name: str) -> float | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from random import Random
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -17,10 +18,18 @@ from poolswitch_client._base import (
     BaseClient,
     expect_object,
 )
-from poolswitch_client._errors import translate
+from poolswitch_client._deadline import bound_body, stream_opened
+from poolswitch_client._errors import translate_errors
 from poolswitch_client._response import ProxyResponse, body_value
+from poolswitch_client._status import HealthDocument, StatusDocument
 from poolswitch_client._stream import ProxyStream
-from poolswitch_client._types import HeaderTypes, QueryParamTypes, RequestContent
+from poolswitch_client._types import (
+    USE_CLIENT_DEFAULT,
+    HeaderTypes,
+    QueryParamTypes,
+    RequestContent,
+    UseClientDefault,
+)
 
 
 class PoolSwitchClient(BaseClient):
@@ -29,7 +38,8 @@ class PoolSwitchClient(BaseClient):
     `get()`, `post()`, ... return the parsed JSON body (text for text bodies, bytes for binary
     ones); `send()` returns the whole `ProxyResponse`; `stream()` yields the answer as it
     arrives. A non-2xx answer raises `ProxyError` (made by the proxy) or `UpstreamError`
-    (relayed from the upstream).
+    (relayed from the upstream). `timeout` is one deadline for the whole call, retries
+    included (`_retry.py` says what is retried and how long the client waits).
     """
 
     def __init__(
@@ -37,18 +47,27 @@ class PoolSwitchClient(BaseClient):
         base_url: str,
         *,
         token: str | None = None,
+        pool: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         headers: HeaderTypes | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        random: Random | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
         super().__init__(
-            base_url, token=token, timeout=timeout, headers=headers, max_retries=max_retries
+            base_url,
+            token=token,
+            pool=pool,
+            timeout=timeout,
+            headers=headers,
+            max_retries=max_retries,
+            random=random,
         )
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError("http_client must be an httpx.Client")
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(headers={"user-agent": USER_AGENT})
+        self._sleep: Callable[[float], None] = time.sleep  # tests swap it
 
     def request(
         self,
@@ -59,7 +78,8 @@ class PoolSwitchClient(BaseClient):
         params: QueryParamTypes | None = None,
         headers: HeaderTypes | None = None,
         content: RequestContent | None = None,
-        timeout: float | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        pool: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Any:
         """Send a request; return the body: JSON parsed, text as str, binary as bytes."""
         response = self.send(
@@ -70,6 +90,7 @@ class PoolSwitchClient(BaseClient):
             headers=headers,
             content=content,
             timeout=timeout,
+            pool=pool,
         )
         return body_value(response)
 
@@ -81,10 +102,18 @@ class PoolSwitchClient(BaseClient):
         params: QueryParamTypes | None = None,
         headers: HeaderTypes | None = None,
         content: RequestContent | None = None,
-        timeout: float | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        pool: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Any:
         return self.request(
-            "GET", path, json=json, params=params, headers=headers, content=content, timeout=timeout
+            "GET",
+            path,
+            json=json,
+            params=params,
+            headers=headers,
+            content=content,
+            timeout=timeout,
+            pool=pool,
         )
 
     def post(
@@ -95,7 +124,8 @@ class PoolSwitchClient(BaseClient):
         params: QueryParamTypes | None = None,
         headers: HeaderTypes | None = None,
         content: RequestContent | None = None,
-        timeout: float | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        pool: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Any:
         return self.request(
             "POST",
@@ -105,6 +135,7 @@ class PoolSwitchClient(BaseClient):
             headers=headers,
             content=content,
             timeout=timeout,
+            pool=pool,
         )
 
     def put(
@@ -115,10 +146,18 @@ class PoolSwitchClient(BaseClient):
         params: QueryParamTypes | None = None,
         headers: HeaderTypes | None = None,
         content: RequestContent | None = None,
-        timeout: float | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        pool: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Any:
         return self.request(
-            "PUT", path, json=json, params=params, headers=headers, content=content, timeout=timeout
+            "PUT",
+            path,
+            json=json,
+            params=params,
+            headers=headers,
+            content=content,
+            timeout=timeout,
+            pool=pool,
         )
 
     def patch(
@@ -129,7 +168,8 @@ class PoolSwitchClient(BaseClient):
         params: QueryParamTypes | None = None,
         headers: HeaderTypes | None = None,
         content: RequestContent | None = None,
-        timeout: float | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        pool: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Any:
         return self.request(
             "PATCH",
@@ -139,6 +179,7 @@ class PoolSwitchClient(BaseClient):
             headers=headers,
             content=content,
             timeout=timeout,
+            pool=pool,
         )
 
     def delete(
@@ -149,7 +190,8 @@ class PoolSwitchClient(BaseClient):
         params: QueryParamTypes | None = None,
         headers: HeaderTypes | None = None,
         content: RequestContent | None = None,
-        timeout: float | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        pool: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Any:
         return self.request(
             "DELETE",
@@ -159,6 +201,7 @@ class PoolSwitchClient(BaseClient):
             headers=headers,
             content=content,
             timeout=timeout,
+            pool=pool,
         )
 
     def send(
@@ -170,10 +213,11 @@ class PoolSwitchClient(BaseClient):
         params: QueryParamTypes | None = None,
         headers: HeaderTypes | None = None,
         content: RequestContent | None = None,
-        timeout: float | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        pool: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> ProxyResponse:
-        """Send a request; return the whole answer (status, headers, key id, attempts, body)."""
-        timeout = self._timeout_for(timeout)
+        """Send a request; return the whole 2xx answer (status, headers, key id, attempts,
+        body). A non-2xx answer raises `ProxyError` or `UpstreamError`, which carry it."""
         request = self._build_request(
             self._http,
             method,
@@ -182,9 +226,9 @@ class PoolSwitchClient(BaseClient):
             params=params,
             headers=headers,
             content=content,
-            timeout=timeout,
+            pool=self._pool_for(pool),
         )
-        return ProxyResponse(self._send(request, timeout, stream=False))
+        return ProxyResponse(self._send(request, self._timeout_for(timeout), stream=False))
 
     @contextlib.contextmanager
     def stream(
@@ -196,14 +240,15 @@ class PoolSwitchClient(BaseClient):
         params: QueryParamTypes | None = None,
         headers: HeaderTypes | None = None,
         content: RequestContent | None = None,
-        timeout: float | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        pool: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Iterator[ProxyStream]:
         """Send a request; yield the answer once its headers are in, to read as it arrives.
 
-        Iterate the stream for server-sent events, or use `iter_bytes()`. `timeout` bounds the
-        wait for the headers and for each next piece, not the whole stream.
+        Iterate the stream for server-sent events, or use `iter_bytes()`. `timeout` is the
+        deadline for the answer's head (retries included), then the longest silence between
+        two pieces of the stream, not a bound on the whole stream.
         """
-        timeout = self._timeout_for(timeout)
         request = self._build_request(
             self._http,
             method,
@@ -212,25 +257,26 @@ class PoolSwitchClient(BaseClient):
             params=params,
             headers=headers,
             content=content,
-            timeout=timeout,
+            pool=self._pool_for(pool),
         )
-        response = self._send(request, timeout, stream=True)
+        response = self._send(request, self._timeout_for(timeout), stream=True)
         try:
             yield ProxyStream(response)
         finally:
             response.close()
 
-    def health(self) -> dict[str, Any]:
-        """`GET /health`: `{"status": "ok" | "degraded", "keys_available", "keys_total"}`."""
-        return expect_object(self.send("GET", "/health"), "/health")
+    def health(self) -> HealthDocument:
+        """`GET /health`: `{"status": "ok" | "degraded", "keys_available", "keys_total",
+        "pools"}`."""
+        return cast(HealthDocument, expect_object(self._builtin("/health"), "/health"))
 
-    def status(self) -> dict[str, Any]:
-        """`GET /status`: strategy, storage, upstream and every key's state (ids only)."""
-        return expect_object(self.send("GET", "/status"), "/status")
+    def status(self) -> StatusDocument:
+        """`GET /status`: storage, every pool with its keys' state, every caller (ids only)."""
+        return cast(StatusDocument, expect_object(self._builtin("/status"), "/status"))
 
     def metrics(self) -> str:
         """`GET /metrics`: the Prometheus text."""
-        return self.send("GET", "/metrics").text
+        return self._builtin("/metrics").text
 
     def close(self) -> None:
         """Close the connections (an `http_client` you passed in stays open: it is yours)."""
@@ -248,23 +294,33 @@ class PoolSwitchClient(BaseClient):
     ) -> None:
         self.close()
 
+    def _builtin(self, path: str) -> ProxyResponse:
+        """A GET of one of the proxy's own endpoints: never with a pool header."""
+        request = self._build_request(self._http, "GET", path, **self._NO_BODY)
+        return ProxyResponse(self._send(request, self._timeout, stream=False))
+
     def _send(
         self, request: httpx.Request, timeout: float | None, *, stream: bool
     ) -> httpx.Response:
-        """One call: the exchange, retried as `RetryPolicy` decides; a 2xx answer or an error."""
-        policy = self._retry_policy(timeout)
+        """One call: the exchange, retried as `RetryPolicy` decides, all within the call's
+        deadline; a 2xx answer (its body read unless `stream`) or an error."""
+        deadline, policy = self._plan(timeout)
         while True:
+            request.extensions["timeout"] = deadline.timeout().as_dict()
             try:
-                response = self._http.send(request, stream=stream)
+                response = self._http.send(request, stream=True)
             except httpx.HTTPError as exc:
-                time.sleep(policy.after_failure(exc))
+                self._sleep(policy.after_failure(exc))
                 continue
-            if response.is_success:
+            if stream and response.is_success:
+                stream_opened(response, timeout)
                 return response
             try:
-                response.read()
-            except httpx.HTTPError as exc:
-                raise translate(exc) from exc
+                bound_body(response, deadline)
+                with translate_errors():
+                    response.read()
             finally:
                 response.close()
-            time.sleep(policy.after_error(ProxyResponse(response)))
+            if response.is_success:
+                return response
+            self._sleep(policy.after_error(ProxyResponse(response)))

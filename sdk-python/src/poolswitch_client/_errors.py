@@ -6,7 +6,8 @@
      ├── UpstreamError          a non-2xx answer of the upstream, relayed by the proxy:
      │                          `status`, `body`, `json`, `key_id`, `attempts`
      ├── ProxyConnectionError   the proxy could not be reached, or the connection broke
-     └── ProxyTimeoutError      the proxy did not answer within the timeout
+     └── ProxyTimeoutError      the call's deadline (`timeout`) passed, or a stream was silent
+                                longer than `timeout`
 
 `error_from_response()` maps an answer to `ProxyError` or `UpstreamError` by the presence of
 `x-poolswitch-error` alone, so an upstream 503 is never taken for a proxy 503.
@@ -87,7 +88,8 @@ class ProxyConnectionError(PoolSwitchError):
 
 
 class ProxyTimeoutError(PoolSwitchError):
-    """The proxy did not answer (or send the next piece of a stream) within the timeout."""
+    """The call's deadline passed before its answer was in (or a stream was silent longer than
+    `timeout`). Never retried."""
 
 
 def error_from_response(response: ProxyResponse, *, now: float | None = None) -> PoolSwitchError:
