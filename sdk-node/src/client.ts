@@ -16,36 +16,21 @@ import type {
   RequestBody,
   RequestOptions,
 } from "./options.js";
-import { ERROR_HEADER, PoolSwitchResponse } from "./response.js";
+import type { ProxyErrorCode } from "./codes.js";
+import { PoolSwitchResponse } from "./response.js";
+import { isRetried, namedWaitSeconds, retryDelayMs, type RandomFunction } from "./retry.js";
 import { CallScope } from "./scope.js";
 import { PoolSwitchStream, type OpenedStream } from "./stream.js";
 import { VERSION } from "./version.js";
 
 const DEFAULT_TIMEOUT_MS = 600_000;
 const DEFAULT_MAX_RETRIES = 2;
-const FIRST_BACKOFF_MS = 100;
-const MAX_BACKOFF_MS = 2_000;
 /** The header that carries the caller token. */
 const TOKEN_HEADER = "x-poolswitch-token";
+/** The header that names the pool. */
+const POOL_HEADER = "x-poolswitch-pool";
 /** The environment variable the token comes from when the options have none. */
 const TOKEN_ENV = "POOLSWITCH_TOKEN";
-/** The proxy's answers worth asking again after their `retryAfter` (nothing went upstream). */
-const RETRIED_CODES = new Set(["no_available_keys", "overloaded", "upstream_unavailable"]);
-/** The longest the client ever waits on its own before a retry, in seconds. */
-const MAX_RETRY_WAIT_SECONDS = 60;
-
-/** Methods a server may receive twice with no harm done. */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-/** Error codes that mean no connection was made, so nothing reached the proxy. */
-const NOT_CONNECTED = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
 
 /** One call, ready to send (and to send again). */
 interface PreparedCall {
@@ -68,24 +53,30 @@ interface PreparedCall {
  * });
  * ```
  *
- * Calls throw `ProxyError` (the proxy's own answers, such as `429 no_available_keys`),
- * `UpstreamError` (a non-2xx answer of the upstream), `ProxyConnectionError` and
- * `ProxyTimeoutError`, all subclasses of `PoolSwitchError`.
+ * Every call, `send()` included, rejects on a non-2xx answer: `ProxyError` (the proxy's own
+ * answers, such as `429 no_available_keys`; `code` is a {@link ProxyErrorCode}) or
+ * `UpstreamError` (a non-2xx answer of the upstream, relayed); and with `ProxyConnectionError`
+ * or `ProxyTimeoutError` when no answer came. All are subclasses of `PoolSwitchError`.
+ * `timeoutMs` is one deadline for the whole call, retries and their waits included; see
+ * `ClientOptions.maxRetries` for what is retried.
  */
 export class PoolSwitchProxyClient {
   /** The proxy's base URL, without a trailing slash. */
   readonly baseUrl: string;
-  /** The default timeout of a call, in milliseconds. */
+  /** The default deadline of a call, in milliseconds (`0`: none). */
   readonly timeoutMs: number;
   /** How many times a call may be retried (see `ClientOptions.maxRetries`). */
   readonly maxRetries: number;
+  /** The pool sent as `x-poolswitch-pool` on proxied calls, or `null`. */
+  readonly pool: string | null;
   readonly #token: string | undefined;
   readonly #headers: HeaderValues;
   readonly #fetch: FetchFunction;
+  readonly #random: RandomFunction;
 
   /**
    * @param baseUrl the proxy, such as `http://127.0.0.1:8080` (it may carry a base path).
-   * @param options token, timeout, default headers, retries and `fetch`.
+   * @param options token, pool, timeout, default headers, retries, `fetch` and `random`.
    */
   constructor(baseUrl: string | URL, options: ClientOptions = {}) {
     this.baseUrl = normalizeBaseUrl(baseUrl);
@@ -95,6 +86,7 @@ export class PoolSwitchProxyClient {
       throw new TypeError(`maxRetries must be an integer >= 0, got ${String(maxRetries)}`);
     }
     this.maxRetries = maxRetries;
+    this.pool = options.pool === undefined ? null : checkPool(options.pool);
     this.#token = callerToken(options.token);
     this.#headers = { ...options.headers };
     if (options.fetch === undefined && typeof globalThis.fetch !== "function") {
@@ -104,6 +96,10 @@ export class PoolSwitchProxyClient {
       throw new TypeError("fetch must be a function");
     }
     this.#fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
+    if (options.random !== undefined && typeof options.random !== "function") {
+      throw new TypeError("random must be a function returning a number in [0, 1)");
+    }
+    this.#random = options.random ?? Math.random;
   }
 
   /** `GET path`; resolves to the parsed JSON (or the text) of a 2xx answer, throws otherwise. */
@@ -137,19 +133,48 @@ export class PoolSwitchProxyClient {
    */
   async request<T = unknown>(method: string, path: string, options?: RequestOptions): Promise<T> {
     const response = await this.send(method, path, options);
-    if (!response.ok) {
-      throw errorFromResponse(response);
-    }
     return response.body() as T;
   }
 
   /**
-   * Any method; resolves to the whole answer, whatever its status (`status`, `headers`, `keyId`,
-   * `attempts`, `json()`, `text()`). Throws only when no answer came: `ProxyConnectionError`,
-   * `ProxyTimeoutError`.
+   * Any method; resolves to the whole 2xx answer (`status`, `headers`, `keyId`, `attempts`,
+   * `json()`, `text()`, `bytes()`). A non-2xx answer rejects: `ProxyError` when the proxy made it
+   * (`x-poolswitch-error`), else `UpstreamError`; both keep the answer as `error.response`. No
+   * answer: `ProxyConnectionError`, `ProxyTimeoutError`.
    */
-  async send(method: string, path: string, options: RequestOptions = {}): Promise<PoolSwitchResponse> {
-    const call = this.#prepare(method, path, options, undefined);
+  send(method: string, path: string, options: RequestOptions = {}): Promise<PoolSwitchResponse> {
+    return this.#send(method, path, options, true);
+  }
+
+  /**
+   * A server-sent event stream: `for await (const event of client.stream("POST", path, { json }))`
+   * yields `{ event, data, id, json() }` as each event arrives. A non-2xx answer throws from the
+   * first step (after the same retries as `send()`). `timeoutMs` bounds the time until the
+   * response headers arrive, retries included, then each silence between two pieces of the
+   * stream (`0`: neither).
+   */
+  stream(method: string, path: string, options: RequestOptions = {}): PoolSwitchStream {
+    const call = this.#prepare(method, path, options, "text/event-stream", true);
+    return new PoolSwitchStream(() => this.#openStream(call, options.signal));
+  }
+
+  /** `GET /health`: `{ status, keys_available, keys_total, pools: [{ name, status, ... }] }`. */
+  async health(options?: CallOptions): Promise<HealthDocument> {
+    return (await this.#send("GET", "/health", callOnly(options), false)).body() as HealthDocument;
+  }
+
+  /** `GET /status`: storage, every pool with its keys' state (ids only), and every caller's use. */
+  async status(options?: CallOptions): Promise<StatusDocument> {
+    return (await this.#send("GET", "/status", callOnly(options), false)).body() as StatusDocument;
+  }
+
+  /** `GET /metrics`: the Prometheus text. */
+  async metrics(options?: CallOptions): Promise<string> {
+    return (await this.#send("GET", "/metrics", callOnly(options), false)).text();
+  }
+
+  async #send(method: string, path: string, options: RequestOptions, proxied: boolean): Promise<PoolSwitchResponse> {
+    const call = this.#prepare(method, path, options, undefined, proxied);
     const scope = new CallScope(options.signal, call.timeoutMs);
     try {
       const response = await this.#fetchWithRetries(call, scope);
@@ -162,44 +187,10 @@ export class PoolSwitchProxyClient {
     }
   }
 
-  /**
-   * A server-sent event stream: `for await (const event of client.stream("POST", path, { json }))`
-   * yields `{ event, data, id, json() }` as each event arrives. A non-2xx answer throws from the
-   * first step. `timeoutMs` bounds the wait for the response headers, then each silence between
-   * two pieces of the stream.
-   */
-  stream(method: string, path: string, options: RequestOptions = {}): PoolSwitchStream {
-    const call = this.#prepare(method, path, options, "text/event-stream");
-    return new PoolSwitchStream(() => this.#openStream(call, options.signal));
-  }
-
-  /** `GET /health`: `{ status: "ok" | "degraded", keys_available, keys_total }`. */
-  health(options?: CallOptions): Promise<HealthDocument> {
-    return this.request<HealthDocument>("GET", "/health", callOnly(options));
-  }
-
-  /** `GET /status`: the strategy, storage, upstream and every key's state (ids only). */
-  status(options?: CallOptions): Promise<StatusDocument> {
-    return this.request<StatusDocument>("GET", "/status", callOnly(options));
-  }
-
-  /** `GET /metrics`: the Prometheus text. */
-  async metrics(options?: CallOptions): Promise<string> {
-    const response = await this.send("GET", "/metrics", callOnly(options));
-    if (!response.ok) {
-      throw errorFromResponse(response);
-    }
-    return response.text();
-  }
-
   async #openStream(call: PreparedCall, signal: AbortSignal | undefined): Promise<OpenedStream> {
     const scope = new CallScope(signal, call.timeoutMs);
     try {
       const response = await this.#fetchWithRetries(call, scope);
-      if (response.status < 200 || response.status >= 300) {
-        const bytes = new Uint8Array(await response.arrayBuffer());
-        throw errorFromResponse(new PoolSwitchResponse(response.status, response.headers, bytes));
-      }
       const type = response.headers.get("content-type") ?? "";
       if (!type.toLowerCase().startsWith("text/event-stream")) {
         await response.body?.cancel().catch(() => undefined);
@@ -216,9 +207,10 @@ export class PoolSwitchProxyClient {
   }
 
   /**
-   * Send `call`; retry connection failures, and the proxy's `no_available_keys`, `overloaded`
-   * and `upstream_unavailable` answers (unless `x-should-retry: false`) whose `retryAfter` is
-   * known, at most {@link MAX_RETRY_WAIT_SECONDS} and within the time left.
+   * Send `call` until a 2xx answer, which it resolves to (its body unread). Retries, at most
+   * `maxRetries` times and within the call's deadline: a failure to reach the proxy, and the
+   * proxy's retried answers (see `retry.ts`). Anything else, or the last failure, is thrown:
+   * a non-2xx answer as its `ProxyError` / `UpstreamError` (its body read whole).
    */
   async #fetchWithRetries(call: PreparedCall, scope: CallScope): Promise<Response> {
     for (let retry = 0; ; retry += 1) {
@@ -232,38 +224,38 @@ export class PoolSwitchProxyClient {
           signal: scope.signal,
         });
       } catch (error) {
-        const wait = Math.min(FIRST_BACKOFF_MS * 2 ** retry, MAX_BACKOFF_MS);
-        if (
-          scope.kind !== undefined ||
-          retry >= this.maxRetries ||
-          !isRetriableFailure(error, call.method) ||
-          wait >= scope.remaining()
-        ) {
+        // No answer came (refused, DNS, reset before the response head): retried with a backoff.
+        const wait = retry < this.maxRetries ? retryDelayMs(retry, null, this.#random) : null;
+        if (scope.kind !== undefined || wait === null || !scope.fits(wait)) {
           throw error;
         }
         await scope.sleep(wait);
         continue;
       }
-      if (retry < this.maxRetries && mayRetry(response)) {
-        const bytes = new Uint8Array(await response.clone().arrayBuffer());
-        const error = errorFromResponse(new PoolSwitchResponse(response.status, response.headers, bytes));
-        const seconds = error instanceof ProxyError ? error.retryAfter : null;
-        if (
-          seconds !== null &&
-          seconds >= 0 &&
-          seconds <= MAX_RETRY_WAIT_SECONDS &&
-          seconds * 1000 < scope.remaining()
-        ) {
-          await response.body?.cancel().catch(() => undefined);
-          await scope.sleep(seconds * 1000);
+      if (response.status >= 200 && response.status < 300) {
+        return response;
+      }
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const answer = new PoolSwitchResponse(response.status, response.headers, bytes);
+      const error = errorFromResponse(answer);
+      if (error instanceof ProxyError && retry < this.maxRetries && isRetried(answer)) {
+        const wait = retryDelayMs(retry, namedWaitSeconds(answer), this.#random);
+        if (wait !== null && scope.fits(wait)) {
+          await scope.sleep(wait);
           continue;
         }
       }
-      return response;
+      throw error;
     }
   }
 
-  #prepare(method: string, path: string, options: RequestOptions, accept: string | undefined): PreparedCall {
+  #prepare(
+    method: string,
+    path: string,
+    options: RequestOptions,
+    accept: string | undefined,
+    proxied: boolean,
+  ): PreparedCall {
     if (typeof method !== "string" || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(method)) {
       throw new TypeError(`method must be an HTTP method name, got ${JSON.stringify(method)}`);
     }
@@ -278,6 +270,10 @@ export class PoolSwitchProxyClient {
     }
     applyHeaders(headers, this.#headers);
     applyHeaders(headers, options.headers);
+    const pool = options.pool === undefined ? this.pool : options.pool === null ? null : checkPool(options.pool);
+    if (proxied && pool !== null) {
+      headers.set(POOL_HEADER, pool);
+    }
     let body: PreparedCall["body"] = options.body;
     if (options.json !== undefined) {
       if (options.body !== undefined) {
@@ -304,13 +300,6 @@ export class PoolSwitchProxyClient {
   }
 }
 
-/** A proxy answer the retry rules consider: a retried code, not marked `x-should-retry: false`. */
-function mayRetry(response: Response): boolean {
-  const code = response.headers.get(ERROR_HEADER);
-  const should = response.headers.get("x-should-retry")?.trim().toLowerCase();
-  return code !== null && RETRIED_CODES.has(code) && should !== "false";
-}
-
 /** The caller token: the option, else `$POOLSWITCH_TOKEN` (unset or empty: none). */
 function callerToken(given: unknown): string | undefined {
   let token = given;
@@ -326,28 +315,12 @@ function callerToken(given: unknown): string | undefined {
   return token;
 }
 
-/**
- * A connection failure worth another try: always when no connection was made, else only for an
- * idempotent method (the proxy may have received and served the request).
- */
-function isRetriableFailure(error: unknown, method: string): boolean {
-  return IDEMPOTENT.has(method) || errorCodes(error).some((code) => NOT_CONNECTED.has(code));
-}
-
-function errorCodes(error: unknown): string[] {
-  const codes: string[] = [];
-  let current: unknown = error;
-  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth += 1) {
-    const { code, cause, errors } = current as { code?: unknown; cause?: unknown; errors?: unknown };
-    if (typeof code === "string") {
-      codes.push(code);
-    }
-    if (Array.isArray(errors)) {
-      codes.push(...errors.flatMap((inner) => errorCodes(inner))); // AggregateError (happy eyeballs)
-    }
-    current = cause;
+/** A pool name: a non-empty string with no white space or control characters. */
+function checkPool(pool: unknown): string {
+  if (typeof pool !== "string" || !/^[\x21-\x7e]+$/.test(pool)) {
+    throw new TypeError(`pool must be a pool name such as "openai", got ${JSON.stringify(pool)}`);
   }
-  return codes;
+  return pool;
 }
 
 function applyHeaders(headers: Headers, values: HeaderValues | undefined): void {
@@ -394,8 +367,8 @@ function normalizeBaseUrl(baseUrl: string | URL): string {
 }
 
 function checkTimeout(value: number, name: string): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-    throw new TypeError(`${name} must be a number of milliseconds > 0, got ${String(value)}`);
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`${name} must be a number of milliseconds >= 0 (0: no deadline), got ${String(value)}`);
   }
   return value;
 }

@@ -1,16 +1,30 @@
 /**
- * The documents of the proxy's own endpoints, `GET /health` and `GET /status`
- * (see docs/protocol.md).
+ * The documents of the proxy's own endpoints, `GET /health` and `GET /status` (see
+ * docs/protocol.md; docs/status.example.json is a `/status` document that a test checks these
+ * types against, key by key).
  *
  * @module
  */
 
-/** `GET /health`. */
-export interface HealthDocument {
-  /** `"degraded"` when no key can serve right now. */
+/** One pool in `GET /health`. */
+export interface PoolHealth {
+  /** The pool's name (`pools[].name` in the config; `default` for a single-pool config). */
+  name: string;
+  /** `"degraded"` when no key of this pool can serve right now. */
   status: "ok" | "degraded";
   keys_available: number;
   keys_total: number;
+}
+
+/** `GET /health`. */
+export interface HealthDocument {
+  /** `"degraded"` when keys are missing to serve (see docs/protocol.md). */
+  status: "ok" | "degraded";
+  /** Keys able to serve now, over every pool. */
+  keys_available: number;
+  keys_total: number;
+  /** Each pool's own health. */
+  pools: PoolHealth[];
 }
 
 /** A key's state in `GET /status` (ids only, never values). */
@@ -19,10 +33,15 @@ export interface KeyStatus {
   state: "available" | "cooling_down" | "disabled";
   /** Unix time (seconds) when a cooling key returns, else `null`. */
   cooldown_until: number | null;
-  /** The outcome that parked the key (`rate_limited`, `quota_exhausted`, `key_invalid`), else `null`. */
+  /** The outcome that parked the key (`rate_limited`, `quota_exhausted`, `key_invalid`, ...), else `null`. */
   reason: string | null;
+  /**
+   * What set the cooldown's length (such as `retry-after`, a reset header, or a text like
+   * `3 consecutive timeouts`), else `null`.
+   */
+  cooldown_source: string | null;
   total_requests: number;
-  successes?: number;
+  successes: number;
   errors: number;
   failovers: number;
   /** The last remaining-requests count the upstream reported for this key, else `null`. */
@@ -31,10 +50,63 @@ export interface KeyStatus {
   last_used_at: number | null;
 }
 
-/** `GET /status`. */
-export interface StatusDocument {
+/** A pool's upstream outage, while its guard holds requests. */
+export interface Outage {
+  /** `upstream`: the upstream fails; `rate_limited`: a storm of 429s across the keys. */
+  kind: "upstream" | "rate_limited";
+  /** Unix time (seconds) when the outage began. */
+  since: number;
+}
+
+/** One pool in `GET /status`. */
+export interface PoolStatus {
+  name: string;
+  /** The path prefix that reaches this pool (`/` for a single-pool config). */
+  route: string;
   strategy: string;
-  storage: string;
   upstream_base_url: string;
+  /** The provider profile in use (`openai`, `anthropic`, `gemini`, ...). */
+  provider: string;
+  /** `true` when no key of this pool can serve right now. */
+  degraded: boolean;
+  /** The current outage, else `null`. */
+  outage: Outage | null;
   keys: KeyStatus[];
+}
+
+/** One caller (`callers:` in the config) in `GET /status`: its use against its limits (ids only). */
+export interface CallerStatus {
+  id: string;
+  /** The pools it may use; `null` = every pool. */
+  pools: string[] | null;
+  /** Its requests-per-minute limit; `null` = none. */
+  rpm: number | null;
+  /** Its limit on requests in flight at once; `null` = none. */
+  max_concurrency: number | null;
+  requests_last_minute: number;
+  in_flight: number;
+  /** Requests refused with `caller_rate_limited` so far. */
+  rejected: number;
+}
+
+/**
+ * `GET /status`. The optional top-level `strategy`, `upstream_base_url`, `provider`, `outage`
+ * and `keys` are there only when the config has exactly one pool (as 0.x proxies answered).
+ */
+export interface StatusDocument {
+  storage: string;
+  /** `true` when `GET /health` would answer `degraded`. */
+  degraded: boolean;
+  pools: PoolStatus[];
+  callers: CallerStatus[];
+  /** Single-pool configs only: the pool's strategy. */
+  strategy?: string;
+  /** Single-pool configs only: the pool's upstream. */
+  upstream_base_url?: string;
+  /** Single-pool configs only: the pool's provider. */
+  provider?: string;
+  /** Single-pool configs only: the pool's outage. */
+  outage?: Outage | null;
+  /** Single-pool configs only: the pool's keys. */
+  keys?: KeyStatus[];
 }

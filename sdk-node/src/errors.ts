@@ -14,6 +14,7 @@
  * @module
  */
 
+import type { ProxyErrorCode } from "./codes.js";
 import type { PoolSwitchResponse } from "./response.js";
 
 /** Base class of every error this package throws. `cause` holds the wrapped error, if any. */
@@ -31,6 +32,8 @@ export interface ProxyErrorInit {
   retryAfter: number | null;
   attempts: number | null;
   headers: Headers;
+  /** The whole answer, when the error was made from one. */
+  response?: PoolSwitchResponse | null;
 }
 
 /**
@@ -39,11 +42,13 @@ export interface ProxyErrorInit {
  */
 export class ProxyError extends PoolSwitchError {
   /**
-   * The `x-poolswitch-error` code: `no_available_keys`, `upstream_unavailable`, `overloaded`,
-   * `upstream_unreachable`, `upstream_timeout`, `payload_too_large`, `headers_too_large`,
-   * `bad_request`, `unauthorized`, `forbidden`, `not_found`, `internal_error`.
+   * The `x-poolswitch-error` code, one of {@link ProxyErrorCode}: `no_available_keys`,
+   * `upstream_unavailable`, `overloaded`, `upstream_unreachable`, `upstream_timeout`,
+   * `payload_too_large`, `bad_request`, `unauthorized`, `forbidden`, `headers_too_large`,
+   * `not_found`, `no_such_pool`, `caller_rate_limited`, `internal_error` (or a code newer than
+   * this version).
    */
-  readonly code: string;
+  readonly code: ProxyErrorCode | (string & {});
   /** The HTTP status of the proxy's answer. */
   readonly status: number;
   /**
@@ -56,6 +61,8 @@ export class ProxyError extends PoolSwitchError {
   readonly attempts: number | null;
   /** The response headers. */
   readonly headers: Headers;
+  /** The whole answer (status, headers, raw body), when the error was made from one. */
+  readonly response: PoolSwitchResponse | null;
 
   constructor(message: string, init: ProxyErrorInit) {
     super(message);
@@ -65,6 +72,7 @@ export class ProxyError extends PoolSwitchError {
     this.retryAfter = init.retryAfter;
     this.attempts = init.attempts;
     this.headers = init.headers;
+    this.response = init.response ?? null;
   }
 }
 
@@ -75,6 +83,8 @@ export interface UpstreamErrorInit {
   keyId: string | null;
   attempts: number | null;
   headers: Headers;
+  /** The whole answer, when the error was made from one. */
+  response?: PoolSwitchResponse | null;
 }
 
 /**
@@ -92,6 +102,8 @@ export class UpstreamError extends PoolSwitchError {
   readonly attempts: number | null;
   /** The response headers. */
   readonly headers: Headers;
+  /** The whole answer (status, headers, raw body), when the error was made from one. */
+  readonly response: PoolSwitchResponse | null;
 
   constructor(message: string, init: UpstreamErrorInit) {
     super(message);
@@ -101,6 +113,7 @@ export class UpstreamError extends PoolSwitchError {
     this.keyId = init.keyId;
     this.attempts = init.attempts;
     this.headers = init.headers;
+    this.response = init.response ?? null;
   }
 }
 
@@ -145,7 +158,7 @@ const MAX_DETAIL = 300;
  * The error for a non-2xx answer: a {@link ProxyError} when the proxy made it (the
  * `x-poolswitch-error` header, and only that, tells), else an {@link UpstreamError}.
  */
-export function errorFromResponse(response: PoolSwitchResponse): PoolSwitchError {
+export function errorFromResponse(response: PoolSwitchResponse): ProxyError | UpstreamError {
   const body = response.body();
   const code = response.proxyError;
   if (code !== null) {
@@ -157,6 +170,7 @@ export function errorFromResponse(response: PoolSwitchResponse): PoolSwitchError
       retryAfter: numberField(envelope, "retry_after") ?? retryAfterSeconds(response.headers),
       attempts: response.attempts,
       headers: response.headers,
+      response,
     });
   }
   const where =
@@ -170,6 +184,7 @@ export function errorFromResponse(response: PoolSwitchResponse): PoolSwitchError
       keyId: response.keyId,
       attempts: response.attempts,
       headers: response.headers,
+      response,
     },
   );
 }

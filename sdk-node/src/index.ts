@@ -5,7 +5,16 @@
  */
 
 export { PoolSwitchProxyClient } from "./client.js";
-export type { HealthDocument, KeyStatus, StatusDocument } from "./endpoints.js";
+export { isProxyErrorCode, PROXY_ERROR_CODES, ProxyErrorCode } from "./codes.js";
+export type {
+  CallerStatus,
+  HealthDocument,
+  KeyStatus,
+  Outage,
+  PoolHealth,
+  PoolStatus,
+  StatusDocument,
+} from "./endpoints.js";
 export {
   errorFromResponse,
   PoolSwitchError,
@@ -22,6 +31,7 @@ export type {
   HeaderValues,
   Query,
   QueryValue,
+  RandomFunction,
   RequestBody,
   RequestOptions,
 } from "./options.js";

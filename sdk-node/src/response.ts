@@ -13,7 +13,10 @@ export const ERROR_HEADER = "x-poolswitch-error";
 
 const decoder = new TextDecoder();
 
-/** An answer from the proxy (any status), its body already read. Returned by `client.send()`. */
+/**
+ * An answer from the proxy, its body already read: `client.send()` resolves to a 2xx one, and a
+ * `ProxyError` or `UpstreamError` keeps a non-2xx one as `error.response`.
+ */
 export class PoolSwitchResponse {
   /** The HTTP status. */
   readonly status: number;

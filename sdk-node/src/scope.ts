@@ -49,10 +49,18 @@ export class CallScope {
     return Math.max(0, this.#deadline - Date.now());
   }
 
-  /** (Re)start the timer: abort with kind `timeout` after `ms` unless disarmed or re-armed. */
+  /** `true` when a wait of `ms` would end before the armed timer fires (always, with none). */
+  fits(ms: number): boolean {
+    return ms < this.remaining();
+  }
+
+  /**
+   * (Re)start the timer: abort with kind `timeout` after `ms` unless disarmed or re-armed;
+   * `0` arms none (no deadline).
+   */
   arm(ms: number): void {
     this.disarm();
-    if (this.#kind !== undefined) {
+    if (this.#kind !== undefined || ms === 0) {
       return;
     }
     this.#armedMs = ms;

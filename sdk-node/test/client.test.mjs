@@ -54,13 +54,18 @@ describe("client", () => {
       assert.throws(() => new PoolSwitchProxyClient("ftp://host"), /http\(s\)/);
       assert.throws(() => new PoolSwitchProxyClient("http://u:p@host"), /credentials/);
       assert.throws(() => new PoolSwitchProxyClient("http://host/?q=1"), /query/);
-      assert.throws(() => new PoolSwitchProxyClient("http://host", { timeoutMs: 0 }), /timeoutMs/);
+      assert.throws(() => new PoolSwitchProxyClient("http://host", { timeoutMs: -1 }), /timeoutMs/);
+      assert.throws(() => new PoolSwitchProxyClient("http://host", { timeoutMs: Infinity }), /timeoutMs/);
       assert.throws(() => new PoolSwitchProxyClient("http://host", { timeoutMs: Number.NaN }), /timeoutMs/);
       assert.throws(() => new PoolSwitchProxyClient("http://host", { maxRetries: -1 }), /maxRetries/);
       assert.throws(() => new PoolSwitchProxyClient("http://host", { maxRetries: 1.5 }), /maxRetries/);
       assert.throws(() => new PoolSwitchProxyClient("http://host", { fetch: 3 }), /fetch/);
-    assert.throws(() => new PoolSwitchProxyClient("http://host", { token: "" }), /token/);
-    assert.throws(() => new PoolSwitchProxyClient("http://host", { token: "a\nb" }), /token/);
+      assert.throws(() => new PoolSwitchProxyClient("http://host", { random: 0.5 }), /random/);
+      assert.throws(() => new PoolSwitchProxyClient("http://host", { token: "" }), /token/);
+      assert.throws(() => new PoolSwitchProxyClient("http://host", { token: "a\nb" }), /token/);
+      assert.throws(() => new PoolSwitchProxyClient("http://host", { pool: "" }), /pool/);
+      assert.throws(() => new PoolSwitchProxyClient("http://host", { pool: "open ai" }), /pool/);
+      assert.throws(() => new PoolSwitchProxyClient("http://host", { pool: 7 }), /pool/);
     });
 
     test("defaults and a normalized base URL", () => {
@@ -68,6 +73,8 @@ describe("client", () => {
       assert.equal(client.baseUrl, "http://127.0.0.1:8080/gw");
       assert.equal(client.timeoutMs, 600_000);
       assert.equal(client.maxRetries, 2);
+      assert.equal(client.pool, null);
+      assert.equal(new PoolSwitchProxyClient("http://host", { timeoutMs: 0 }).timeoutMs, 0, "0: no deadline");
     });
 
     test("VERSION matches package.json", () => {
@@ -220,11 +227,12 @@ describe("client", () => {
       assert.equal(response.bytes().length, 11);
 
       answer = { status: 429, headers: { "content-type": "application/json", "x-poolswitch-key-id": "b" }, body: "{}" };
-      const failed = await client.send("GET", "/x");
+      const failed = await client.send("GET", "/x").catch((error) => error);
+      assert.ok(failed instanceof UpstreamError, String(failed));
       assert.equal(failed.status, 429);
-      assert.equal(failed.ok, false);
       assert.equal(failed.keyId, "b");
       assert.equal(failed.attempts, null);
+      assert.equal(failed.response.ok, false);
     });
 
     test("health(), status() and metrics() call the proxy's own endpoints", async () => {
@@ -239,6 +247,52 @@ describe("client", () => {
         seen.map((r) => `${r.method} ${r.url}`),
         ["GET /health", "GET /status", "GET /metrics"],
       );
+    });
+  });
+
+  describe("pool", () => {
+    test("the client's pool goes out as x-poolswitch-pool on proxied calls and streams", async () => {
+      const client = new PoolSwitchProxyClient(server.url, { pool: "openai" });
+      assert.equal(client.pool, "openai");
+      await client.get("/v1/models");
+      await client.post("/v1/chat/completions", { json: {} });
+      await client.send("DELETE", "/x");
+      answer = { status: 200, headers: { "content-type": "text/event-stream" }, body: "data: 1\n\n" };
+      for await (const event of client.stream("POST", "/x", { json: {} })) {
+        assert.equal(event.data, "1");
+      }
+      assert.deepEqual(
+        seen.map((request) => request.headers["x-poolswitch-pool"]),
+        ["openai", "openai", "openai", "openai"],
+      );
+      assert.deepEqual(
+        seen.map((request) => request.url),
+        ["/v1/models", "/v1/chat/completions", "/x", "/x"],
+        "the path is sent unchanged",
+      );
+    });
+
+    test("a call's pool wins; null sends none; the proxy's own endpoints get none", async () => {
+      const client = new PoolSwitchProxyClient(server.url, { pool: "openai", token: TOKEN });
+      await client.get("/x", { pool: "anthropic" });
+      await client.get("/x", { pool: null });
+      await client.health();
+      await client.status();
+      await client.metrics();
+      answer = { status: 200, headers: { "content-type": "text/event-stream" }, body: "data: 1\n\n" };
+      for await (const event of client.stream("GET", "/x", { pool: "gemini" })) {
+        assert.equal(event.data, "1");
+      }
+      const none = new PoolSwitchProxyClient(server.url);
+      answer = { status: 200, headers: {}, body: "" };
+      await none.get("/x");
+      await none.get("/x", { pool: "per-call" });
+      assert.deepEqual(
+        seen.map((request) => request.headers["x-poolswitch-pool"]),
+        ["anthropic", undefined, undefined, undefined, undefined, "gemini", undefined, "per-call"],
+      );
+      assert.equal(seen[2].headers["x-poolswitch-token"], TOKEN, "the token still goes to the endpoints");
+      await assert.rejects(none.get("/x", { pool: "a b" }), TypeError);
     });
   });
 

@@ -6,9 +6,12 @@ import {
   errorFromResponse,
   PoolSwitchError,
   PoolSwitchProxyClient,
+  isProxyErrorCode,
   PoolSwitchResponse,
+  PROXY_ERROR_CODES,
   ProxyConnectionError,
   ProxyError,
+  ProxyErrorCode,
   ProxyTimeoutError,
   UpstreamError,
 } from "poolswitch-node";
@@ -151,6 +154,45 @@ describe("errors", () => {
     });
   });
 
+  describe("codes", () => {
+    test("a constant for every proxy error code of the contract, and no other", () => {
+      const contract = [
+        "no_available_keys",
+        "upstream_unavailable",
+        "overloaded",
+        "upstream_unreachable",
+        "upstream_timeout",
+        "payload_too_large",
+        "bad_request",
+        "unauthorized",
+        "forbidden",
+        "headers_too_large",
+        "not_found",
+        "no_such_pool",
+        "caller_rate_limited",
+        "internal_error",
+      ];
+      assert.deepEqual([...PROXY_ERROR_CODES].sort(), [...contract].sort());
+      assert.deepEqual(Object.values(ProxyErrorCode).sort(), [...contract].sort());
+      assert.equal(ProxyErrorCode.NoSuchPool, "no_such_pool");
+      assert.equal(ProxyErrorCode.CallerRateLimited, "caller_rate_limited");
+      assert.ok(Object.isFrozen(PROXY_ERROR_CODES));
+      assert.ok(contract.every((code) => isProxyErrorCode(code)));
+      assert.equal(isProxyErrorCode("rate_limited"), false);
+      assert.equal(isProxyErrorCode(undefined), false);
+    });
+
+    test("every code comes back as a ProxyError with that code", () => {
+      for (const code of PROXY_ERROR_CODES) {
+        const headers = new Headers({ "x-poolswitch-error": code, "content-type": "application/json" });
+        const body = new TextEncoder().encode(JSON.stringify({ error: { type: "poolswitch_error", code, message: "m", retry_after: null } }));
+        const error = errorFromResponse(new PoolSwitchResponse(400, headers, body));
+        assert.ok(error instanceof ProxyError, code);
+        assert.equal(error.code, code);
+      }
+    });
+  });
+
   describe("errorFromResponse", () => {
     for (const [name, code, status, retryAfter] of [
       ["no-keys-429", "no_available_keys", 429, 2617953.5],
@@ -232,14 +274,34 @@ describe("errors", () => {
       assert.match(anthropic.message, /Overloaded/);
     });
 
-    test("send() does not throw on a status; errorFromResponse maps its answer", async () => {
-      const response = await client.send("GET", "/answer/no-keys");
-      assert.equal(response.ok, false);
-      assert.equal(response.status, 503);
-      assert.equal(response.proxyError, "no_available_keys");
-      const error = errorFromResponse(response);
+    test("send() rejects on a non-2xx; the error keeps the whole answer", async () => {
+      const proxyError = await caught(client.send("GET", "/answer/no-keys"));
+      assert.ok(proxyError instanceof ProxyError);
+      assert.equal(proxyError.retryAfter, 42);
+      assert.ok(proxyError.response instanceof PoolSwitchResponse);
+      assert.equal(proxyError.response.status, 503);
+      assert.equal(proxyError.response.proxyError, "no_available_keys");
+      assert.equal(proxyError.response.json().error.retry_after, 42);
+
+      const upstream = await caught(client.send("POST", "/answer/upstream-429", { json: {} }));
+      assert.ok(upstream instanceof UpstreamError);
+      assert.equal(upstream.status, 429);
+      assert.equal(upstream.keyId, "a");
+      assert.equal(upstream.attempts, 1);
+      assert.equal(upstream.body.error.code, "rate_limit_exceeded");
+      assert.equal(upstream.response.text(), JSON.stringify(ANSWERS["upstream-429"].body));
+      assert.equal(upstream.response.keyId, "a");
+    });
+
+    test("errorFromResponse maps an answer built by hand", () => {
+      const headers = new Headers({ "x-poolswitch-error": "caller_rate_limited", "retry-after": "3" });
+      const error = errorFromResponse(new PoolSwitchResponse(429, headers, new Uint8Array()));
       assert.ok(error instanceof ProxyError);
-      assert.equal(error.retryAfter, 42);
+      assert.equal(error.code, ProxyErrorCode.CallerRateLimited);
+      assert.equal(error.retryAfter, 3);
+      const upstream = errorFromResponse(new PoolSwitchResponse(500, new Headers(), new Uint8Array()));
+      assert.ok(upstream instanceof UpstreamError);
+      assert.equal(upstream.response.status, 500);
     });
 
     test("Retry-After as an HTTP date is read when the body has no retry_after", () => {

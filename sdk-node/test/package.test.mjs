@@ -179,12 +179,12 @@ describe("package", () => {
 
 /** A TypeScript consumer; `@ts-expect-error` lines prove the types are not `any`. */
 function consumerSource(kind) {
-  return `import { PoolSwitchProxyClient, PoolSwitchError, ProxyError, UpstreamError, ProxyTimeoutError } from "poolswitch-node";
-import type { ServerSentEvent, StatusDocument, ClientOptions, PoolSwitchResponse } from "poolswitch-node";
+  return `import { PoolSwitchProxyClient, PoolSwitchError, ProxyError, ProxyErrorCode, UpstreamError, ProxyTimeoutError } from "poolswitch-node";
+import type { ServerSentEvent, StatusDocument, ClientOptions, PoolSwitchResponse, HealthDocument } from "poolswitch-node";
 ${kind === "cjs" ? 'import poolswitch = require("poolswitch-node");\nconst viaRequire: typeof PoolSwitchProxyClient = poolswitch.PoolSwitchProxyClient;\nvoid viaRequire;\n' : ""}
 interface Chat { choices: { message: { content: string } }[] }
 
-const options: ClientOptions = { token: "t", timeoutMs: 5_000, maxRetries: 1, headers: { "x-a": "b" } };
+const options: ClientOptions = { token: "t", pool: "openai", timeoutMs: 5_000, maxRetries: 1, headers: { "x-a": "b" }, random: Math.random };
 const client = new PoolSwitchProxyClient("http://127.0.0.1:8080", options);
 
 export async function main(signal: AbortSignal): Promise<string> {
@@ -192,14 +192,19 @@ export async function main(signal: AbortSignal): Promise<string> {
   const text: string = chat.choices[0]!.message.content;
   const untyped: unknown = await client.get("/v1/models", { query: { limit: 2 } });
   void untyped;
-  const response: PoolSwitchResponse = await client.send("GET", "/v1/models");
+  const response: PoolSwitchResponse = await client.send("GET", "/v1/models", { pool: null, timeoutMs: 0 });
   const keyId: string | null = response.keyId;
   const attempts: number | null = response.attempts;
   const body = response.json<{ data: unknown[] }>();
   void [keyId, attempts, body.data, response.text(), response.status, response.headers.get("x")];
   const status: StatusDocument = await client.status();
-  const health = await client.health();
-  const degraded: boolean = health.status === "degraded" && status.keys[0]?.state === "cooling_down";
+  const health: HealthDocument = await client.health();
+  const pool = status.pools[0]!;
+  const degraded: boolean = health.status === "degraded" && pool.keys[0]?.state === "cooling_down" && pool.outage?.kind === "upstream";
+  const caller = status.callers[0]!;
+  const limits: [string[] | null, number | null, number | null, number] = [caller.pools, caller.rpm, caller.max_concurrency, caller.in_flight];
+  const perPool: number = health.pools[0]!.keys_available;
+  void [limits, perPool, status.keys?.length];
   const metrics: string = await client.metrics();
   void [degraded, metrics];
   for await (const event of client.stream("POST", "/v1/chat/completions", { json: { stream: true } })) {
@@ -214,6 +219,8 @@ export async function main(signal: AbortSignal): Promise<string> {
   } catch (error) {
     if (error instanceof ProxyError) {
       const code: string = error.code;
+      const limited: boolean = error.code === ProxyErrorCode.CallerRateLimited || error.code === "no_such_pool";
+      void limited;
       const retryAfter: number | null = error.retryAfter;
       void [code, retryAfter, error.status];
     } else if (error instanceof UpstreamError) {
@@ -233,7 +240,11 @@ export async function main(signal: AbortSignal): Promise<string> {
   await client.get("/x", { jsonBody: {} });
   // @ts-expect-error the status document is typed
   const wrong: number = status.strategy;
-  void wrong;
+  // @ts-expect-error a pool's keys are typed
+  const wrongKey: number = status.pools[0]!.keys[0]!.cooldown_source;
+  // @ts-expect-error the codes are a closed set of constants
+  void ProxyErrorCode.RateLimited;
+  void [wrong, wrongKey];
   return text;
 }
 `;

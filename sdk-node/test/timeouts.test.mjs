@@ -68,6 +68,64 @@ describe("timeouts and abort", () => {
       assert.equal(await client.get("/slow/50"), "late");
     });
 
+    test("one deadline for the whole call: every attempt and every wait share it", async () => {
+      let calls = 0;
+      const client = new PoolSwitchProxyClient("http://proxy.invalid", {
+        timeoutMs: 300,
+        maxRetries: 5,
+        fetch: async (url, init) => {
+          calls += 1;
+          if (calls === 1) {
+            await sleep(150);
+            return new Response("{}", { status: 503, headers: { "x-poolswitch-error": "overloaded", "retry-after": "0" } });
+          }
+          return hangingFetch(url, init);
+        },
+      });
+      const started = Date.now();
+      const error = await client.get("/x").catch((e) => e);
+      const took = Date.now() - started;
+      assert.ok(error instanceof ProxyTimeoutError, String(error));
+      assert.equal(error.timeoutMs, 300);
+      assert.equal(calls, 2);
+      assert.ok(took >= 280 && took < 420, `timed out after ${took} ms, not 300 ms per attempt`);
+    });
+
+    test("a stream's deadline covers its retries until the headers arrive", async () => {
+      let calls = 0;
+      const client = new PoolSwitchProxyClient("http://proxy.invalid", {
+        timeoutMs: 250,
+        fetch: async (url, init) => {
+          calls += 1;
+          if (calls === 1) {
+            await sleep(150);
+            return new Response("{}", { status: 429, headers: { "x-poolswitch-error": "caller_rate_limited", "retry-after": "0" } });
+          }
+          return hangingFetch(url, init);
+        },
+      });
+      const started = Date.now();
+      await assert.rejects(client.stream("POST", "/x", { json: {} }).open(), ProxyTimeoutError);
+      assert.ok(Date.now() - started < 400);
+      assert.equal(calls, 2);
+    });
+
+    test("timeoutMs 0 means no deadline: no timer is armed", async () => {
+      const client = new PoolSwitchProxyClient("http://proxy.invalid", { timeoutMs: 0, fetch: hangingFetch });
+      await sleep(10);
+      const before = timers();
+      const controller = new AbortController();
+      const pending = client.get("/x", { signal: controller.signal });
+      await sleep(20);
+      assert.equal(timers(), before, "no deadline timer");
+      controller.abort();
+      const error = await pending.catch((e) => e);
+      assert.ok(error instanceof ProxyTimeoutError);
+      assert.equal(error.aborted, true);
+      const short = new PoolSwitchProxyClient(server.url, { timeoutMs: 50 });
+      assert.equal(await short.get("/slow/200", { timeoutMs: 0 }), "late", "a call's 0 wins over the client's");
+    });
+
     test("the timeout covers reading the body", async () => {
       const client = new PoolSwitchProxyClient(server.url, { timeoutMs: 200 });
       await assert.rejects(client.get("/stall-body"), ProxyTimeoutError);

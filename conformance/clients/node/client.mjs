@@ -2,12 +2,11 @@
 //
 // Reads one JSON request per line on stdin, answers one JSON line per request on stdout
 // (conformance/README.md, "The client protocol"). Uses only the SDK (built: sdk-node/dist),
-// JSON and stdio.
+// JSON and stdio. The request's `client` options pick the SDK client (one per option set).
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 
 import {
-  errorFromResponse,
   PoolSwitchProxyClient,
   ProxyConnectionError,
   ProxyError,
@@ -17,12 +16,15 @@ import {
 
 const clients = new Map();
 
-function clientFor(url, token) {
-  const id = JSON.stringify([url, token ?? null]);
-  if (!clients.has(id)) {
-    const options = token ? { maxRetries: 0, token } : { maxRetries: 0 }; // the proxy alone answers
-    clients.set(id, new PoolSwitchProxyClient(url, options));
-  }
+// The SDK client for this request: `client.max_retries` (default 0: the proxy alone answers),
+// `client.timeout` (seconds; default the request's `timeout`), `client.pool`, `client.token`.
+function clientFor(request) {
+  const { max_retries = 0, timeout, pool, token = request.token } = request.client ?? {};
+  const options = { maxRetries: max_retries, timeoutMs: (timeout ?? request.timeout) * 1000 };
+  if (pool !== undefined) options.pool = pool;
+  if (token) options.token = token;
+  const id = JSON.stringify([request.proxy_url, options]);
+  if (!clients.has(id)) clients.set(id, new PoolSwitchProxyClient(request.proxy_url, options));
   return clients.get(id);
 }
 
@@ -34,17 +36,17 @@ function headersOf(headers) {
   return out;
 }
 
-// An SDK error as the result's error (and, for answers, their status, headers and body).
+// An SDK error as the result: a rejected answer keeps its status, headers and body (raw bytes
+// when the SDK kept the whole answer), with the error as `{code, status, retry_after}`.
 function failure(error) {
   const fail = (code, status = null, retry_after = null) => ({ code, status, retry_after });
-  if (error instanceof ProxyError) {
-    const { code, status, retryAfter } = error;
-    return { status, headers: headersOf(error.headers), error: fail(code, status, retryAfter) };
-  }
-  if (error instanceof UpstreamError) {
-    const body = typeof error.body === "string" ? { text: error.body } : { json: error.body };
-    const { status } = error;
-    return { status, headers: headersOf(error.headers), ...body, error: fail(null, status) };
+  if (error instanceof ProxyError || error instanceof UpstreamError) {
+    const { status, headers, response } = error;
+    const proxy = error instanceof ProxyError;
+    const problem = proxy ? fail(error.code, status, error.retryAfter) : fail(null, status);
+    const parsed = typeof error.body === "string" ? { text: error.body } : { json: error.body };
+    const body = response ? { body_b64: Buffer.from(response.bytes()).toString("base64") } : proxy ? {} : parsed;
+    return { status, headers: headersOf(headers), ...body, error: problem };
   }
   const none = { status: null, headers: {} };
   if (error instanceof ProxyTimeoutError) return { ...none, error: fail("timeout") };
@@ -53,9 +55,8 @@ function failure(error) {
 }
 
 async function call(request) {
-  const client = clientFor(request.proxy_url, request.token);
-  const timeoutMs = request.timeout * 1000;
-  const options = { headers: request.headers ?? {}, timeoutMs };
+  const client = clientFor(request);
+  const options = { headers: request.headers ?? {} };
   const { json, text, body_b64: raw } = request;
   if (json !== undefined) options.json = json;
   else if (text !== undefined) options.body = text;
@@ -67,15 +68,13 @@ async function call(request) {
     switch (request.call) {
       case "health":
       case "status":
-        const json = await client[request.call]({ timeoutMs });
-        return { status: 200, headers: {}, json, error: null };
+        return { status: 200, headers: {}, json: await client[request.call](), error: null };
       case "metrics":
-        return { status: 200, headers: {}, text: await client.metrics({ timeoutMs }), error: null };
+        return { status: 200, headers: {}, text: await client.metrics(), error: null };
       case "request": {
         const response = await client.send(request.method, request.path, options);
-        const error = response.ok ? null : failure(errorFromResponse(response)).error;
         const body_b64 = Buffer.from(response.bytes()).toString("base64"); // the runner reads it
-        return { status: response.status, headers: headersOf(response.headers), body_b64, error };
+        return { status: response.status, headers: headersOf(response.headers), body_b64, error: null };
       }
       default: {
         const stream = client.stream(request.method, request.path, options);
@@ -91,8 +90,7 @@ async function call(request) {
     const result = failure(error);
     if (request.call !== "stream") return result;
     if (opened === undefined) return { ...result, events };
-    const { status, headers } = opened;
-    return { status, headers: headersOf(headers), events, error: result.error };
+    return { status: opened.status, headers: headersOf(opened.headers), events, error: result.error };
   }
 }
 

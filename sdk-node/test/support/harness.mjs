@@ -1,5 +1,6 @@
-// Test support: a local HTTP server on port 0, the shared fake upstream and the real proxy
-// (`$POOLSWITCH_PYTHON -m poolswitch start`), all with bounded waits and killed at the end.
+// Test support: a local HTTP server on port 0, and, for the packed-tarball test only, the shared
+// fake upstream and the real proxy (`$POOLSWITCH_PYTHON -m poolswitch start`), all with bounded
+// waits and killed at the end. Behaviour across the SDK/proxy boundary is conformance's.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -214,13 +215,4 @@ async function waitHealthy(url, child, proc) {
     await sleep(100);
   }
   throw new Error(`proxy at ${url} not healthy within 20 s: ${proc.output()}`);
-}
-
-/** A proxy config for the fake upstream with keys a and b (plus `settings`). */
-export function proxyConfig(fake, settings = {}, keys = ["a", "b"]) {
-  return {
-    upstream_base_url: fake.url,
-    keys: keys.map((id) => ({ id, value: `sk-test-${id}` })),
-    ...settings,
-  };
 }
