@@ -61,7 +61,7 @@ func TestRequestInvalid(t *testing.T) {
 		{"JSON not encodable", &Request{Method: "POST", Path: "/", JSON: func() {}}, "cannot encode"},
 		{"bad header name", &Request{Path: "/", Header: http.Header{"Bad Name": {"x"}}}, "invalid header name"},
 		{"unreadable body", &Request{Method: "POST", Path: "/", Body: iotest.ErrReader(errors.New("disk gone"))}, "disk gone"},
-		{"bad pool name", &Request{Path: "/", Pool: "OpenAI"}, "invalid pool name"},
+		{"bad pool name", &Request{Path: "/", Pool: "open\nai"}, "invalid pool name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,8 +24,9 @@ const (
 	// KindConnection means the proxy could not be reached, or the connection broke before the
 	// answer was complete.
 	KindConnection Kind = "connection"
-	// KindTimeout means the client's own timeout (WithTimeout, http.Client.Timeout) passed. A
-	// cancelled context or a passed context deadline is reported as ctx.Err() instead.
+	// KindTimeout means the client's own timeout (WithTimeout, http.Client.Timeout) passed, or
+	// a stream was silent for longer than WithTimeout. A cancelled context or a passed context
+	// deadline is reported as ctx.Err() instead.
 	KindTimeout Kind = "timeout"
 	// KindDecode means a 2xx answer could not be decoded as asked (JSON into the given value,
 	// or a stream that is not text/event-stream or whose event is too large).

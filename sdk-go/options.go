@@ -94,8 +94,10 @@ func WithTimeout(d time.Duration) Option {
 // WithPool sends "x-poolswitch-pool: <name>" with every proxied request (Do, DoJSON, GetJSON,
 // PostJSON, Stream; not Health, Status or Metrics), so the proxy serves it from that pool
 // whatever its path (the path is then forwarded as it is, no route prefix stripped).
-// Request.Pool replaces it for one request. name is a pool name of the proxy's config:
-// lowercase letters, digits, "_" and "-", at most 32 characters.
+// Request.Pool replaces it for one request. name is a pool name of the proxy's config
+// (lowercase letters, digits, "_" and "-"); the client refuses only a name that cannot be a
+// header value (empty, spaces, control or non-ASCII characters), and the proxy answers an
+// unknown one with CodeNoSuchPool.
 func WithPool(name string) Option {
 	return func(c *Client) error {
 		if !validPoolName(name) {
@@ -106,17 +108,14 @@ func WithPool(name string) Option {
 	}
 }
 
-// validPoolName reports whether name is a pool name: ^[a-z0-9][a-z0-9_-]{0,31}$.
+// validPoolName reports whether name can be sent as a pool name: visible ASCII, no spaces.
+// Whether the proxy has such a pool is its answer (CodeNoSuchPool), not the client's.
 func validPoolName(name string) bool {
-	if name == "" || len(name) > 32 {
+	if name == "" {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		ch := name[i]
-		switch {
-		case 'a' <= ch && ch <= 'z', '0' <= ch && ch <= '9':
-		case (ch == '_' || ch == '-') && i > 0:
-		default:
+		if name[i] <= ' ' || name[i] > '~' {
 			return false
 		}
 	}
