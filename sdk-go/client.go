@@ -26,9 +26,14 @@ type Client struct {
 	token      *secret // nil: none; a pointer, so that %+v never prints the value
 	timeout    time.Duration
 	header     http.Header
+	pool       string // WithPool; "" for none
 	maxRetries int
-	backoff    time.Duration
 	err        error // the first configuration error, returned by every call
+
+	// random returns a number in [0, 1) for the jitter of retry waits; wait waits d unless
+	// ctx ends first (false then). Tests replace both.
+	random func() float64
+	wait   func(ctx context.Context, d time.Duration) bool
 }
 
 // NewClient returns a client of the proxy at baseURL ("http://127.0.0.1:8080"; a base path,
@@ -38,8 +43,10 @@ func NewClient(baseURL string, opts ...Option) *Client {
 	c := &Client{
 		http:       defaultHTTPClient,
 		header:     make(http.Header),
+		timeout:    DefaultTimeout,
 		maxRetries: DefaultMaxRetries,
-		backoff:    defaultBackoff,
+		random:     defaultRandom,
+		wait:       sleep,
 	}
 	c.base, c.err = parseBaseURL(baseURL)
 	for i, opt := range opts {
@@ -67,9 +74,12 @@ func NewClient(baseURL string, opts ...Option) *Client {
 	return c
 }
 
-// Do sends r and reads the whole answer. A 2xx answer returns a Response and no error. Any
-// other answer returns the Response too, with an *Error: KindProxy when the proxy made it,
-// KindUpstream when it relays the upstream's. Without an answer, the Response is nil.
+// Do sends r and reads the whole answer. A 2xx answer returns a Response and a nil error. Any
+// other status is an error: Do returns a non-nil *Error AND the Response (as go-github's
+// CheckResponse does), so that the caller can still read the answer: KindProxy when the proxy
+// made it (Error.Code, Error.RetryAfter), KindUpstream when it relays the upstream's
+// (Error.StatusCode, Error.Body, Error.KeyID, Error.Attempts). Without an answer (connection
+// failure, timeout, cancelled context) the Response is nil.
 func (c *Client) Do(ctx context.Context, r *Request) (*Response, error) {
 	if r == nil {
 		return nil, &Error{Kind: KindInvalid, Message: "nil *Request"}
@@ -154,10 +164,10 @@ func (c *Client) exchange(ctx context.Context, r *Request, accept string) (*prep
 				cl.done()
 				return nil, nil, nil, e
 			}
-			wait := backoff(c.backoff, try)
-			if try < c.maxRetries && retryableConnection(err, p.method) &&
-				(cl.deadline.IsZero() || cl.fits(wait)) && cl.sleep(wait) {
-				continue
+			if try < c.maxRetries && retryableConnection(err) {
+				if wait := c.backoff(try); cl.fits(wait) && cl.sleep(wait) {
+					continue
+				}
 			}
 			cl.done()
 			if e := cl.ended(p.method, p.path); e != nil {
@@ -173,11 +183,11 @@ func (c *Client) exchange(ctx context.Context, r *Request, accept string) (*prep
 				return p, resp, cl, nil
 			}
 			resp.Body = io.NopCloser(bytes.NewReader(body))
-			if wait, ok := retryWait(resp, body); ok && (cl.deadline.IsZero() || cl.fits(wait)) {
+			if wait, ok := c.retryWait(try, resp, body); ok && cl.fits(wait) {
 				if cl.sleep(wait) {
 					continue
 				}
-				cl.done() // the wait fits the deadline, so only the context or the timeout ends it
+				cl.done() // only the context or the timeout ends a wait
 				return nil, nil, nil, cl.interrupted(p.method, p.path)
 			}
 		}

@@ -61,6 +61,7 @@ func TestRequestInvalid(t *testing.T) {
 		{"JSON not encodable", &Request{Method: "POST", Path: "/", JSON: func() {}}, "cannot encode"},
 		{"bad header name", &Request{Path: "/", Header: http.Header{"Bad Name": {"x"}}}, "invalid header name"},
 		{"unreadable body", &Request{Method: "POST", Path: "/", Body: iotest.ErrReader(errors.New("disk gone"))}, "disk gone"},
+		{"bad pool name", &Request{Path: "/", Pool: "open\nai"}, "invalid pool name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,6 +110,32 @@ func TestRequestHeaders(t *testing.T) {
 			},
 		},
 		{
+			name: "WithPool names the pool",
+			opts: []Option{WithPool("openai")},
+			call: func(c *Client) error { return c.GetJSON(context.Background(), "/v1/x", nil) },
+			want: map[string]string{"X-Poolswitch-Pool": "openai"},
+		},
+		{
+			name: "Request.Pool replaces WithPool",
+			opts: []Option{WithPool("openai")},
+			call: func(c *Client) error {
+				_, err := c.Do(context.Background(), &Request{Path: "/v1/x", Pool: "gemini-2"})
+				return err
+			},
+			want: map[string]string{"X-Poolswitch-Pool": "gemini-2"},
+		},
+		{
+			name: "no pool header without a pool",
+			call: func(c *Client) error { return c.GetJSON(context.Background(), "/v1/x", nil) },
+			want: map[string]string{"X-Poolswitch-Pool": ""},
+		},
+		{
+			name: "Metrics sends no pool header",
+			opts: []Option{WithPool("openai")},
+			call: func(c *Client) error { _, err := c.Metrics(context.Background()); return err },
+			want: map[string]string{"X-Poolswitch-Pool": ""},
+		},
+		{
 			name: "later WithHeader replaces",
 			opts: []Option{WithHeader("X-Team", "a"), WithHeader("x-team", "b")},
 			call: func(c *Client) error { return c.GetJSON(context.Background(), "/", nil) },
@@ -133,7 +160,7 @@ func TestRequestHeaders(t *testing.T) {
 		{
 			name: "Stream asks for events",
 			call: func(c *Client) error {
-				s, err := c.Stream(context.Background(), "POST", "/v1/x", map[string]bool{"stream": true})
+				s, err := c.Stream(context.Background(), &Request{Method: "POST", Path: "/v1/x", JSON: map[string]bool{"stream": true}})
 				if err == nil {
 					s.Close()
 				}

@@ -24,8 +24,9 @@ const (
 	// KindConnection means the proxy could not be reached, or the connection broke before the
 	// answer was complete.
 	KindConnection Kind = "connection"
-	// KindTimeout means the client's own timeout (WithTimeout, http.Client.Timeout) passed. A
-	// cancelled context or a passed context deadline is reported as ctx.Err() instead.
+	// KindTimeout means the client's own timeout (WithTimeout, http.Client.Timeout) passed, or
+	// a stream was silent for longer than WithTimeout. A cancelled context or a passed context
+	// deadline is reported as ctx.Err() instead.
 	KindTimeout Kind = "timeout"
 	// KindDecode means a 2xx answer could not be decoded as asked (JSON into the given value,
 	// or a stream that is not text/event-stream or whose event is too large).
@@ -39,13 +40,13 @@ const (
 const (
 	// CodeNoAvailableKeys (429; 503 from proxies before the x-should-retry contract): every key
 	// is cooling down or disabled; Error.RetryAfter is the real time until the first one
-	// returns, which may be hours (0 when none will return by itself).
+	// returns, which may be hours (0 when none will return by itself). Retried.
 	CodeNoAvailableKeys = "no_available_keys"
 	// CodeUpstreamUnavailable (503): the outage guard holds requests while a probe checks
-	// whether the upstream has recovered; Error.RetryAfter is short.
+	// whether the upstream has recovered; Error.RetryAfter is short. Retried.
 	CodeUpstreamUnavailable = "upstream_unavailable"
 	// CodeOverloaded (503): the proxy sheds load (too many requests in flight); nothing was sent
-	// upstream.
+	// upstream. Retried.
 	CodeOverloaded = "overloaded"
 	// CodeUpstreamUnreachable (502): the connection to the upstream failed on every attempt.
 	CodeUpstreamUnreachable = "upstream_unreachable"
@@ -57,12 +58,19 @@ const (
 	CodeBadRequest = "bad_request"
 	// CodeUnauthorized (401): the caller's token is missing or wrong.
 	CodeUnauthorized = "unauthorized"
-	// CodeForbidden (403): a browser Origin the proxy does not allow.
+	// CodeForbidden (403): the caller is not allowed on this pool, or a browser Origin the
+	// proxy does not allow.
 	CodeForbidden = "forbidden"
 	// CodeNotFound (404): the admin API, an unknown key id or action.
 	CodeNotFound = "not_found"
 	// CodeHeadersTooLarge (431): the request's headers are over the proxy's limits.
 	CodeHeadersTooLarge = "headers_too_large"
+	// CodeNoSuchPool (404): no pool matches the path or the x-poolswitch-pool name (WithPool,
+	// Request.Pool).
+	CodeNoSuchPool = "no_such_pool"
+	// CodeCallerRateLimited (429): the caller is over its rpm or max_concurrency; nothing was
+	// sent upstream. Error.RetryAfter is the real wait; retried when it is at most 60 s.
+	CodeCallerRateLimited = "caller_rate_limited"
 	// CodeInternalError (500): a bug in the proxy.
 	CodeInternalError = "internal_error"
 )
@@ -226,19 +234,39 @@ func parseErrorBody(body []byte) errorBody {
 	return out
 }
 
-// parseRetryAfter reads a Retry-After header: seconds (whole or not) or an HTTP date.
+// parseRetryAfter reads a Retry-After header: seconds (whole or not) or an HTTP date; 0 when
+// absent or unreadable.
 func parseRetryAfter(v string, now time.Time) time.Duration {
+	d, _ := parseRetryAfterOK(v, now)
+	if d == time.Duration(math.MaxInt64) {
+		return 0 // as seconds does for a number too large
+	}
+	return d
+}
+
+// parseRetryAfterOK is parseRetryAfter that tells whether v was readable. A number of seconds
+// too large for a Duration gives the largest Duration.
+func parseRetryAfterOK(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return 0
+		return 0, false
 	}
 	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		return seconds(s)
+		if !(s >= 0) {
+			return 0, false
+		}
+		if s > float64(math.MaxInt64/int64(time.Second)) {
+			return time.Duration(math.MaxInt64), true
+		}
+		return seconds(s), true
 	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+	if t, err := http.ParseTime(v); err == nil {
+		if !t.After(now) {
+			return 0, true
+		}
+		return t.Sub(now), true
 	}
-	return 0
+	return 0, false
 }
 
 // seconds converts a non-negative, finite number of seconds; anything else is 0.

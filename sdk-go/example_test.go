@@ -73,9 +73,10 @@ func ExampleNewClient() {
 	defer proxy.Close()
 
 	client := poolswitch.NewClient(proxy.URL,
-		poolswitch.WithTimeout(30*time.Second),
+		poolswitch.WithTimeout(30*time.Second), // the whole call, retries included (default 600 s)
+		poolswitch.WithMaxRetries(1),           // at most 2 attempts (default 2 retries)
+		poolswitch.WithPool("openai"),          // x-poolswitch-pool on every proxied request
 		poolswitch.WithHeader("X-Team", "search"),
-		poolswitch.WithMaxRetries(1),
 	)
 	h, err := client.Health(context.Background())
 	if err != nil {
@@ -126,7 +127,21 @@ func ExampleClient_Do() {
 		log.Fatal(err)
 	}
 	fmt.Println(resp.StatusCode, "from key", resp.KeyID, "after", resp.Attempts, "attempts")
-	// Output: 200 from key backup after 2 attempts
+
+	// A non-2xx answer returns the *Error and the Response, which can still be read.
+	resp, err = client.Do(context.Background(), &poolswitch.Request{
+		Method: http.MethodPost,
+		Path:   "/v1/chat/completions",
+		JSON:   map[string]any{},
+		Pool:   "openai", // this request only
+	})
+	var perr *poolswitch.Error
+	if errors.As(err, &perr) && perr.Kind == poolswitch.KindUpstream {
+		fmt.Println(perr.StatusCode, resp.StatusCode, string(resp.Body))
+	}
+	// Output:
+	// 200 from key backup after 2 attempts
+	// 400 400 {"error": {"message": "you must provide a model parameter"}}
 }
 
 func ExampleClient_Stream() {
@@ -134,10 +149,15 @@ func ExampleClient_Stream() {
 	defer proxy.Close()
 
 	client := poolswitch.NewClient(proxy.URL)
-	stream, err := client.Stream(context.Background(), http.MethodPost, "/v1/chat/completions", map[string]any{
-		"model":    "gpt-4o-mini",
-		"stream":   true,
-		"messages": []map[string]string{{"role": "user", "content": "hello"}},
+	stream, err := client.Stream(context.Background(), &poolswitch.Request{
+		Method: http.MethodPost,
+		Path:   "/v1/chat/completions",
+		Header: http.Header{"X-Trace-Id": {"t-1"}},
+		JSON: map[string]any{
+			"model":    "gpt-4o-mini",
+			"stream":   true,
+			"messages": []map[string]string{{"role": "user", "content": "hello"}},
+		},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -163,11 +183,18 @@ func ExampleError() {
 	ctx := context.Background()
 
 	// Every key is cooling down for an hour: the proxy answers 429 no_available_keys with
-	// x-should-retry: false, and the call returns at once.
+	// x-should-retry: false, and the call returns at once, without a retry.
 	err := client.PostJSON(ctx, "/v1/chat/completions", map[string]any{"model": "gpt-busy"}, nil)
 	var perr *poolswitch.Error
-	if errors.As(err, &perr) && perr.Code == poolswitch.CodeNoAvailableKeys {
-		fmt.Println("pool exhausted; retry in", perr.RetryAfter)
+	if errors.As(err, &perr) && perr.Kind == poolswitch.KindProxy {
+		switch perr.Code {
+		case poolswitch.CodeNoAvailableKeys, poolswitch.CodeCallerRateLimited:
+			fmt.Println(perr.Code, "; retry in", perr.RetryAfter)
+		case poolswitch.CodeNoSuchPool:
+			fmt.Println("no such pool: check WithPool or the path")
+		default:
+			fmt.Println("proxy error", perr.Code)
+		}
 	}
 
 	// The upstream refused the request: its status and body are relayed as they were.
@@ -177,7 +204,7 @@ func ExampleError() {
 		fmt.Println(poolswitch.IsProxyError(err))
 	}
 	// Output:
-	// pool exhausted; retry in 1h0m0s
+	// no_available_keys ; retry in 1h0m0s
 	// 400 you must provide a model parameter (key backup)
 	// false
 }

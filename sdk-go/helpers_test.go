@@ -1,6 +1,7 @@
 package poolswitch
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -80,10 +81,20 @@ func stubResponse(r *http.Request, status int, body string, headers ...string) *
 	}
 }
 
-// testClient is NewClient with a short connection backoff, so that retry tests run fast.
-func testClient(baseURL string, opts ...Option) *Client {
+// testClient is NewClient whose retry waits are recorded in *waits and end at once (unless
+// the context ended), with the jitter's random number fixed at 0.5.
+func testClient(baseURL string, waits *[]time.Duration, opts ...Option) *Client {
 	c := NewClient(baseURL, opts...)
-	c.backoff = time.Millisecond
+	c.random = func() float64 { return 0.5 }
+	var mu sync.Mutex
+	c.wait = func(ctx context.Context, d time.Duration) bool {
+		mu.Lock()
+		if waits != nil {
+			*waits = append(*waits, d)
+		}
+		mu.Unlock()
+		return ctx.Err() == nil
+	}
 	return c
 }
 

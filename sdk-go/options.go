@@ -71,10 +71,16 @@ func (s *secret) reveal() string {
 	return s.value
 }
 
-// WithTimeout bounds every call: Do, DoJSON, GetJSON, PostJSON, Health, Status and Metrics
-// until the whole answer is read, Stream until the answer's headers arrive (the stream itself
-// then lives as long as the call's context). A call that runs out of time returns an *Error of
-// KindTimeout. Zero, the default, means no timeout beyond the context's.
+// DefaultTimeout is the deadline of a call when no WithTimeout option is given.
+const DefaultTimeout = 600 * time.Second
+
+// WithTimeout sets the deadline of every call (DefaultTimeout, 600 s, when not given): one
+// deadline for the whole call, that is every attempt, every wait before a retry, and reading
+// the whole answer of Do, DoJSON, GetJSON, PostJSON, Health, Status and Metrics. For Stream
+// it bounds the time until the answer's headers arrive; after that, a silence of more than d
+// between two chunks of the stream ends it with the timeout error. A call that runs out of
+// time returns an *Error of KindTimeout. Zero means no deadline beyond the context's; the
+// context always wins, and its end is returned as ctx.Err().
 func WithTimeout(d time.Duration) Option {
 	return func(c *Client) error {
 		if d < 0 {
@@ -83,6 +89,37 @@ func WithTimeout(d time.Duration) Option {
 		c.timeout = d
 		return nil
 	}
+}
+
+// WithPool sends "x-poolswitch-pool: <name>" with every proxied request (Do, DoJSON, GetJSON,
+// PostJSON, Stream; not Health, Status or Metrics), so the proxy serves it from that pool
+// whatever its path (the path is then forwarded as it is, no route prefix stripped).
+// Request.Pool replaces it for one request. name is a pool name of the proxy's config
+// (lowercase letters, digits, "_" and "-"); the client refuses only a name that cannot be a
+// header value (empty, spaces, control or non-ASCII characters), and the proxy answers an
+// unknown one with CodeNoSuchPool.
+func WithPool(name string) Option {
+	return func(c *Client) error {
+		if !validPoolName(name) {
+			return fmt.Errorf("WithPool: invalid pool name %q", name)
+		}
+		c.pool = name
+		return nil
+	}
+}
+
+// validPoolName reports whether name can be sent as a pool name: visible ASCII, no spaces.
+// Whether the proxy has such a pool is its answer (CodeNoSuchPool), not the client's.
+func validPoolName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] <= ' ' || name[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // WithHeader sends the header name: value with every request. A later WithHeader for the same
@@ -104,13 +141,20 @@ func WithHeader(name, value string) Option {
 	}
 }
 
-// WithMaxRetries sets how many times a call may be retried (DefaultMaxRetries when not given;
-// 0 disables retries). Only two failures are retried: a connection to the proxy that failed
-// (any method when the connection could not be made, idempotent methods only when it broke
-// before an answer), and the proxy's no_available_keys, overloaded and upstream_unavailable
-// answers without "x-should-retry: false" whose retry_after is known, at most MaxRetryWait and
-// ends before the call's deadline. Connection retries wait a short, growing backoff; no retry
-// waits past the deadline, and a longer wait is returned at once as the *Error.
+// WithMaxRetries sets how many times a call may be retried: DefaultMaxRetries (2, so at most 3
+// attempts) when not given, 0 disables retries. Only these are retried:
+//
+//   - the proxy's own answers CodeNoAvailableKeys, CodeOverloaded, CodeUpstreamUnavailable and
+//     CodeCallerRateLimited, unless they carry "x-should-retry: false";
+//   - a failure to connect to the proxy (connection refused, DNS, a connection reset before
+//     any byte of the answer).
+//
+// Never a relayed upstream answer, any other proxy code, or a timeout. Before retry n (0, 1,
+// ...) the client waits the answer's named wait (its Retry-After header, else the body's
+// retry_after) times a random factor in [1.0, 1.1), or, without one, min(8 s, 0.5 s * 2^n)
+// times a random factor in [0.5, 1.0). A named wait over MaxRetryWait (60 s), or a wait that
+// would end after the call's deadline (the context's or WithTimeout's), is not waited: the
+// last answer or error is returned at once.
 func WithMaxRetries(n int) Option {
 	return func(c *Client) error {
 		if n < 0 {

@@ -31,6 +31,9 @@ func TestInvalidConfigurationFailsEveryCall(t *testing.T) {
 		{"header value", "", []Option{WithHeader("X-A", "a\r\nb")}, "line break"},
 		{"reserved header", "", []Option{WithHeader("content-length", "3")}, "set by the client"},
 		{"negative retries", "", []Option{WithMaxRetries(-1)}, "WithMaxRetries"},
+		{"empty pool", "", []Option{WithPool("")}, "WithPool: invalid pool name"},
+		{"pool with a space", "", []Option{WithPool("open ai")}, "WithPool"},
+		{"pool with a line break", "", []Option{WithPool("openai\r\nX-Evil: 1")}, "WithPool"},
 		{"nil option", "", []Option{nil}, "option 0 is nil"},
 		{"first error wins", "", []Option{WithMaxRetries(-1), WithTimeout(-1)}, "WithMaxRetries"},
 	}
@@ -46,7 +49,7 @@ func TestInvalidConfigurationFailsEveryCall(t *testing.T) {
 			calls := map[string]func() error{
 				"GetJSON": func() error { return c.GetJSON(ctx, "/x", nil) },
 				"Do":      func() error { _, err := c.Do(ctx, &Request{Path: "/x"}); return err },
-				"Stream":  func() error { _, err := c.Stream(ctx, "GET", "/x", nil); return err },
+				"Stream":  func() error { _, err := c.Stream(ctx, &Request{Path: "/x"}); return err },
 				"Health":  func() error { _, err := c.Health(ctx); return err },
 			}
 			for name, call := range calls {
@@ -69,15 +72,15 @@ func TestInvalidConfigurationFailsEveryCall(t *testing.T) {
 func TestValidOptions(t *testing.T) {
 	hc := &http.Client{}
 	c := NewClient("https://gw.example.com/pool/", WithHTTPClient(hc), WithToken("t"),
-		WithTimeout(time.Second), WithHeader("X-A", "1"), WithMaxRetries(0))
+		WithTimeout(time.Second), WithHeader("X-A", "1"), WithMaxRetries(0), WithPool("open_ai-2"))
 	if c.err != nil {
 		t.Fatal(c.err)
 	}
 	if c.http != hc || c.token.reveal() != "t" || c.timeout != time.Second || c.header.Get("X-A") != "1" ||
-		c.maxRetries != 0 || c.base.String() != "https://gw.example.com/pool" {
+		c.maxRetries != 0 || c.pool != "open_ai-2" || c.base.String() != "https://gw.example.com/pool" {
 		t.Errorf("client = %+v", c)
 	}
-	if d := NewClient("http://127.0.0.1:8080"); d.maxRetries != DefaultMaxRetries || d.timeout != 0 {
+	if d := NewClient("http://127.0.0.1:8080"); d.maxRetries != 2 || d.timeout != 600*time.Second || d.pool != "" {
 		t.Errorf("defaults: %+v", d)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// Request is one call for Client.Do.
+// Request is one call for Client.Do or Client.Stream.
 type Request struct {
 	// Method is the HTTP method; "" means GET.
 	Method string
@@ -29,6 +29,11 @@ type Request struct {
 	Body io.Reader
 	// JSON, when not nil, is encoded as the body, with Content-Type: application/json.
 	JSON any
+	// Pool, when not "", sends "x-poolswitch-pool: <Pool>" with this request, in place of the
+	// client's WithPool.
+	Pool string
+
+	endpoint bool // one of the proxy's own endpoints (/health, /status, /metrics): no pool
 }
 
 // prepared is a Request checked and encoded once, sent on every attempt.
@@ -79,6 +84,12 @@ func (c *Client) prepare(r *Request, accept string) (*prepared, error) {
 	if c.token != nil {
 		h.Set(headerToken, c.token.reveal())
 	}
+	if r.Pool != "" && !validPoolName(r.Pool) {
+		return nil, invalid(fmt.Sprintf("invalid pool name %q", r.Pool), nil)
+	}
+	if pool := firstOf(r.Pool, c.pool); pool != "" && !r.endpoint {
+		h.Set(headerPool, pool)
+	}
 	switch {
 	case r.JSON != nil && r.Body != nil:
 		return nil, invalid("set Request.Body or Request.JSON, not both", nil)
@@ -104,6 +115,13 @@ func (c *Client) prepare(r *Request, accept string) (*prepared, error) {
 	}
 	p.header = h
 	return p, nil
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // target joins the base URL and a request path (with its optional query) plus query values.

@@ -12,6 +12,8 @@ const (
 	headerError    = "X-Poolswitch-Error"
 	// headerToken carries the caller token (WithToken, $POOLSWITCH_TOKEN).
 	headerToken = "X-Poolswitch-Token"
+	// headerPool names the pool of a request (WithPool, Request.Pool).
+	headerPool = "X-Poolswitch-Pool"
 	// headerShouldRetry is "true" or "false" on the proxy's answers that say whether to retry.
 	headerShouldRetry = "X-Should-Retry"
 )

@@ -12,12 +12,14 @@ import (
 )
 
 const (
-	defaultBackoff = 100 * time.Millisecond
-	maxBackoff     = 2 * time.Second
+	// backoffBase and backoffCap shape the wait before a retry that names no wait:
+	// min(backoffCap, backoffBase * 2^n), jittered.
+	backoffBase = 500 * time.Millisecond
+	backoffCap  = 8 * time.Second
 )
 
-// MaxRetryWait is the longest the client ever waits on its own before retrying a proxy
-// answer; an answer that asks for longer is returned at once.
+// MaxRetryWait is the longest the client ever waits before a retry: an answer that names a
+// longer wait is returned at once, and a jittered wait is cut to it.
 const MaxRetryWait = 60 * time.Second
 
 // retriedCodes are the proxy's answers worth asking again after their wait: nothing was sent
@@ -26,46 +28,46 @@ var retriedCodes = map[string]bool{
 	CodeNoAvailableKeys:     true,
 	CodeOverloaded:          true,
 	CodeUpstreamUnavailable: true,
+	CodeCallerRateLimited:   true,
 }
 
-// backoff is the wait before connection retry number try (0-based): exponential from base,
-// capped, with jitter in its upper half.
-func backoff(base time.Duration, try int) time.Duration {
-	d := base
-	for i := 0; i < try && d < maxBackoff; i++ {
-		d *= 2
+// defaultRandom is the jitter's source: a number in [0, 1). math/rand's top-level functions
+// are safe for concurrent use.
+func defaultRandom() float64 { return rand.Float64() }
+
+// backoff is the wait before retry n (0-based) when no wait was named:
+// min(8 s, 0.5 s * 2^n) * U(0.5, 1.0).
+func (c *Client) backoff(n int) time.Duration {
+	d := backoffCap
+	if n < 5 {
+		d = backoffBase << uint(n)
+		if d > backoffCap {
+			d = backoffCap
+		}
 	}
-	if d > maxBackoff {
-		d = maxBackoff
+	return time.Duration(float64(d) * (0.5 + 0.5*c.random()))
+}
+
+// jittered is the wait before a retry when the answer named wait: wait * U(1.0, 1.1), cut to
+// MaxRetryWait.
+func (c *Client) jittered(wait time.Duration) time.Duration {
+	d := time.Duration(float64(wait) * (1 + 0.1*c.random()))
+	if d > MaxRetryWait {
+		d = MaxRetryWait
 	}
-	if d <= 1 {
-		return d
-	}
-	return d/2 + time.Duration(rand.Int63n(int64(d/2)))
+	return d
 }
 
 // retryableConnection reports whether a failed exchange with the proxy may be tried again: a
-// connection that could not be made (nothing was sent), for any method; a connection that
-// broke before an answer, for idempotent methods only. Timeouts are never retried.
-func retryableConnection(err error, method string) bool {
+// connection that could not be made (refused, DNS), or one that broke before any byte of the
+// answer (reset, EOF). Timeouts and other failures (TLS, protocol) are never retried.
+func retryableConnection(err error) bool {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return false
 	}
 	var op *net.OpError
-	isNet := errors.As(err, &op)
-	if isNet && op.Op == "dial" {
-		return true
-	}
-	if !isNet && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return false // not a connection failure (TLS, protocol): trying again will not help
-	}
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
-		http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
+	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // connectionError maps a failed exchange (no answer, or a broken one) to an *Error.
@@ -89,23 +91,34 @@ func mayRetry(resp *http.Response) bool {
 	return retriedCodes[resp.Header.Get(headerError)] && should != "false"
 }
 
-// retryWait returns the wait before retrying a proxy answer: the body's retry_after, else its
-// Retry-After; false when neither is known or the wait is over MaxRetryWait.
-func retryWait(resp *http.Response, body []byte) (time.Duration, bool) {
-	var wait time.Duration
-	if s := parseErrorBody(body).retryAfter; s != nil {
-		if !(*s >= 0) || *s > MaxRetryWait.Seconds() {
-			return 0, false
-		}
-		wait = seconds(*s)
-	} else {
-		v := strings.TrimSpace(resp.Header.Get("Retry-After"))
-		wait = parseRetryAfter(v, time.Now())
-		if v == "" || (wait == 0 && v != "0") {
-			return 0, false
+// namedWait returns the wait a proxy answer names: its Retry-After header, else the body's
+// retry_after; false when it names none.
+func namedWait(resp *http.Response, body []byte) (time.Duration, bool) {
+	if v := strings.TrimSpace(resp.Header.Get("Retry-After")); v != "" {
+		if wait, ok := parseRetryAfterOK(v, time.Now()); ok {
+			return wait, true
 		}
 	}
-	return wait, wait <= MaxRetryWait
+	if s := parseErrorBody(body).retryAfter; s != nil && *s >= 0 {
+		if *s > MaxRetryWait.Seconds() {
+			return MaxRetryWait + time.Second, true // over the bound; the exact value is not needed
+		}
+		return seconds(*s), true
+	}
+	return 0, false
+}
+
+// retryWait returns the wait before retry n of a retried proxy answer; false when the answer
+// names a wait over MaxRetryWait, so that it must be returned at once.
+func (c *Client) retryWait(n int, resp *http.Response, body []byte) (time.Duration, bool) {
+	wait, named := namedWait(resp, body)
+	if !named {
+		return c.backoff(n), true
+	}
+	if wait > MaxRetryWait {
+		return 0, false
+	}
+	return c.jittered(wait), true
 }
 
 // errReader fails every read with err.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -15,7 +16,15 @@ import (
 var (
 	errDial  = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	errReset = &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	// errTimeout is what a transport returns when its own timeout (say a dial timeout) passed.
+	errTimeout = &net.OpError{Op: "dial", Net: "tcp", Err: timeoutError{}}
 )
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
 
 const noKeysBody = `{"error":{"type":"poolswitch_error","code":"no_available_keys","message":"m","retry_after":1}}`
 
@@ -53,9 +62,9 @@ func TestRetries(t *testing.T) {
 		name       string
 		method     string
 		maxRetries int
-		deadline   time.Duration // 0: none
-		timeout    time.Duration // WithTimeout
-		backoff    time.Duration // 0: testClient's
+		deadline   time.Duration   // 0: none
+		timeout    time.Duration   // WithTimeout
+		wantWaits  []time.Duration // checked when not nil
 		answers    []func(*http.Request) (*http.Response, error)
 		wantTries  int
 		wantKind   Kind // "" means success
@@ -72,9 +81,21 @@ func TestRetries(t *testing.T) {
 			wantTries: 3, wantKind: KindConnection,
 		},
 		{
-			name: "broken connection not retried for POST", method: "POST", maxRetries: 2,
+			name: "connection reset before the answer retried for POST", method: "POST", maxRetries: 2,
 			answers:   []func(*http.Request) (*http.Response, error){failWith(errReset), ok},
-			wantTries: 1, wantKind: KindConnection,
+			wantTries: 2, wantWaits: []time.Duration{375 * time.Millisecond},
+		},
+		{
+			name: "connection failures back off exponentially, capped at 8 s", method: "GET", maxRetries: 6,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(errDial)},
+			wantTries: 7, wantKind: KindConnection,
+			wantWaits: []time.Duration{375 * time.Millisecond, 750 * time.Millisecond, 1500 * time.Millisecond,
+				3 * time.Second, 6 * time.Second, 6 * time.Second},
+		},
+		{
+			name: "a timeout is not retried", method: "GET", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){failWith(errTimeout), ok},
+			wantTries: 1, wantKind: KindTimeout,
 		},
 		{
 			name: "broken connection retried for GET", method: "GET", maxRetries: 2,
@@ -97,7 +118,7 @@ func TestRetries(t *testing.T) {
 			wantTries: 1, wantKind: KindConnection,
 		},
 		{
-			name: "backoff past the deadline is not taken", method: "GET", maxRetries: 2, deadline: time.Second, backoff: 10 * time.Second,
+			name: "backoff past the deadline is not taken", method: "GET", maxRetries: 2, deadline: 200 * time.Millisecond,
 			answers:   []func(*http.Request) (*http.Response, error){failWith(errDial), ok},
 			wantTries: 1, wantKind: KindConnection,
 		},
@@ -181,9 +202,47 @@ func TestRetries(t *testing.T) {
 			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
 		},
 		{
-			name: "no_available_keys with no key returning", method: "POST", maxRetries: 2, deadline: 5 * time.Second,
-			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter(""), ok},
+			name: "no_available_keys not retried past WithTimeout", method: "POST", maxRetries: 2, timeout: 2 * time.Second,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("30"), ok},
 			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "no_available_keys naming no wait backs off", method: "POST", maxRetries: 2, deadline: 5 * time.Second,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter(""), ok},
+			wantTries: 2, wantWaits: []time.Duration{375 * time.Millisecond},
+		},
+		{
+			name: "caller_rate_limited retried after Retry-After, jittered up", method: "POST", maxRetries: 2,
+			answers: []func(*http.Request) (*http.Response, error){
+				answerWith(429, CodeCallerRateLimited, "0.4", "X-Should-Retry", "true", "Retry-After", "1"), ok},
+			wantTries: 2, wantWaits: []time.Duration{1050 * time.Millisecond},
+		},
+		{
+			name: "caller_rate_limited with x-should-retry false", method: "POST", maxRetries: 2,
+			answers: []func(*http.Request) (*http.Response, error){
+				answerWith(429, CodeCallerRateLimited, "3600", "X-Should-Retry", "false"), ok},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeCallerRateLimited,
+		},
+		{
+			name: "the body's retry_after when there is no Retry-After", method: "GET", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){answerWith(503, CodeOverloaded, "2"), ok},
+			wantTries: 2, wantWaits: []time.Duration{2100 * time.Millisecond},
+		},
+		{
+			name: "a jittered wait is cut to MaxRetryWait", method: "GET", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("59"), ok},
+			wantTries: 2, wantWaits: []time.Duration{MaxRetryWait},
+		},
+		{
+			name: "no_available_keys over MaxRetryWait in the body only", method: "GET", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){answerWith(503, CodeNoAvailableKeys, "61")},
+			wantTries: 1, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+		},
+		{
+			name: "retries run out after max_retries", method: "GET", maxRetries: 2,
+			answers:   []func(*http.Request) (*http.Response, error){noKeysAfter("0")},
+			wantTries: 3, wantKind: KindProxy, wantCode: CodeNoAvailableKeys,
+			wantWaits: []time.Duration{0, 0},
 		},
 		{
 			name: "upstream 503 is not retried", method: "GET", maxRetries: 2, deadline: 5 * time.Second,
@@ -229,11 +288,12 @@ func TestRetries(t *testing.T) {
 			if tt.method == "POST" {
 				in = map[string]string{"q": "1"}
 			}
-			c := testClient("http://proxy.test", opts...)
-			if tt.backoff > 0 {
-				c.backoff = tt.backoff
-			}
+			var waits []time.Duration
+			c := testClient("http://proxy.test", &waits, opts...)
 			err := c.DoJSON(ctx, tt.method, "/v1/x", in, nil)
+			if tt.wantWaits != nil && !reflect.DeepEqual(waits, tt.wantWaits) {
+				t.Errorf("waits = %v, want %v", waits, tt.wantWaits)
+			}
 			if int(tries.Load()) != tt.wantTries {
 				t.Errorf("tries = %d, want %d", tries.Load(), tt.wantTries)
 			}
@@ -270,7 +330,7 @@ func TestConnectionRefused(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	err = testClient("http://"+addr).GetJSON(context.Background(), "/health?x=secret", nil)
+	err = testClient("http://"+addr, nil).GetJSON(context.Background(), "/health?x=secret", nil)
 	e := asError(t, err, KindConnection)
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "dial" {
@@ -282,15 +342,21 @@ func TestConnectionRefused(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	for try := 0; try < 8; try++ {
-		want := defaultBackoff << uint(try)
-		if want > maxBackoff {
-			want = maxBackoff
-		}
-		for i := 0; i < 20; i++ {
-			if d := backoff(defaultBackoff, try); d < want/2 || d > want {
-				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", try, d, want/2, want)
+	c := NewClient("http://proxy.test")
+	for _, r := range []float64{0, 0.999999} {
+		c.random = func() float64 { return r }
+		for n := 0; n < 10; n++ {
+			base := 500 * time.Millisecond << uint(n)
+			if n >= 4 {
+				base = 8 * time.Second
 			}
+			lo, hi := base/2, base
+			if d := c.backoff(n); d < lo || d > hi {
+				t.Errorf("backoff(%d) with random %v = %v, want in [%v, %v]", n, r, d, lo, hi)
+			}
+		}
+		if d := c.jittered(10 * time.Second); d < 10*time.Second || d > 11*time.Second {
+			t.Errorf("jittered(10s) with random %v = %v", r, d)
 		}
 	}
 }

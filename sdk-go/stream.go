@@ -11,7 +11,9 @@ import (
 
 // EventStream is a streamed answer, read event by event as the events arrive:
 //
-//	stream, err := client.Stream(ctx, "POST", "/v1/chat/completions", body)
+//	stream, err := client.Stream(ctx, &poolswitch.Request{
+//		Method: "POST", Path: "/v1/chat/completions", JSON: body,
+//	})
 //	if err != nil { ... }
 //	defer stream.Close()
 //	for stream.Next() {
@@ -41,23 +43,25 @@ type EventStream struct {
 	closed       atomic.Bool
 }
 
-// Stream sends a request (in, unless nil, as its JSON body) with Accept: text/event-stream
-// and returns the answer as an EventStream once its headers have arrived. A non-2xx answer
-// returns an *Error as Do does; a 2xx answer that is not text/event-stream returns an *Error
-// of KindDecode with the body. The caller must Close the stream.
-func (c *Client) Stream(ctx context.Context, method, path string, in any) (*EventStream, error) {
-	p, resp, cl, err := c.exchange(ctx, &Request{Method: method, Path: path, JSON: in}, "text/event-stream")
+// Stream sends r (its headers, query, body and pool, as Do does) with Accept:
+// text/event-stream, unless r sets an Accept header, and returns the answer as an EventStream
+// once its headers have arrived. The retries and the deadline are those of Do: WithTimeout
+// bounds the time until the headers arrive, and then each silence between two chunks of the
+// stream. A non-2xx answer returns a nil stream and the *Error Do would return (KindProxy or
+// KindUpstream, with the answer's status, headers and body); a 2xx answer that is not
+// text/event-stream returns an *Error of KindDecode with the body. The caller must Close the
+// stream.
+func (c *Client) Stream(ctx context.Context, r *Request) (*EventStream, error) {
+	if r == nil {
+		return nil, &Error{Kind: KindInvalid, Message: "nil *Request"}
+	}
+	p, resp, cl, err := c.exchange(ctx, r, "text/event-stream")
 	if err != nil {
 		return nil, err
 	}
-	if !cl.stopTimer() { // the timeout bounds the wait for the headers only
-		resp.Body.Close()
-		cl.done()
-		return nil, cl.interrupted(p.method, p.path)
-	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer cl.done()
-		body, err := readBody(resp, false)
+		body, err := readBody(resp, false) // within the call's deadline, as in Do
 		if err != nil {
 			if e := cl.ended(p.method, p.path); e != nil {
 				return nil, e
@@ -75,13 +79,19 @@ func (c *Client) Stream(ctx context.Context, method, path string, in any) (*Even
 			return nil, e
 		}
 	}
+	body, ok := cl.streaming(resp.Body)
+	if !ok {
+		resp.Body.Close()
+		cl.done()
+		return nil, cl.interrupted(p.method, p.path)
+	}
 	return &EventStream{
 		StatusCode: resp.StatusCode,
 		Header:     resp.Header,
 		KeyID:      resp.Header.Get(headerKeyID),
 		Attempts:   attempts(resp.Header),
-		body:       resp.Body,
-		parser:     newSSEParser(resp.Body),
+		body:       body,
+		parser:     newSSEParser(body),
 		call:       cl,
 		method:     p.method,
 		path:       p.path,
@@ -110,8 +120,8 @@ func (s *EventStream) Next() bool {
 func (s *EventStream) Event() Event { return s.event }
 
 // Err returns the error that ended the stream early: ctx.Err() when the context ended, an
-// *Error of KindConnection when the stream broke off, of KindDecode when an event was too
-// large. It is nil after a complete stream or a Close.
+// *Error of KindTimeout when the stream was silent for longer than WithTimeout, of
+// KindConnection when the stream broke off, of KindDecode when an event was too large. It is nil after a complete stream or a Close.
 func (s *EventStream) Err() error { return s.err }
 
 // Close stops reading and releases the connection. It may be called at any time, from any

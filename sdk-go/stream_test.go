@@ -2,9 +2,11 @@ package poolswitch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -37,7 +39,7 @@ func TestStreamDeliversEventsAsTheyArrive(t *testing.T) {
 	gate := make(chan struct{})
 	events := []string{"data: one\n\n", ": ping\n\n", "event: two\nid: 2\ndata: 2a\ndata: 2b\n\n", "data: [DONE]\n\n"}
 	srv := newRecorder(t, sseHandler(events, gate))
-	stream, err := NewClient(srv.URL).Stream(context.Background(), "POST", "/v1/chat/completions", map[string]any{"stream": true})
+	stream, err := NewClient(srv.URL).Stream(context.Background(), &Request{Method: "POST", Path: "/v1/chat/completions", JSON: map[string]any{"stream": true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func TestStreamErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newRecorder(t, tt.handler)
-			stream, err := NewClient(srv.URL).Stream(context.Background(), "POST", "/v1/x", nil)
+			stream, err := NewClient(srv.URL, WithMaxRetries(0)).Stream(context.Background(), &Request{Method: "POST", Path: "/v1/x"})
 			if stream != nil {
 				t.Error("a stream was returned with the error")
 			}
@@ -166,7 +168,7 @@ func TestStreamEndsEarly(t *testing.T) {
 			t.Cleanup(func() { close(release) })
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			stream, err := NewClient(srv.URL).Stream(ctx, "GET", "/v1/events", nil)
+			stream, err := NewClient(srv.URL).Stream(ctx, &Request{Path: "/v1/events"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,16 +208,63 @@ func blockingStream(release chan struct{}) http.HandlerFunc {
 	}
 }
 
-func TestStreamTimeoutBoundsHeadersOnly(t *testing.T) {
-	gate := make(chan struct{})
-	srv := newRecorder(t, sseHandler([]string{"data: 1\n\n", "data: 2\n\n"}, gate))
-	stream, err := NewClient(srv.URL, WithTimeout(time.Second)).Stream(context.Background(), "GET", "/e", nil)
+// tickingStream sends n events, one every interval, then nothing until the client leaves.
+func tickingStream(n int, interval time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		for i := 0; i < n; i++ {
+			select {
+			case <-time.After(interval):
+			case <-r.Context().Done():
+				return
+			}
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		<-r.Context().Done()
+	}
+}
+
+func TestStreamTimeout(t *testing.T) {
+	// Events every 50 ms for 600 ms, then silence: the stream outlives WithTimeout(300ms)
+	// while it is lively, and ends with the timeout once silent for longer than it.
+	srv := newRecorder(t, tickingStream(12, 50*time.Millisecond))
+	stream, err := NewClient(srv.URL, WithTimeout(300*time.Millisecond)).Stream(context.Background(), &Request{Path: "/e"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stream.Close()
-	time.Sleep(1200 * time.Millisecond) // past the timeout: the stream must live on
-	close(gate)
+	start := time.Now()
+	n := 0
+	for stream.Next() {
+		n++
+	}
+	e := asError(t, stream.Err(), KindTimeout)
+	if n != 12 || !strings.Contains(e.Error(), "silent for 300ms") || !errors.Is(e, context.DeadlineExceeded) {
+		t.Errorf("%d events, then %v", n, e)
+	}
+	if d := time.Since(start); d < 850*time.Millisecond || d > 5*time.Second {
+		t.Errorf("the stream ended after %v, want about 900ms", d)
+	}
+
+	// Before the headers, WithTimeout bounds the whole wait.
+	hang := hangingServer(t, false)
+	_, err = NewClient(hang.URL, WithTimeout(50*time.Millisecond)).Stream(context.Background(), &Request{Path: "/e"})
+	if e := asError(t, err, KindTimeout); !strings.Contains(e.Error(), "within 50ms") {
+		t.Errorf("err = %v", e)
+	}
+
+	// WithTimeout(0): no deadline but the context's.
+	gate := make(chan struct{})
+	srv = newRecorder(t, sseHandler([]string{"data: 1\n\n", "data: 2\n\n"}, gate))
+	stream, err = NewClient(srv.URL, WithTimeout(0)).Stream(context.Background(), &Request{Path: "/e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	time.AfterFunc(100*time.Millisecond, func() { close(gate) })
 	var got []string
 	for stream.Next() {
 		got = append(got, stream.Event().Data)
@@ -223,8 +272,30 @@ func TestStreamTimeoutBoundsHeadersOnly(t *testing.T) {
 	if err := stream.Err(); err != nil || fmt.Sprint(got) != "[1 2]" {
 		t.Errorf("events %v, err %v", got, err)
 	}
+}
 
-	hang := hangingServer(t, false)
-	_, err = NewClient(hang.URL, WithTimeout(50*time.Millisecond)).Stream(context.Background(), "GET", "/e", nil)
-	asError(t, err, KindTimeout)
+func TestStreamTakesARequest(t *testing.T) {
+	srv := newRecorder(t, sseHandler([]string{"data: 1\n\n"}, nil))
+	c := NewClient(srv.URL, WithPool("openai"), WithHeader("X-Team", "ads"))
+	stream, err := c.Stream(context.Background(), &Request{
+		Method: "POST", Path: "/v1/chat/completions?a=1", Query: url.Values{"b": {"2"}},
+		Header: http.Header{"X-Trace-Id": {"t-1"}}, JSON: map[string]bool{"stream": true}, Pool: "anthropic",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Close()
+	r := srv.requests()[0]
+	if r.Method != "POST" || r.RequestURI != "/v1/chat/completions?a=1&b=2" || r.Body != `{"stream":true}` {
+		t.Errorf("sent %s %s %q", r.Method, r.RequestURI, r.Body)
+	}
+	for name, want := range map[string]string{"X-Trace-Id": "t-1", "X-Team": "ads", "X-Poolswitch-Pool": "anthropic",
+		"Accept": "text/event-stream", "Content-Type": "application/json"} {
+		if got := r.Header.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if _, err := c.Stream(context.Background(), nil); err == nil {
+		t.Error("Stream(nil) did not fail")
+	}
 }

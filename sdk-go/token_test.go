@@ -48,7 +48,7 @@ func everyCallOf(t *testing.T, c *Client) int {
 	check(c.PostJSON(ctx, "/v1/chat/completions", map[string]int{"n": 1}, nil))
 	_, err := c.Do(ctx, &Request{Method: "DELETE", Path: "/v1/files/1"})
 	check(err)
-	s, err := c.Stream(ctx, "POST", "/events", nil)
+	s, err := c.Stream(ctx, &Request{Method: "POST", Path: "/events"})
 	check(err)
 	for s.Next() {
 	}
@@ -159,13 +159,17 @@ func TestExhaustionAnswers(t *testing.T) {
 				everyCall(w, r)
 			})
 			started := time.Now()
-			err := NewClient(srv.URL, WithToken(callerToken), WithMaxRetries(3)).PostJSON(
+			var waits []time.Duration
+			err := testClient(srv.URL, &waits, WithToken(callerToken), WithMaxRetries(3)).PostJSON(
 				context.Background(), "/v1/chat/completions", map[string]int{"n": 1}, nil)
 			if elapsed := time.Since(started); elapsed > 5*time.Second {
 				t.Errorf("took %v: the client must not wait long on its own", elapsed)
 			}
 			if n := len(srv.requests()); n != tt.wantTries {
 				t.Errorf("%d requests, want %d", n, tt.wantTries)
+			}
+			if len(waits) != tt.wantTries-1 || (len(waits) == 1 && waits[0] != 1050*time.Millisecond) {
+				t.Errorf("waits = %v, want the Retry-After (1 s) * 1.05 before each retry", waits)
 			}
 			if tt.wantTries > 1 {
 				if err != nil {
@@ -192,6 +196,9 @@ func TestNewProxyCodes(t *testing.T) {
 		{401, CodeUnauthorized, nil, 0},
 		{403, CodeForbidden, nil, 0},
 		{431, CodeHeadersTooLarge, nil, 0},
+		{404, CodeNoSuchPool, nil, 0},
+		{429, CodeCallerRateLimited, []string{"Retry-After", "3", "X-Should-Retry", "true"}, 2500 * time.Millisecond},
+		{429, CodeCallerRateLimited, []string{"X-Should-Retry", "false"}, 90 * time.Second},
 		{503, CodeOverloaded, []string{"Retry-After", "1", "X-Should-Retry", "true"}, time.Second},
 		{503, CodeUpstreamUnavailable, []string{"Retry-After", "2", "X-Should-Retry", "true"}, 2 * time.Second},
 	}

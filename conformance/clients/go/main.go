@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -26,6 +25,12 @@ type request struct {
 	Headers                      map[string]string
 	JSON                         any
 	Timeout                      float64
+	Client                       struct { // the SDK client's options, each optional
+		MaxRetries *int     `json:"max_retries"` // absent: 0, the proxy alone answers
+		Timeout    *float64 // absent: the request's timeout
+		Pool       string
+		Token      *string
+	}
 }
 
 type object = map[string]any
@@ -42,57 +47,66 @@ func orNull[T comparable](v T) any {
 	return v
 }
 
-// statusDoc writes the SDK's typed /status back as the wire's document (zero times as null).
-func statusDoc(s *poolswitch.PoolStatus) object {
-	since := func(t time.Time) any { return orNull(math.Max(0, float64(t.UnixMicro())/1e6)) }
-	keys := []any{}
-	for _, k := range s.Keys {
-		keys = append(keys, object{"id": k.ID, "state": k.State, "reason": orNull(k.Reason), "cooldown_source": orNull(k.CooldownSource),
-			"cooldown_until": since(k.CooldownUntil), "last_used_at": since(k.LastUsedAt),
-			"total_requests": k.TotalRequests, "successes": k.Successes, "errors": k.Errors,
-			"failovers": k.Failovers, "estimated_remaining_quota": k.EstimatedRemainingQuota})
+// options is one distinct SDK client: a client is built once per option set.
+type options struct {
+	url, pool, token string
+	retries          int
+	timeout          time.Duration
+}
+
+var clients = map[options]*poolswitch.Client{}
+
+func clientFor(req request) *poolswitch.Client {
+	o := options{url: req.ProxyURL, pool: req.Client.Pool, token: req.Token,
+		timeout: time.Duration(req.Timeout * float64(time.Second))}
+	if req.Client.MaxRetries != nil {
+		o.retries = *req.Client.MaxRetries
 	}
-	return object{"strategy": s.Strategy, "storage": s.Storage, "upstream_base_url": s.UpstreamBaseURL, "keys": keys,
-		"provider": s.Provider, "degraded": s.Degraded, "outage": s.Outage}
+	if req.Client.Timeout != nil {
+		o.timeout = time.Duration(*req.Client.Timeout * float64(time.Second))
+	}
+	if req.Client.Token != nil {
+		o.token = *req.Client.Token
+	}
+	if clients[o] == nil {
+		opts := []poolswitch.Option{poolswitch.WithMaxRetries(o.retries), poolswitch.WithTimeout(o.timeout)}
+		if o.token != "" {
+			opts = append(opts, poolswitch.WithToken(o.token))
+		}
+		if o.pool != "" {
+			opts = append(opts, poolswitch.WithPool(o.pool))
+		}
+		clients[o] = poolswitch.NewClient(o.url, opts...)
+	}
+	return clients[o]
 }
 
 func call(req request) (object, error) {
-	opts := []poolswitch.Option{poolswitch.WithMaxRetries(0), // the proxy alone answers
-		poolswitch.WithTimeout(time.Duration(req.Timeout * float64(time.Second)))}
-	if req.Token != "" {
-		opts = append(opts, poolswitch.WithToken(req.Token))
-	}
-	client := poolswitch.NewClient(req.ProxyURL, opts...)
+	client := clientFor(req)
 	ctx, r, err := context.Background(), object{"status": nil, "headers": object{}, "error": nil}, error(nil)
+	rq := &poolswitch.Request{Method: req.Method, Path: req.Path, Header: http.Header{}, JSON: req.JSON}
+	for name, value := range req.Headers {
+		rq.Header.Set(name, value)
+	}
+	if body, _ := base64.StdEncoding.DecodeString(req.BodyB64); req.JSON == nil {
+		rq.Body = strings.NewReader(req.Text + string(body)) // at most one of them is set
+	}
 	switch req.Call {
 	case "health":
 		r["json"], err = client.Health(ctx)
 	case "metrics":
 		r["text"], err = client.Metrics(ctx)
 	case "status":
-		var s *poolswitch.PoolStatus
-		if s, err = client.Status(ctx); err == nil {
-			r["json"] = statusDoc(s)
-		}
+		r["json"], err = client.Status(ctx) // the SDK's types written back as the wire's document
 	case "request":
-		rq := &poolswitch.Request{Method: req.Method, Path: req.Path, Header: http.Header{}, JSON: req.JSON}
-		for name, value := range req.Headers {
-			rq.Header.Set(name, value)
-		}
-		if body, _ := base64.StdEncoding.DecodeString(req.BodyB64); req.JSON == nil {
-			rq.Body = strings.NewReader(req.Text + string(body)) // at most one of them is set
-		}
 		var resp *poolswitch.Response
-		if resp, err = client.Do(ctx, rq); err == nil {
-			answer(r, resp.StatusCode, resp.Header, resp.Body)
+		if resp, err = client.Do(ctx, rq); resp != nil {
+			answer(r, resp.StatusCode, resp.Header, resp.Body) // a non-2xx answer comes with its *Error
 		}
 	case "stream":
-		if len(req.Headers) > 0 {
-			return nil, errors.New("the Go SDK's Stream takes no per-call headers")
-		}
 		started, events := time.Now(), []any{}
 		var s *poolswitch.EventStream
-		if s, err = client.Stream(ctx, req.Method, req.Path, req.JSON); err == nil {
+		if s, err = client.Stream(ctx, rq); err == nil {
 			answer(r, s.StatusCode, s.Header, nil)
 			for s.Next() {
 				ev := s.Event()

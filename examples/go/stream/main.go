@@ -30,10 +30,14 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	stream, err := client.Stream(ctx, "POST", "/v1/chat/completions", map[string]any{
-		"model":    "gpt-4o-mini",
-		"stream":   true,
-		"messages": []map[string]string{{"role": "user", "content": "Say hello in five words."}},
+	stream, err := client.Stream(ctx, &poolswitch.Request{
+		Method: "POST",
+		Path:   "/v1/chat/completions",
+		JSON: map[string]any{
+			"model":    "gpt-4o-mini",
+			"stream":   true,
+			"messages": []map[string]string{{"role": "user", "content": "Say hello in five words."}},
+		},
 	})
 	var perr *poolswitch.Error
 	if errors.As(err, &perr) && perr.Code == poolswitch.CodeNoAvailableKeys {
