@@ -14,14 +14,22 @@ DEFAULT_LOG_LEVEL = "info"  # `poolswitch start`'s default: one access-log line 
 QUIET_LOG_LEVEL = "warning"
 
 
-def write_config(path: Path, upstream_url: str, n_keys: int) -> Path:
-    """A minimal config: round robin over keys k1..kN with values sk-bench-1..N."""
-    lines = [
-        f"upstream_base_url: {upstream_url}",
-        "strategy: round_robin",
-        "keys:",
-        *(f"  - {{id: k{i}, value: sk-bench-{i}}}" for i in range(1, n_keys + 1)),
-    ]
+def write_config(path: Path, upstream_url: str, n_keys: int, pools: tuple[str, ...] = ()) -> Path:
+    """A minimal config: round robin over keys k1..kN with values sk-bench-1..N; with `pools`,
+    one pool per name at route /<name>, each with its own N keys, all to the same upstream."""
+    lines = [f"upstream_base_url: {upstream_url}", "strategy: round_robin"]
+    if not pools:
+        lines += [
+            "keys:",
+            *(f"  - {{id: k{i}, value: sk-bench-{i}}}" for i in range(1, n_keys + 1)),
+        ]
+    else:
+        lines.append("pools:")
+        for name in pools:
+            lines += [f"  - name: {name}", f"    route: /{name}", "    keys:"]
+            lines += [
+                f"      - {{id: k{i}, value: sk-bench-{name}-{i}}}" for i in range(1, n_keys + 1)
+            ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -67,18 +75,25 @@ class PoolSwitch:
         n_keys: int,
         cpu: int | None,
         log_level: str = DEFAULT_LOG_LEVEL,
+        pools: tuple[str, ...] = (),
     ) -> None:
         self.procs = procs
         self.name = name
         self.cpu = cpu
         self.log_level = log_level
         self.port = free_port()
-        self.config = write_config(workdir / f"{name}.yaml", upstream_url, n_keys)
+        self.config = write_config(workdir / f"{name}.yaml", upstream_url, n_keys, pools)
+        # with several pools, load goes to the route matched last (the longest is tried first)
+        self.prefix = f"/{sorted(pools, key=len, reverse=True)[-1]}" if pools else ""
         self.pid: int | None = None
         self.startup_s: float | None = None
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def proxied(self, path: str) -> str:
+        """The URL of a proxied `path` (through the loaded pool's route, if any)."""
+        return self.url(self.prefix + path)
 
     def start(self) -> None:
         cmd = [

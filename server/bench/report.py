@@ -20,6 +20,7 @@ TARGETS: dict[str, str] = {
     "cq": "PoolSwitch 2 keys, quiet",
     "d": "PoolSwitch 1000 keys",
     "e": "PoolSwitch 2 keys, k1 429s",
+    "p": "PoolSwitch 3 pools of 2 keys",
 }
 # What each target is, printed under the table.
 LEGEND = (
@@ -27,6 +28,7 @@ LEGEND = (
     "    (bl) logs with nginx's default access log (combined format, unbuffered) to a file.",
     "(c), (d), (e): PoolSwitch at its default --log-level info, as users run it (one",
     "    access-log line per request, to a file); (cq): --log-level warning.",
+    "(p): three pools (routes /openai, /anthropic, /gemini), load through /gemini.",
 )
 CONCURRENCY = (1, 16, 64)
 
@@ -112,6 +114,7 @@ def checks(res: Results) -> list[Check]:
         ("c", "bl", "both with access log", None),
         ("d", "c", "1000 keys vs 2", 0.8),
         ("e", "c", "one key limited vs healthy", 0.8),
+        ("p", "c", "three pools vs one", 0.95),
     )
     for num, den, what, floor in ratios:
         for conc in (16, 64):

@@ -118,17 +118,22 @@ class Bench:
 
     @staticmethod
     def check_forwarding(ps: PoolSwitch) -> None:
-        status, body = http_post(ps.url(CHAT_PATH), CHAT_REQUEST_JSON.encode())
+        status, body = http_post(ps.proxied(CHAT_PATH), CHAT_REQUEST_JSON.encode())
         if status != 200 or body.decode(errors="replace") != COMPLETION_JSON:
             raise BenchError(
                 f"request through PoolSwitch answered {status}: {body[:300]!r}\n{ps.log_tail()}"
             )
 
     def start_poolswitch(
-        self, name: str, upstream: str, n_keys: int, log_level: str = DEFAULT_LOG_LEVEL
+        self,
+        name: str,
+        upstream: str,
+        n_keys: int,
+        log_level: str = DEFAULT_LOG_LEVEL,
+        pools: tuple[str, ...] = (),
     ) -> PoolSwitch:
         ps = PoolSwitch(
-            self.procs, self.tmp, name, upstream, n_keys, self.pinning.proxy_cpu, log_level
+            self.procs, self.tmp, name, upstream, n_keys, self.pinning.proxy_cpu, log_level, pools
         )
         ps.start()
         progress(
@@ -189,14 +194,19 @@ class Bench:
             self.stop_poolswitch(ps)
 
     def poolswitch_plain(
-        self, target: str, upstream_port: int, n_keys: int, log_level: str = DEFAULT_LOG_LEVEL
+        self,
+        target: str,
+        upstream_port: int,
+        n_keys: int,
+        log_level: str = DEFAULT_LOG_LEVEL,
+        pools: tuple[str, ...] = (),
     ) -> None:
         ps = self.start_poolswitch(
-            f"poolswitch-{target}", nginx.url(upstream_port), n_keys, log_level
+            f"poolswitch-{target}", nginx.url(upstream_port), n_keys, log_level, pools
         )
         try:
             self.check_forwarding(ps)
-            self.levels(target, ps.url(CHAT_PATH))
+            self.levels(target, ps.proxied(CHAT_PATH))
         finally:
             self.stop_poolswitch(ps)
 
@@ -258,6 +268,10 @@ class Bench:
                     "(e) PoolSwitch 2 keys, k1 429s",
                     lambda: self.poolswitch_plain("e", ports.limited, 2),
                 ),
+                (
+                    "(p) PoolSwitch 3 pools of 2 keys",
+                    lambda: self.poolswitch_plain("p", ports.upstream, 2, pools=THREE_POOLS),
+                ),
             ):
                 try:
                     section()
@@ -268,6 +282,10 @@ class Bench:
             self.sse_targets()
         except BenchError as exc:
             self.fail("SSE first-event delay", exc)
+
+
+THREE_POOLS = ("openai", "anthropic", "gemini")
+"""(p): a gateway config, three pools at /openai, /anthropic, /gemini; load goes to /gemini."""
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:

@@ -28,7 +28,7 @@ from poolswitch.classifier import (
     parse_retry_after,
     reset_after,
 )
-from poolswitch.config import Config, StatusRule
+from poolswitch.config import PoolConfig, StatusRule
 
 UTC = timezone.utc
 
@@ -1294,16 +1294,20 @@ def test_detect_provider(url: str, profile: str) -> None:
 
 def test_from_config_resolves_auto_and_takes_rules() -> None:
     rules = (StatusRule(400, "cooldown", "quota", 60.0),)
-    config = Config(
+    config = PoolConfig(
+        name="p",
+        route="/",
         upstream_base_url="https://api.anthropic.com",
         keys=(),
         cooldown_seconds=120.0,
         on_status=rules,
     )
     assert Classifier.from_config(config) == Classifier("anthropic", 120.0, rules)
-    explicit = Config(upstream_base_url="https://llm.internal", keys=(), provider="gemini")
+    explicit = PoolConfig(
+        name="p", route="/", upstream_base_url="https://llm.internal", keys=(), provider="gemini"
+    )
     assert Classifier.from_config(explicit).profile == "gemini"
-    auto = Config(upstream_base_url="https://llm.internal", keys=())
+    auto = PoolConfig(name="p", route="/", upstream_base_url="https://llm.internal", keys=())
     assert Classifier.from_config(auto).profile == "generic"
 
 

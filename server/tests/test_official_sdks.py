@@ -34,6 +34,7 @@ from official_bounds import (
     PROBE_HANGS,
     example_gateway,
 )
+
 from poolswitch.config import parse_config
 
 from conftest import ProxyFactory, RunningProxy
