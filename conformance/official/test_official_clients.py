@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from official_bounds import ANTHROPIC_MESSAGE, BOUNDED, FAST, HELD, PROBE_HANGS
-from runner.proxy import ProxyProcess
 
-from fake_upstream import FakeUpstream
+from poolswitch_testing.fake_upstream import FakeUpstream
+from poolswitch_testing.official_bounds import ANTHROPIC_MESSAGE, BOUNDED, FAST, HELD, PROBE_HANGS
+from poolswitch_testing.proxy import ProxyProcess
 
 HERE = Path(__file__).resolve().parent
 KEYS = {"sk-official-alpha-0001-SECRET": "a", "sk-official-bravo-0002-SECRET": "b"}

@@ -1,5 +1,5 @@
 """A real proxy (`python -m poolswitch start`, a subprocess) in front of the shared fake upstream
-(`conformance/fake_upstream.py`, in a thread), both on loopback.
+(in a thread), both on loopback, from the test-support package (`poolswitch_testing`).
 
 `proxy` is one proxy for the whole session: tests that use it must not park keys (no 429, 402,
 401, 403). Tests that park keys, or need other settings, start their own with `make_proxy`.
@@ -7,91 +7,37 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
 
-from fake_upstream import FakeUpstream
+from poolswitch_testing.fake_upstream import FakeUpstream
+from poolswitch_testing.proxy import ProxyProcess, ProxyStartError, free_port
 
 # key value -> key id, as the fake upstream knows them
 KEYS = {"sk-sdk-alpha-0001-SECRET": "a", "sk-sdk-bravo-0002-SECRET": "b"}
 VALUES = {key_id: value for value, key_id in KEYS.items()}
 PYTHON = os.environ.get("POOLSWITCH_PYTHON", sys.executable)
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Proxy:
-    """One `poolswitch start` process with a config written to `directory`."""
+class Proxy(ProxyProcess):
+    """One `poolswitch start` process (the test-support package's) with its config and log in
+    `directory`."""
 
     def __init__(self, directory: Path, settings: dict[str, Any]) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config = directory / "poolswitch.json"  # JSON is YAML
-        self.config.write_text(json.dumps(settings))
-        self.log_path = directory / "proxy.log"
-        self.port = 0
-        self.url = ""
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        super().__init__(PYTHON, directory, settings, log_level="warning")
 
     def start(self) -> Proxy:
-        for _ in range(3):  # a free port can be taken by someone else before we bind it
-            self.port = free_port()
-            self.url = f"http://127.0.0.1:{self.port}"
-            if self._launch():
-                return self
-        raise RuntimeError(f"the proxy did not start:\n{self.log()}")
-
-    def _launch(self) -> bool:
-        self._log = self.log_path.open("ab")
-        command = [PYTHON, "-m", "poolswitch", "start", "--config", str(self.config)]
-        command += ["--port", str(self.port), "--log-level", "warning"]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log)
-        deadline = time.monotonic() + START_TIMEOUT
-        with httpx.Client(timeout=1.0) as client:
-            while time.monotonic() < deadline and self._process.poll() is None:
-                try:
-                    if client.get(f"{self.url}/health").status_code == 200:
-                        return True
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-        self.stop()
-        return False
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT)
-        log, self._log = self._log, None
-        if log is not None:
-            log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        try:
+            super().start()
+        except ProxyStartError:
+            raise RuntimeError(f"the proxy did not start:\n{self.log()}") from None
+        return self
 
 
 def settings(upstream: FakeUpstream, ids: str = "ab", **overrides: Any) -> dict[str, Any]:

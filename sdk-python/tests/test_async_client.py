@@ -17,9 +17,9 @@ from poolswitch_client import (
     ProxyTimeoutError,
     UpstreamError,
 )
+from poolswitch_testing.fake_upstream import FakeUpstream, blob_bytes
 
 from conftest import Proxy, ProxyFactory, SendCounter, script_all
-from fake_upstream import FakeUpstream, blob_bytes
 
 pytestmark = pytest.mark.anyio
 

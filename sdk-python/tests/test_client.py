@@ -20,9 +20,9 @@ from poolswitch_client import (
     ProxyTimeoutError,
     UpstreamError,
 )
+from poolswitch_testing.fake_upstream import FakeUpstream, blob_bytes
 
 from conftest import Proxy, ProxyFactory, SendCounter, script_all
-from fake_upstream import FakeUpstream, blob_bytes
 
 SEED_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
 

@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from poolswitch import cli
+from poolswitch_testing.fake_upstream import Attempt, FakeUpstream
 
 from conftest import KEYS, ProxyFactory, RunningProxy, make_config
-from fake_upstream import Attempt, FakeUpstream
 
 SEARCH = "tok-search-0123456789abcdef"
 BILLING = "tok-billing-0123456789abcdef"

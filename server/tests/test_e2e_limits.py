@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import VALUES, ProxyFactory, RunningProxy, free_port
-from fake_upstream import FakeUpstream
 
 
 def connect(proxy: RunningProxy) -> socket.socket:

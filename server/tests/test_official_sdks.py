@@ -22,10 +22,11 @@ import openai
 import pytest
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
-from official_bounds import ANTHROPIC_MESSAGE, BOUNDED, FAST, HELD, PROBE_HANGS
+
+from poolswitch_testing.fake_upstream import FakeUpstream
+from poolswitch_testing.official_bounds import ANTHROPIC_MESSAGE, BOUNDED, FAST, HELD, PROBE_HANGS
 
 from conftest import ProxyFactory, RunningProxy
-from fake_upstream import FakeUpstream
 
 CALLER_KEY = "sk-caller-placeholder"  # any value: the proxy replaces it with a pool key
 SAFETY_TIMEOUT = 30.0
