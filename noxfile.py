@@ -26,12 +26,14 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 SERVER = "./server"
+TESTING = "./testing"  # the test-support package (poolswitch_testing) every Python suite uses
 CI_FUZZ_SEED = "20261201"
 PY_SOURCES = [
     "server/src",
     "server/tests",
     "server/bench",
     "conformance",
+    "testing",
     "sdk-python",
     "examples/python",
     "noxfile.py",
@@ -55,7 +57,15 @@ def ensure_apt(session: nox.Session, command: str, package: str) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (check + format) and mypy --strict over the Python code."""
     session.install(
-        "-e", f"{SERVER}[test]", "-e", "./sdk-python", "ruff==0.17.6", "mypy==2.4.1", "types-PyYAML"
+        "-e",
+        f"{SERVER}[test]",
+        "-e",
+        "./sdk-python",
+        "-e",
+        TESTING,
+        "ruff==0.17.6",
+        "mypy==2.4.1",
+        "types-PyYAML",
     )
     session.run("ruff", "check", *PY_SOURCES)
     session.run("ruff", "format", "--check", *PY_SOURCES)
@@ -66,9 +76,10 @@ def lint(session: nox.Session) -> None:
         "server/pyproject.toml",
         "server/src",
         "server/bench",
+        "testing/src",
+        "testing/tests",
         "conformance/fake_upstream.py",
         "conformance/run_cases.py",
-        "conformance/runner",
         "conformance/tests",
         "conformance/clients/raw",
         "conformance/clients/python",
@@ -82,7 +93,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The server's tests: unit tests and end-to-end tests over loopback HTTP."""
     ensure_apt(session, "promtool", "prometheus")
-    session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python")
+    session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python", "-e", TESTING)
     session.run(
         "pytest",
         "-c",
@@ -90,7 +101,7 @@ def tests(session: nox.Session) -> None:
         "--rootdir",
         "server",
         "server/tests",
-        "conformance/test_fake_upstream.py",
+        "testing/tests",
         "conformance/tests",
         *session.posargs,
     )
@@ -101,7 +112,7 @@ def fuzz(session: nox.Session) -> None:
     """Hypothesis properties (config, classifier, reset parsers) and a raw-socket fuzz of a live
     proxy. Short by default (about a minute); `nox -s fuzz -- --long` (or POOLSWITCH_FUZZ_LONG=1)
     for the long run. Prints its seed; POOLSWITCH_FUZZ_SEED=N replays a run."""
-    session.install("-e", f"{SERVER}[test]")
+    session.install("-e", f"{SERVER}[test]", "-e", TESTING)
     args = list(session.posargs)
     # A fresh seed each run explores; CI runs a fixed one, so that a landing is reproducible
     # (a run elsewhere that finds something prints the seed to replay it with).
@@ -132,15 +143,16 @@ def fuzz(session: nox.Session) -> None:
 
 
 def venv_python(session: nox.Session) -> str:
-    """The session's interpreter, which has the server installed: SDK tests start the real
-    proxy (`$POOLSWITCH_PYTHON -m poolswitch start`) and the fake upstream with it."""
+    """The session's interpreter, which has the server and the test-support package installed:
+    SDK tests start the real proxy (`$POOLSWITCH_PYTHON -m poolswitch start`) and the fake
+    upstream (`-m poolswitch_testing.fake_upstream`) with it."""
     return os.path.join(session.bin, "python")
 
 
 @nox.session
 def sdk_python(session: nox.Session) -> None:
     """The Python SDK: mypy --strict and its tests against the real proxy."""
-    session.install("-e", SERVER, "-e", "./sdk-python[test]", "mypy==2.4.1")
+    session.install("-e", SERVER, "-e", "./sdk-python[test]", "-e", TESTING, "mypy==2.4.1")
     session.run(
         "mypy",
         "--strict",
@@ -166,7 +178,7 @@ def sdk_node(session: nox.Session) -> None:
     """The Node SDK: npm ci, build, node:test against the real proxy, packed-tarball checks."""
     ensure_apt(session, "node", "nodejs")
     ensure_apt(session, "npm", "npm")
-    session.install("-e", SERVER)
+    session.install("-e", SERVER, "-e", TESTING)
     env = {"POOLSWITCH_PYTHON": venv_python(session)}
     with session.chdir("sdk-node"):
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
@@ -178,7 +190,7 @@ def sdk_node(session: nox.Session) -> None:
 def sdk_go(session: nox.Session) -> None:
     """The Go SDK: gofmt, go vet and go test against the real proxy."""
     ensure_apt(session, "go", "golang-go")
-    session.install("-e", SERVER)
+    session.install("-e", SERVER, "-e", TESTING)
     env = {"POOLSWITCH_PYTHON": venv_python(session), "POOLSWITCH_REQUIRE_PROXY": "1"}
     with session.chdir("sdk-go"):
         unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
@@ -195,7 +207,7 @@ def sdk_go(session: nox.Session) -> None:
 def conformance(session: nox.Session, sdk: str) -> None:
     """The conformance cases through one client (raw HTTP or an SDK) against the real proxy:
     `nox -s conformance` runs all four; `-- --run 'failover/*'` narrows (conformance/README.md)."""
-    session.install("-e", SERVER, "-e", "./sdk-python")
+    session.install("-e", SERVER, "-e", "./sdk-python", "-e", TESTING)
     if sdk == "node":
         ensure_apt(session, "node", "nodejs")
         ensure_apt(session, "npm", "npm")
@@ -220,7 +232,7 @@ def official_sdks(session: nox.Session) -> None:
     ensure_apt(session, "node", "nodejs")
     ensure_apt(session, "npm", "npm")
     ensure_apt(session, "go", "golang-go")
-    session.install("-e", f"{SERVER}[test]")
+    session.install("-e", f"{SERVER}[test]", "-e", TESTING)
     with session.chdir("conformance/official/node"):
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
     with session.chdir("conformance/official/go"):

@@ -1,6 +1,9 @@
 """Run the conformance cases with one client: `python conformance/run_cases.py --sdk raw`.
 
-See conformance/README.md; `--help` lists the options.
+The runner is `poolswitch_testing.conformance` (`pip install -e ./testing`); this script runs it
+over this directory's cases, clients and known-failing lists, like
+`python -m poolswitch_testing.conformance --home conformance`. See conformance/README.md;
+`--help` lists the options.
 """
 
 from __future__ import annotations
@@ -8,9 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `runner` and `fake_upstream`
-
-from runner.cli import main
+from poolswitch_testing.conformance.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(home=Path(__file__).resolve().parent))

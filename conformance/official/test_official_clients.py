@@ -19,7 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from official_bounds import (
+
+from poolswitch_testing.fake_upstream import FakeUpstream
+from poolswitch_testing.official_bounds import (
     ANTHROPIC_MESSAGE,
     BOUNDED,
     FAST,
@@ -30,11 +32,10 @@ from official_bounds import (
     PROBE_HANGS,
     example_gateway,
 )
-from runner.proxy import ProxyProcess
-
-from fake_upstream import FakeUpstream
+from poolswitch_testing.proxy import ProxyProcess
 
 HERE = Path(__file__).resolve().parent
+GATEWAY = HERE.parents[1] / "examples" / "gateway.yaml"
 KEYS = {"sk-official-alpha-0001-SECRET": "a", "sk-official-bravo-0002-SECRET": "b"}
 BUILD_TIMEOUT = 600.0
 CALL_TIMEOUT = 60.0
@@ -226,7 +227,7 @@ def test_the_example_gateway_serves_each_client_through_its_pool_with_failover(
             fake.script(f"{pool}-2", ok)
             directory = tmp_path / client
             directory.mkdir()
-            process = ProxyProcess(sys.executable, directory, example_gateway(urls))
+            process = ProxyProcess(sys.executable, directory, example_gateway(GATEWAY, urls))
             process.start()
             try:
                 got = call(

@@ -145,3 +145,27 @@ def test_the_token_goes_out_as_x_poolswitch_token(
     )
     assert [a["result"]["error"] for a in (with_token, status, without)] == [None] * 3
     assert [h.get("x-poolswitch-token") for h in seen] == ["tok-1", "tok-1", None]
+
+
+@pytest.mark.parametrize("path", programs()[:1])  # raw; the SDK clients' own tests cover theirs
+def test_client_options_pool_and_token_become_headers(
+    path: Path, recording_url: tuple[str, list[dict[str, str]]]
+) -> None:
+    url, seen = recording_url
+    base = {"proxy_url": url, "method": "GET", "headers": {}, "timeout": 5}
+    options = {"pool": "openai", "token": "tok-2", "max_retries": 2, "timeout": 3}
+    [request, status] = answers(
+        path,
+        {
+            **base,
+            "id": "r1",
+            "call": "request",
+            "path": "/v1/models",
+            "token": "t",
+            "client": options,
+        },
+        {**base, "id": "r2", "call": "status", "path": "/status", "client": options},
+    )
+    assert [a["result"]["error"] for a in (request, status)] == [None] * 2
+    assert [h.get("x-poolswitch-pool") for h in seen] == ["openai", None]
+    assert [h.get("x-poolswitch-token") for h in seen] == ["tok-2", "tok-2"]

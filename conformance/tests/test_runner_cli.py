@@ -6,7 +6,8 @@ import io
 from pathlib import Path
 
 import pytest
-from runner.cli import main
+
+from poolswitch_testing.conformance.cli import main
 
 CASES = """
 cases:
@@ -100,3 +101,38 @@ def test_invalid_cases_stop_the_run(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, _ = run("--cases", str(tmp_path))
     assert code == 2
     assert "bad.yaml: cases[0].steps[0]: needs exactly one of" in capsys.readouterr().err
+
+
+OPTIONS = """
+cases:
+  - name: options
+    keys: [alpha, beta]
+    config: {callers: [{id: web, token: tok-web-0123456789abcdef}]}
+    client: {token: tok-web-0123456789abcdef, timeout: 5}
+    upstream: {alpha: [{kind: ok, delay: 1}]}
+    steps:
+      - background: {}
+      - wait: 0.3
+      - request: {}
+        expect:
+          status: 200
+          key_id: beta
+          seconds: {$range: [0, 0.9]}
+          upstream: [{key_id: beta, headers: {x-poolswitch-token: {$absent: true}}}]
+      - request: {client: {token: tok-wrong-0123456789abcdef}}
+        expect: {status: 401, error: {code: unauthorized}}
+    expect_upstream: {keys: [alpha, beta]}
+  - name: sdk
+    sdk_only: true
+    steps: [{request: {}, expect: {status: 201}}]
+"""
+
+
+def test_client_options_background_and_sdk_only(tmp_path: Path) -> None:
+    directory = tmp_path / "cases"
+    directory.mkdir()
+    (directory / "demo.yaml").write_text(OPTIONS)
+    code, out = run("--cases", str(directory), "--known-failing", str(tmp_path / "none.txt"))
+    assert out.splitlines()[-2:] == ["Total cases: 1", "1 passed, 0 failed"], out
+    assert "(1 about SDK behaviour skipped)" in out.splitlines()[0]
+    assert code == 0

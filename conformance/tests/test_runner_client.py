@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from runner.client import ClientProcess, HarnessError
+
+from poolswitch_testing.conformance.client import ClientProcess, HarnessError
 
 ECHO = """import sys, json
 for line in sys.stdin:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from runner.compare import attempt_view, check_result, check_upstream, normalise
-from runner.matchers import MISSING
-from runner.schema import Expect, UpstreamExpect
-
-from fake_upstream import Attempt, blob_bytes
+from poolswitch_testing.conformance.compare import (
+    attempt_view,
+    check_result,
+    check_upstream,
+    normalise,
+)
+from poolswitch_testing.conformance.matchers import MISSING
+from poolswitch_testing.conformance.schema import Expect, UpstreamExpect
+from poolswitch_testing.fake_upstream import Attempt, blob_bytes
 
 NOW = 1_800_000_000.0
 
@@ -153,3 +157,10 @@ def test_normalise_headers_and_keeps_parsed_bodies() -> None:
     seen = normalise({"headers": {"X-A": ["1", "2"], "X-B": "3"}, "json": {"a": 1}, "body_b64": ""})
     assert seen["headers"] == {"x-a": "1, 2", "x-b": "3"}
     assert seen["json"] == {"a": 1}
+
+
+def test_seconds_is_how_long_the_call_took() -> None:
+    expect = Expect(seconds={"$range": [0, 0.5]})
+    assert check_result(expect, {"status": 200, "error": None}, [], now=0, seconds=0.2) == []
+    [line] = check_result(expect, {"status": 200, "error": None}, [], now=0, seconds=0.9)
+    assert line.startswith("seconds: ")

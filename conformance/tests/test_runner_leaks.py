@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from runner.leaks import in_result, in_text, redact
+from poolswitch_testing.conformance.leaks import in_result, in_text, redact
 
 SECRETS = {"alpha": "sk-conf-alpha-0123", "beta": "sk-conf-beta-4567"}
 

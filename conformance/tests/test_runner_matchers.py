@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from runner.matchers import MISSING, match, problems, short
+
+from poolswitch_testing.conformance.matchers import MISSING, match, problems, short
 
 NOW = 1_800_000_000.0
 

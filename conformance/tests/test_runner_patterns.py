@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from runner.patterns import PatternError, known_for, parse_known_failing, select, unused
+
+from poolswitch_testing.conformance.patterns import (
+    PatternError,
+    known_for,
+    parse_known_failing,
+    select,
+    unused,
+)
 
 IDS = ["basic/json_post", "failover/rate_limit", "failover/drop_get", "streaming/cut"]
 

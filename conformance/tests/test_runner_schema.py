@@ -6,10 +6,17 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from runner.matchers import MISSING
-from runner.schema import CHAT, CaseError, load_cases, parse_file, placeholders, substitute
 
-from fake_upstream import blob_bytes
+from poolswitch_testing.behaviours import blob_bytes
+from poolswitch_testing.conformance.matchers import MISSING
+from poolswitch_testing.conformance.schema import (
+    CHAT,
+    CaseError,
+    load_cases,
+    parse_file,
+    placeholders,
+    substitute,
+)
 
 GOOD = """
 description: a file
@@ -93,11 +100,11 @@ steps:
   - request: {methd: GET}
     expect: {stauts: 200, error: {cod: x}}
 """)
-    assert problems_of(text) == [
+    assert sorted(problems_of(text)) == [
         "t.yaml: cases[0].colour: unknown field",
-        "t.yaml: cases[0].steps[0].request.methd: unknown field",
-        "t.yaml: cases[0].steps[0].expect.stauts: unknown field",
         "t.yaml: cases[0].steps[0].expect.error.cod: unknown field",
+        "t.yaml: cases[0].steps[0].expect.stauts: unknown field",
+        "t.yaml: cases[0].steps[0].request.methd: unknown field",
     ]
 
 
@@ -132,7 +139,7 @@ steps: [{wait: 1}]
 def test_steps_need_exactly_one_action() -> None:
     assert problems_of(case_with("steps: [{wait: 1, restart: {}}]")) == [
         "t.yaml: cases[0].steps[0]: needs exactly one of: request, stream, health, status, "
-        "metrics, wait, restart, script"
+        "metrics, wait, restart, script, background"
     ]
     assert problems_of(case_with("steps: [{wait: 1, expect: {}}]")) == [
         "t.yaml: cases[0].steps[0].expect: unknown field"
@@ -149,11 +156,12 @@ steps:
 """)
     assert problems_of(text) == [
         "t.yaml: cases[0].steps[0].request.path: must start with /",
+        "t.yaml: cases[0].steps[0].request.text: must be a string",
         "t.yaml: cases[0].steps[0].request: give one body, not json and text",
         "t.yaml: cases[0].steps[0].expect.status: unknown matcher $rx (one of $absent, $all, "
         "$contains, $from_now, $one_of, $present, $range, $re)",
-        "t.yaml: cases[0].steps[0].expect.events: only a stream step has events",
         "t.yaml: cases[0].steps[0].repeat: must be an integer in [1, 200]",
+        "t.yaml: cases[0].steps[0].expect.events: only a stream step has events",
         "t.yaml: cases[0].steps[1].wait: must be in [0, 30], got 99",
     ]
 
@@ -164,7 +172,7 @@ upstream: {alpha: [{kind: text, body: "{{key:zeta}} {{key:alpha}}"}]}
 steps: [{wait: 1}]
 """)
     assert problems_of(text) == [
-        "t.yaml: cases[0]: unknown placeholder {{key:zeta}} (key:ID or dead_url)"
+        "t.yaml: cases[0]: unknown placeholder {{key:zeta}} (key:ID, upstream or dead_url)"
     ]
 
 
@@ -195,7 +203,7 @@ def test_body_blob_upstream_expectation() -> None:
 
 def test_the_shipped_cases_load() -> None:
     cases = load_cases(Path(__file__).resolve().parent.parent / "cases")
-    assert len(cases) >= 30
+    assert len(cases) >= 122  # issue 11: at least 120 in all
     assert len({case.id for case in cases}) == len(cases)
 
 
@@ -208,4 +216,77 @@ steps:
     assert problems_of(text) == [
         "t.yaml: cases[0].steps[0].request.token: must be a non-empty string",
         "t.yaml: cases[0].steps[1].health.token: must be a non-empty string",
+    ]
+
+
+def test_keys_and_wrong_types_each_have_a_line() -> None:
+    text = case_with("""
+keys: [alpha, alpha, {id: b, weight: 0}, "a b"]
+steps:
+  - request: {headers: {a: 1}}
+    expect: {upstream: [{body_text: 3, key_id: {$re: 1}}], error: 4}
+  - stream: {}
+    expect: {events: [3, {x: 1}]}
+""")
+    assert problems_of(text) == [
+        "t.yaml: cases[0].keys[2].weight: must be an integer in [1, 1000]",
+        "t.yaml: cases[0].keys[3].id: must be a key id (1-64 of letters, digits . _ : -)",
+        "t.yaml: cases[0].steps[0].request.headers.a: must be a string",
+        "t.yaml: cases[0].steps[0].expect.error: must be a mapping (code, status, retry_after)",
+        "t.yaml: cases[0].steps[0].expect.upstream[0].key_id: $re needs a pattern string",
+        "t.yaml: cases[0].steps[0].expect.upstream[0].body_text: must be a string",
+        "t.yaml: cases[0].steps[1].expect.events[0]: "
+        "must be the data (a string) or {event, data, id}",
+        "t.yaml: cases[0].steps[1].expect.events[1].x: unknown field",
+        "t.yaml: cases[0].keys[1]: duplicate key id 'alpha'",
+    ]
+
+
+def test_a_file_that_is_not_a_list_of_cases() -> None:
+    assert problems_of("x: 1\ncases: [3]\n") == [
+        "t.yaml: x: unknown field",
+        "t.yaml: cases[0]: must be a mapping (a case)",
+    ]
+
+
+POOLS = """
+cases:
+  - name: pools
+    pools:
+      - {name: a, route: /a, keys: [alpha, beta], settings: {strategy: least_used}}
+      - {name: b, keys: [alpha]}
+    client: {max_retries: 2, timeout: 5}
+    upstream: {"a:alpha": {kind: rate_limit}}
+    steps:
+      - request: {path: /a/v1/models, client: {pool: b, max_retries: 0}}
+        expect: {upstream_keys: ["b:alpha"]}
+      - background: {path: /a/slow, token: t}
+      - script: {"b:alpha": [{kind: ok, json: {k: "{{key:b:alpha}}", u: "{{upstream}}"}}]}
+    expect_upstream: {key_counts: {"a:beta": 0}}
+"""
+
+
+def test_pools_and_client_options() -> None:
+    [case] = parse_file("pools.yaml", POOLS)
+    assert [p.name for p in case.pools] == ["a", "b"]
+    assert [k.id for k in case.keys] == ["a:alpha", "a:beta", "b:alpha"]
+    assert [k.proxy_id for k in case.keys] == ["alpha", "beta", "alpha"]
+    assert case.pools[0].route == "/a" and case.pools[1].route is None
+    assert case.pools[0].settings == {"strategy": "least_used"}
+    call = case.steps[0].call
+    assert call is not None and call.client == {"max_retries": 0, "timeout": 5.0, "pool": "b"}
+    assert case.steps[1].action == "background"
+
+
+def test_pool_keys_are_named_by_pool() -> None:
+    text = POOLS.replace('"a:alpha": {kind', '"alpha": {kind').replace(
+        "- {name: b, keys: [alpha]}",
+        "- {name: b, keys: [alpha, alpha]}\n      - {name: b, keys: [x]}",
+    )
+    lines = problems_of(text.replace("client: {max_retries: 2", "client: {max_retries: 11"))
+    assert lines == [
+        "t.yaml: cases[0].client.max_retries: must be an integer in [0, 10]",
+        "t.yaml: cases[0].pools[1].keys[1]: duplicate key id 'alpha'",
+        "t.yaml: cases[0].pools[2].name: duplicate pool name 'b'",
+        "t.yaml: cases[0].upstream.alpha: not a key of this case (a:alpha, a:beta, b:alpha, b:x)",
     ]

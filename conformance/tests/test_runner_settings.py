@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from runner.settings import BASE, SettingsError, check_settings, proxy_settings
+
+from poolswitch_testing.conformance.settings import (
+    BASE,
+    SettingsError,
+    check_settings,
+    proxy_settings,
+)
 
 
 def test_overrides_merge_over_the_base(tmp_path: Path) -> None:
@@ -42,3 +49,42 @@ def test_check_settings_uses_the_servers_rules() -> None:
     assert "colour: unknown field" in info.value.problems
     with pytest.raises(SettingsError, match="listen_port: set by the runner"):
         check_settings({"listen_port": 1}, [("a", None)])
+
+
+POOLS: list[dict[str, Any]] = [
+    {"name": "a", "route": "/a", "keys": [("alpha", None)], "settings": {"strategy": "random"}},
+    {"name": "b", "route": None, "keys": [("alpha", 2)], "settings": {}},
+]
+
+
+def test_pools_are_served_under_their_own_base_path(tmp_path: Path) -> None:
+    values = {"a:alpha": "sk-a", "b:alpha": "sk-b"}
+    settings = proxy_settings({}, [], values, "http://f:1", tmp_path, POOLS)
+    assert "keys" not in settings
+    assert settings["pools"] == [
+        {
+            "name": "a",
+            "route": "/a",
+            "upstream_base_url": "http://f:1/pool-a",
+            "strategy": "random",
+            "keys": [{"id": "alpha", "value": "sk-a"}],
+        },
+        {
+            "name": "b",
+            "upstream_base_url": "http://f:1/pool-b",
+            "keys": [{"id": "alpha", "value": "sk-b", "weight": 2}],
+        },
+    ]
+
+
+def test_pool_settings_are_checked() -> None:
+    check_settings({}, [], POOLS)
+    with pytest.raises(SettingsError) as info:
+        check_settings({"pools": []}, [], [{**POOLS[0], "settings": {"keys": []}}])
+    assert info.value.problems == (
+        "pools: set by the runner",
+        "pools[0].keys: set by the case's pool",
+    )
+    with pytest.raises(SettingsError) as info:
+        check_settings({}, [], [{**POOLS[0], "settings": {"strategy": "nope"}}])
+    assert any(line.startswith("pools[0].strategy: ") for line in info.value.problems)

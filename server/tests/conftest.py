@@ -1,4 +1,7 @@
-"""Shared fixtures: a fake upstream and a real proxy (uvicorn) on loopback, each in a thread."""
+"""Shared fixtures: a fake upstream and a real proxy (uvicorn) on loopback, each in a thread.
+
+The fake upstream and `free_port` come from the test-support package (`poolswitch_testing`,
+`pip install -e ./testing`); so does `ProxyProcess`, a real `poolswitch start` subprocess."""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import pytest
 from poolswitch.app import PoolSwitchApp
 from poolswitch.cli import build_server
 from poolswitch.config import Config, parse_config
-
-from fake_upstream import FakeUpstream
+from poolswitch_testing.fake_upstream import FakeUpstream
+from poolswitch_testing.proxy import free_port as free_port  # re-exported for the tests
 
 # key value -> key id, as the fake upstream knows them
 KEYS = {
@@ -106,10 +109,3 @@ def tmp_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

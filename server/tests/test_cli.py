@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from poolswitch.cli import format_status, main
+from poolswitch_testing.fake_upstream import FakeUpstream
 
 from conftest import VALUES, free_port
-from fake_upstream import FakeUpstream
 
 
 def poolswitch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

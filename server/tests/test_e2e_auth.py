@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from poolswitch import cli
+from poolswitch_testing.fake_upstream import Attempt, FakeUpstream
 
 from conftest import KEYS, ProxyFactory, RunningProxy, make_config
-from fake_upstream import Attempt, FakeUpstream
 
 SEARCH = "tok-search-0123456789abcdef"
 BILLING = "tok-billing-0123456789abcdef"
@@ -114,7 +114,8 @@ def test_every_credential_position_is_accepted_and_never_forwarded(
     assert "GET /v1/models 200 key=a attempts=1 caller=search" in logged
     assert not any(token in logged for token in TOKENS)
     assert (
-        'poolswitch_requests_total{caller="search",method="GET",pool="default",status_class="2xx"} 1.0' in metrics
+        'poolswitch_requests_total{caller="search",method="GET",pool="default",status_class="2xx"} 1.0'
+        in metrics
     )
     assert SEARCH not in metrics
 
@@ -140,7 +141,10 @@ def test_missing_or_wrong_token_is_401_and_nothing_goes_upstream(
     assert_envelope(resp, 401, "unauthorized")
     assert resp.headers["www-authenticate"].startswith("Bearer")
     assert upstream.attempts == []
-    assert 'poolswitch_requests_total{caller="-",method="POST",pool="default",status_class="4xx"} 1.0' in metrics
+    assert (
+        'poolswitch_requests_total{caller="-",method="POST",pool="default",status_class="4xx"} 1.0'
+        in metrics
+    )
     assert 'poolswitch_proxy_errors_total{code="unauthorized"} 1.0' in metrics
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from poolswitch_testing.fake_upstream import Attempt, FakeUpstream
+
 from conftest import KEYS, ProxyFactory, RunningProxy, make_config
-from fake_upstream import Attempt, FakeUpstream
 
 INVALID_KEY = {"kind": "invalid_key"}
 

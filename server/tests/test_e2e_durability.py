@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import ProxyFactory, free_port
-from fake_upstream import FakeUpstream
 
 CYCLES = 50
 START_TIMEOUT = 20.0

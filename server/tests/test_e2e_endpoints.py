@@ -5,8 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import ProxyFactory
-from fake_upstream import FakeUpstream
 
 STATUS_KEY_FIELDS = {
     "id",

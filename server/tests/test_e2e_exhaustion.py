@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import ProxyFactory
-from fake_upstream import FakeUpstream
 
 ADMIN = "admin-token-0123456789"
 

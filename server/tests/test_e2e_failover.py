@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import ProxyFactory
-from fake_upstream import FakeUpstream
 
 
 def test_quota_exhausted_key_is_skipped_until_its_cooldown_ends(

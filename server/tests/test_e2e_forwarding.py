@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 
+from poolswitch_testing.fake_upstream import FakeUpstream, blob_bytes
+
 from conftest import KEYS, VALUES, ProxyFactory, RunningProxy, free_port, make_config
-from fake_upstream import FakeUpstream, blob_bytes
 
 
 def echo(upstream: FakeUpstream, key: str = "a") -> None:

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fake_upstream import FakeUpstream
 
 from poolswitch.config import parse_config
 
 from conftest import RunningProxy
-from fake_upstream import FakeUpstream
 
 EXAMPLE_STATUS = Path(__file__).resolve().parents[2] / "docs" / "status.example.json"
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import VALUES, ProxyFactory, RunningProxy, free_port
-from fake_upstream import FakeUpstream
 
 
 def connect(proxy: RunningProxy) -> socket.socket:
@@ -340,7 +341,10 @@ def test_a_caller_that_leaves_cancels_the_upstream_attempt(
     assert len(hanging.requests) == 1, "a second attempt started after the caller left"
     assert hanging.closed and hanging.closed[0] - left < 0.1
     assert all(key["errors"] == 0 and key["state"] == "available" for key in keys)
-    assert 'poolswitch_requests_total{caller="-",method="GET",pool="default",status_class="4xx"} 1.0' in metrics
+    assert (
+        'poolswitch_requests_total{caller="-",method="GET",pool="default",status_class="4xx"} 1.0'
+        in metrics
+    )
     assert any(" 499 key=" in r.getMessage() for r in caplog.records)
     assert not any(r.exc_info for r in caplog.records)
     assert not any(r.levelno >= logging.ERROR for r in caplog.records)

@@ -9,8 +9,9 @@ import time
 import pytest
 from test_e2e_limits import HangingUpstream, connect, envelope, read_until_closed
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import ProxyFactory, RunningProxy, make_config
-from fake_upstream import FakeUpstream
 
 
 def test_garbage_gets_a_json_400_and_the_connection_closes(

@@ -14,9 +14,9 @@ import pytest
 
 from poolswitch.config import parse_config
 from poolswitch.redact import UNDECODABLE_BODY
+from poolswitch_testing.fake_upstream import FakeUpstream, blob_bytes
 
 from conftest import VALUES, ProxyFactory, RunningProxy
-from fake_upstream import FakeUpstream, blob_bytes
 
 KEY = VALUES["a"]
 MIB = 1024 * 1024

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import KEYS, VALUES, ProxyFactory, RunningProxy, make_config
-from fake_upstream import FakeUpstream
 
 ADMIN = "admin-token-0123456789"
 ANTHROPIC_OVERLOADED = {

@@ -8,8 +8,9 @@ import time
 import httpx
 import pytest
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import ProxyFactory
-from fake_upstream import FakeUpstream
 
 EVENTS = [json.dumps({"i": i, "text": "héllo"}) for i in range(20)]
 

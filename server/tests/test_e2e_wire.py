@@ -14,9 +14,9 @@ import pytest
 
 from poolswitch.errors import TransportError
 from poolswitch.forwarder import Forwarder
+from poolswitch_testing.fake_upstream import FakeUpstream
 
 from conftest import ProxyFactory
-from fake_upstream import FakeUpstream
 
 
 def test_utf8_header_values_arrive_byte_for_byte(

@@ -15,9 +15,9 @@ import pytest
 
 from poolswitch.logmask import LogMask, install
 from poolswitch.redact import Redactor
+from poolswitch_testing.fake_upstream import FakeUpstream
 
 from conftest import VALUES, free_port
-from fake_upstream import FakeUpstream
 
 MASK = LogMask(["X-Custom-Auth"], ["k"], Redactor([("sk-pool-SECRET-1", "a")]))
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import anthropic
 import google.genai
@@ -23,7 +24,10 @@ import openai
 import pytest
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
-from official_bounds import (
+
+from poolswitch.config import parse_config
+from poolswitch_testing.fake_upstream import FakeUpstream
+from poolswitch_testing.official_bounds import (
     ANTHROPIC_MESSAGE,
     BOUNDED,
     FAST,
@@ -35,11 +39,9 @@ from official_bounds import (
     example_gateway,
 )
 
-from poolswitch.config import parse_config
-
 from conftest import ProxyFactory, RunningProxy
-from fake_upstream import FakeUpstream
 
+GATEWAY = Path(__file__).resolve().parents[2] / "examples" / "gateway.yaml"
 CALLER_KEY = "sk-caller-placeholder"  # any value: the proxy replaces it with a pool key
 SAFETY_TIMEOUT = 30.0
 
@@ -236,7 +238,7 @@ def test_the_example_gateway_serves_three_official_sdks_at_once_failing_over_in_
             ok["json"] = answers[pool]
         fake.script(f"{pool}-1", {"kind": "quota_exhausted"})
         fake.script(f"{pool}-2", ok)
-    doc = example_gateway({pool: fake.url for pool, fake in gateway_fakes.items()})
+    doc = example_gateway(GATEWAY, {pool: fake.url for pool, fake in gateway_fakes.items()})
     proxy = RunningProxy(parse_config(doc, env={})).start()
     token = GATEWAY_TOKENS["WEB_TOKEN"]
     try:

@@ -71,7 +71,9 @@ def make_pool(
     }
     doc.update(settings)
     clock = Clock()
-    pool = Pool(parse_config(doc, env={}).pools[0], store or MemoryStore(), clock=clock, flush_interval=3600)
+    pool = Pool(
+        parse_config(doc, env={}).pools[0], store or MemoryStore(), clock=clock, flush_interval=3600
+    )
     return pool, clock
 
 

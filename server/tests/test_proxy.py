@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry
 
 from poolswitch.config import parse_config
 from poolswitch.errors import ConnectError, ReadTimeout, TransportError
+from poolswitch.gateway import Gateway
 from poolswitch.metrics import Metrics
 from poolswitch.pool import Pool
-from poolswitch.gateway import Gateway
 from poolswitch.proxy import STREAM_CUT, Proxy
 from poolswitch.storage import MemoryStore
 

@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from conftest import KEYS, ProxyFactory
-from fake_upstream import FakeUpstream
 
 
 def test_no_key_value_anywhere_after_a_full_scenario(

@@ -61,8 +61,12 @@ def read_events(response: http.client.HTTPResponse, started: float, events: list
 def call(request: dict[str, Any]) -> dict[str, Any]:
     kind, method, path = request["call"], request["method"], request["path"]  # GET /health, ...
     headers = dict(request.get("headers") or {})
-    if request.get("token"):
-        headers["x-poolswitch-token"] = request["token"]
+    options = request.get("client") or {}  # max_retries and timeout: no SDK, nothing to do
+    token = options.get("token") or request.get("token")
+    if token:
+        headers["x-poolswitch-token"] = token
+    if options.get("pool") and kind in ("request", "stream"):
+        headers["x-poolswitch-pool"] = options["pool"]
     body = None
     if "json" in request:
         body = json.dumps(request["json"]).encode()
@@ -74,7 +78,8 @@ def call(request: dict[str, Any]) -> dict[str, Any]:
     if kind == "stream":
         headers.setdefault("Accept", "text/event-stream")
     url = urlsplit(request["proxy_url"])
-    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=request["timeout"])
+    timeout = options.get("timeout") or request["timeout"]
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
     started = time.monotonic()
     result: dict[str, Any] = {"status": None, "headers": {}, "error": None}
     if kind == "stream":

@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 import pytest
 
-from fake_upstream import FakeUpstream
+from poolswitch_testing.fake_upstream import FakeUpstream
+
 from fuzzing import REPLAY, SEED, SOCKET_INPUTS
 
 pytestmark = pytest.mark.fuzz

@@ -30,7 +30,6 @@ ANTHROPIC_MESSAGE: dict[str, Any] = {
 """A Messages API answer, for a success through the Anthropic SDKs."""
 
 
-EXAMPLE_GATEWAY = Path(__file__).resolve().parents[1] / "examples" / "gateway.yaml"
 GATEWAY_KEYS: dict[str, dict[str, str]] = {
     pool: {f"sk-gw-{pool}-{n}-SECRET-000{n}": f"{pool}-{n}" for n in (1, 2)}
     for pool in ("openai", "anthropic", "gemini")
@@ -57,14 +56,14 @@ def gateway_env() -> dict[str, str]:
     return env
 
 
-def example_gateway(upstreams: Mapping[str, str]) -> dict[str, Any]:
-    """examples/gateway.yaml as a config document, its ${VARS} filled in from `gateway_env()`
-    and each pool's upstream_base_url replaced by `upstreams[pool name]`."""
+def example_gateway(path: Path, upstreams: Mapping[str, str]) -> dict[str, Any]:
+    """examples/gateway.yaml (at `path`) as a config document, its ${VARS} filled in from
+    `gateway_env()` and each pool's upstream_base_url replaced by `upstreams[pool name]`."""
     env = gateway_env()
     text = re.sub(
         r"\$\{([A-Z0-9_]+)\}",
         lambda m: env.get(m.group(1), m.group(0)),
-        EXAMPLE_GATEWAY.read_text(),
+        path.read_text(),
     )
     doc: dict[str, Any] = yaml.safe_load(text)
     for pool in doc["pools"]:

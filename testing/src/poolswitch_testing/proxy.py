@@ -1,9 +1,17 @@
-"""One `poolswitch start` process per case: settings file, start, /health, stop, log tail.
+"""A real proxy for tests: `<python> -m poolswitch start` on a free 127.0.0.1 port, in a child
+process, waited on until `/health` answers, stopped with SIGTERM (then SIGKILL). Every wait is
+bounded.
 
-The proxy is the real command line (`<python> -m poolswitch start --config FILE --port P
---log-level info`), with stderr to a log file. `server_src` puts another copy of the server's
-`src/` first on PYTHONPATH: that is how a patched server is tried without touching the real one.
-Every wait is bounded.
+    proxy = ProxyProcess(sys.executable, tmp_path, {"upstream_base_url": fake.url, "keys": [...]})
+    proxy.start()          # raises ProxyStartError after START_TIMEOUT, with the log's tail
+    ...                    # proxy.url, proxy.port
+    proxy.stop()           # proxy.exit_code: 0 on a clean SIGTERM
+
+The settings are written as YAML to `<directory>/poolswitch.yaml`; the log (stdout and stderr)
+goes to `<directory>/proxy.log`. `server_src` puts another copy of the server's `src/` first on
+PYTHONPATH: that is how a patched server is tried without touching the real one. POOLSWITCH_*
+variables of the caller's environment are not passed on (they would change the settings behind
+the test's back); `env` adds variables.
 """
 
 from __future__ import annotations
@@ -17,16 +25,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
 
 import yaml
 
-__all__ = ["ProxyProcess", "ProxyStartError", "free_port"]
+__all__ = ["ProxyProcess", "ProxyStartError", "free_port", "proxy_environment"]
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.05
 TAIL_LINES = 25
+PORT_TRIES = 3
 
 
 class ProxyStartError(RuntimeError):
@@ -34,23 +44,29 @@ class ProxyStartError(RuntimeError):
 
 
 def free_port() -> int:
+    """A 127.0.0.1 port that was free a moment ago (someone may take it before you bind it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _environment(server_src: Path | None) -> dict[str, str]:
-    """The runner's environment without POOLSWITCH_* overrides (they would change the
-    proxy's settings behind the case's back), plus `server_src` first on PYTHONPATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POOLSWITCH_")}
+def proxy_environment(
+    server_src: Path | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """This process's environment without POOLSWITCH_* variables, plus `server_src` first on
+    PYTHONPATH, plus `env`."""
+    found = {k: v for k, v in os.environ.items() if not k.startswith("POOLSWITCH_")}
     if server_src is not None:
-        parts = [str(server_src), env.get("PYTHONPATH", "")]
-        env["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
-    return env
+        parts = [str(server_src), found.get("PYTHONPATH", "")]
+        found["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
+    found.update(env or {})
+    return found
 
 
 class ProxyProcess:
+    """One `poolswitch start` process; see the module docstring."""
+
     def __init__(
         self,
         python: str,
@@ -58,31 +74,39 @@ class ProxyProcess:
         settings: Mapping[str, Any],
         *,
         server_src: Path | None = None,
+        log_level: str = "info",
+        env: Mapping[str, str] | None = None,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         self.python = python
         self.directory = directory
         self.config_path = directory / "poolswitch.yaml"
         self.config_path.write_text(yaml.safe_dump(dict(settings), sort_keys=False))
         self.log_path = directory / "proxy.log"
-        self.env = _environment(server_src)
+        self.log_level = log_level
+        self.env = proxy_environment(server_src, env)
+        self.start_timeout = start_timeout
+        self.port = 0
         self.url = ""
         self.exit_code: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
-    def start(self) -> None:
-        """Start on a free port and wait until /health answers; raise ProxyStartError if not."""
-        for _ in range(3):  # a free port can be taken by someone else before the proxy binds it
-            port = free_port()
-            self.url = f"http://127.0.0.1:{port}"
-            if self._launch(port):
-                return
+    def start(self) -> ProxyProcess:
+        """Start on a free port and wait until /health answers 200; raise ProxyStartError if
+        it does not within `start_timeout` (a port taken meanwhile is retried on another)."""
+        for _ in range(PORT_TRIES):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            if self._launch():
+                return self
         raise ProxyStartError("the proxy did not start (no /health answer)")
 
-    def _launch(self, port: int) -> bool:
+    def _launch(self) -> bool:
         self._log = self.log_path.open("ab")
         command = [self.python, "-m", "poolswitch", "start", "--config", str(self.config_path)]
-        command += ["--port", str(port), "--log-level", "info"]
+        command += ["--port", str(self.port), "--log-level", self.log_level]
         self._process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -92,10 +116,11 @@ class ProxyProcess:
             cwd=self.directory,
         )
         self.exit_code = None
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 self.exit_code = self._process.returncode
+                self._process = None
                 self._close_log()
                 return False
             if self._healthy():
@@ -146,3 +171,14 @@ class ProxyProcess:
 
     def tail(self, lines: int = TAIL_LINES) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
+
+    def __enter__(self) -> ProxyProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from fake_upstream import BehaviourError, FakeUpstream, validate_behaviour
+from poolswitch_testing.fake_upstream import BehaviourError, FakeUpstream, validate_behaviour
 
 
 @pytest.fixture

@@ -16,10 +16,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runner.matchers import MISSING, match, short
-from runner.schema import Expect, UpstreamExpect
-
-from fake_upstream import Attempt, blob_bytes
+from poolswitch_testing.conformance.matchers import MISSING, match, short
+from poolswitch_testing.conformance.schema import Expect, UpstreamExpect
+from poolswitch_testing.fake_upstream import Attempt, blob_bytes
 
 __all__ = ["attempt_view", "check_result", "check_upstream", "normalise"]
 
@@ -141,8 +140,10 @@ def check_result(
     attempts: Sequence[Mapping[str, Any]],
     *,
     now: float,
+    seconds: float | None = None,
 ) -> list[str]:
-    """Compare one call's `result` (and the upstream `attempts` it caused) with `expect`."""
+    """Compare one call's `result` (and the upstream `attempts` it caused) with `expect`;
+    `seconds` is how long the call took, as the runner measured it."""
     found: list[str] = []
 
     def check(expected: Any, seen: Any, where: str) -> None:
@@ -172,6 +173,8 @@ def check_result(
     if expect.upstream_keys is not MISSING:
         found += _check_keys(expect.upstream_keys, attempts, "upstream_keys")
     check(expect.upstream, list(attempts), "upstream")
+    if expect.seconds is not MISSING:
+        found += match(expect.seconds, MISSING if seconds is None else round(seconds, 3), "seconds")
     return found
 
 

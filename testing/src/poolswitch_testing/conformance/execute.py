@@ -1,37 +1,48 @@
 """Run one case: fake upstream, real proxy, the steps through the client, the verdict.
 
 Per case: key values are made up (`sk-conf-<id>-<random>`), the fake upstream starts in a thread
-with the case's scripts, `poolswitch start` starts with the case's settings, then each step runs
-in order. Every call's result is checked against its expectations and for key values (the secret
-invariant); the upstream's record against the case's `expect_upstream`; the proxy's log for key
-values; and the proxy must exit 0 when stopped. A harness error or a dead proxy ends the case.
+with the case's scripts, `poolswitch start` starts with the case's settings (one pool per case
+pool, each at its own base path of the fake), then each step runs in order; a `background` call
+is sent by the runner itself (plain HTTP, in a thread) and not checked, so that the next steps
+meet a request in flight. Every call's result is checked against its expectations and for key
+values (the secret invariant); the upstream's record against the case's `expect_upstream`; the
+proxy's log for key values; and the proxy must exit 0 when stopped. A harness error or a dead
+proxy ends the case.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import http.client
 import json
+import json as jsonlib
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from runner import leaks
-from runner.client import ClientProcess, HarnessError
-from runner.compare import attempt_view, check_result, check_upstream, normalise
-from runner.proxy import ProxyProcess, ProxyStartError
-from runner.schema import Call, Case, Step, substitute
-from runner.settings import proxy_settings
-
-from fake_upstream import FakeUpstream, blob_bytes
+from poolswitch_testing.conformance import leaks
+from poolswitch_testing.conformance.client import ClientProcess, HarnessError
+from poolswitch_testing.conformance.compare import (
+    attempt_view,
+    check_result,
+    check_upstream,
+    normalise,
+)
+from poolswitch_testing.conformance.schema import Call, Case, Step, substitute
+from poolswitch_testing.conformance.settings import proxy_settings
+from poolswitch_testing.fake_upstream import FakeUpstream, blob_bytes
+from poolswitch_testing.proxy import ProxyProcess, ProxyStartError
 
 __all__ = ["CaseResult", "Environment", "run_case"]
 
 HARNESS_SLACK = 15.0  # how much longer than a call's own timeout the client may take
+BACKGROUND_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,9 @@ class _CaseRun:
         self.client = client
         self.env = env
         self.directory = directory
-        self.values = {k.id: f"sk-conf-{k.id}-{secrets.token_hex(12)}" for k in case.keys}
+        self.values = {
+            k.id: f"sk-conf-{k.id.replace(':', '-')}-{secrets.token_hex(12)}" for k in case.keys
+        }
         self.secrets = dict(self.values)
         for name in ("admin_token", "metrics_token"):
             token = case.config.get(name)
@@ -86,6 +99,7 @@ class _CaseRun:
         self.table = {f"key:{i}": v for i, v in self.values.items()} | {"dead_url": self.dead_url}
         self.fake: FakeUpstream | None = None
         self.proxy: ProxyProcess | None = None
+        self.background: list[threading.Thread] = []
 
     def run(self) -> None:
         try:
@@ -111,13 +125,27 @@ class _CaseRun:
             auth_scheme=None if scheme is None else str(scheme),
             auth_query_param=overrides.get("auth_query_param"),
         ).start_in_thread()
+        self.table["upstream"] = self.fake.url
+        overrides = substitute(dict(self.case.config), self.table)
         self._script(self.case.upstream)
+        pools = None
+        if self.case.pools:
+            pools = [
+                {
+                    "name": pool.name,
+                    "route": pool.route,
+                    "keys": [(k.proxy_id, k.weight) for k in pool.keys],
+                    "settings": substitute(dict(pool.settings), self.table),
+                }
+                for pool in self.case.pools
+            ]
         settings = proxy_settings(
             overrides,
             [(k.id, k.weight) for k in self.case.keys],
             self.values,
             self.fake.url,
             self.directory,
+            pools,
         )
         self.proxy = ProxyProcess(
             self.env.python, self.directory, settings, server_src=self.env.server_src
@@ -134,6 +162,8 @@ class _CaseRun:
             raise _Failed from None
 
     def _stop(self) -> None:
+        for thread in self.background:
+            thread.join(BACKGROUND_TIMEOUT + HARNESS_SLACK)
         if self.proxy is not None:
             running = self.proxy.alive()
             self.proxy.stop()
@@ -157,6 +187,13 @@ class _CaseRun:
             time.sleep(step.seconds)
         elif step.action == "script":
             self._script(step.scripts)
+        elif step.action == "background":
+            assert step.call is not None and self.proxy is not None
+            thread = threading.Thread(
+                target=_send, args=(self.proxy.url, self._request("", step.call)), daemon=True
+            )
+            thread.start()
+            self.background.append(thread)
         elif step.action == "restart":
             assert self.proxy is not None
             self.proxy.stop()
@@ -173,7 +210,10 @@ class _CaseRun:
         before = len(self.fake.attempts)
         request = self._request(request_id, step.call)
         try:
-            line, result = self.client.call(request, step.call.timeout + HARNESS_SLACK)
+            bound = max(step.call.timeout, float(request.get("client", {}).get("timeout", 0)))
+            begun = time.monotonic()
+            line, result = self.client.call(request, bound + HARNESS_SLACK)
+            seconds = time.monotonic() - begun
         except HarnessError as exc:
             self.reasons.append(f"{where}: harness error: {exc}")
             raise _Failed from None
@@ -185,7 +225,7 @@ class _CaseRun:
         expect = step.expect
         filled = {f.name: substitute(getattr(expect, f.name), self.table) for f in fields(expect)}
         expect = dataclasses.replace(expect, **filled)
-        for reason in check_result(expect, result, attempts, now=time.time()):
+        for reason in check_result(expect, result, attempts, now=time.time(), seconds=seconds):
             self.reasons.append(f"{where}: {reason}")
         if not self.proxy.alive():
             self.reasons.append(f"{where}: the proxy died (exit code {self.proxy.exit_code})")
@@ -206,11 +246,40 @@ class _CaseRun:
         }
         if call.token is not None:
             request["token"] = substitute(call.token, self.table)
+        if call.client:
+            request["client"] = substitute(dict(call.client), self.table)
         if call.body_kind == "body_blob":
             request["body_b64"] = base64.b64encode(blob_bytes(int(call.body))).decode()
         elif call.body_kind is not None:
             request[call.body_kind] = substitute(call.body, self.table)
         return request
+
+
+def _send(url: str, request: Mapping[str, Any]) -> None:
+    """One request straight to the proxy, its answer read and dropped (a `background` step)."""
+    headers = dict(request["headers"])
+    client = request.get("client", {})
+    if request.get("token") or client.get("token"):
+        headers["x-poolswitch-token"] = client.get("token") or request["token"]
+    if client.get("pool"):
+        headers["x-poolswitch-pool"] = client["pool"]
+    body = None
+    if "json" in request:
+        body = jsonlib.dumps(request["json"]).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif "text" in request:
+        body = request["text"].encode()
+    elif "body_b64" in request:
+        body = base64.b64decode(request["body_b64"])
+    host, _, port = url.removeprefix("http://").partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=BACKGROUND_TIMEOUT)
+    try:
+        conn.request(request["method"], request["path"], body=body, headers=headers)
+        conn.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        pass
+    finally:
+        conn.close()
 
 
 def run_case(case: Case, client: ClientProcess, env: Environment, number: int) -> CaseResult:

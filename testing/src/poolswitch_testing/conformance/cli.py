@@ -2,6 +2,10 @@
 
     python conformance/run_cases.py --sdk go [--run 'failover/*'] [--skip PATTERN] [--parallel 2]
                               [--known-failing FILE] [--python PY] [--server-src DIR] [-v]
+    python -m poolswitch_testing.conformance --home conformance --sdk raw ...
+
+`--home` is the suite's directory (`cases/`, `clients/`, `known-failing/`); run_cases.py passes
+its own, `-m` defaults to `./conformance`.
 
 Prints `FAILED: <case>` with its reasons for every failing case, then `Total cases: N` and, last,
 `X passed, Y failed`. Exit status: 0 when nothing failed, 1 when something did, 2 when the run
@@ -25,20 +29,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
-from runner import leaks
-from runner.client import ClientProcess
-from runner.execute import CaseResult, Environment, run_case
-from runner.patterns import KnownFailing, PatternError, known_for, parse_known_failing, select
-from runner.patterns import unused as unused_entries
-from runner.schema import Case, CaseError, load_cases
+from poolswitch_testing.conformance import leaks
+from poolswitch_testing.conformance.client import ClientProcess
+from poolswitch_testing.conformance.execute import CaseResult, Environment, run_case
+from poolswitch_testing.conformance.patterns import (
+    KnownFailing,
+    PatternError,
+    known_for,
+    parse_known_failing,
+    select,
+)
+from poolswitch_testing.conformance.patterns import unused as unused_entries
+from poolswitch_testing.conformance.schema import Case, CaseError, load_cases
 
 __all__ = ["SDKS", "main"]
 
-CONFORMANCE = Path(__file__).resolve().parent.parent
-REPO = CONFORMANCE.parent
 SDKS = ("raw", "python", "node", "go")
-CLIENTS = CONFORMANCE / "clients"
-NODE_SDK = REPO / "sdk-node" / "dist" / "esm" / "index.js"
+NODE_SDK = Path("sdk-node", "dist", "esm", "index.js")  # from the repository's root
 GO_BUILD_TIMEOUT = 300
 
 
@@ -46,25 +53,28 @@ class SetupError(RuntimeError):
     """The run cannot start."""
 
 
-def client_command(sdk: str, build_dir: Path) -> list[str]:
-    """The command line of the client program for `sdk` (building it first for Go)."""
+def client_command(sdk: str, build_dir: Path, home: Path) -> list[str]:
+    """The command line of the client program for `sdk` (building it first for Go); `home` is
+    the suite's directory (its parent the repository)."""
+    clients = home / "clients"
+    node_sdk = home.parent / NODE_SDK
     if sdk == "raw":
-        return [sys.executable, str(CLIENTS / "raw" / "raw_client.py")]
+        return [sys.executable, str(clients / "raw" / "raw_client.py")]
     if sdk == "python":
-        return [sys.executable, str(CLIENTS / "python" / "python_client.py")]
+        return [sys.executable, str(clients / "python" / "python_client.py")]
     if sdk == "node":
-        if not NODE_SDK.is_file():
-            raise SetupError(f"{NODE_SDK} is missing: run `npm ci && npm run build` in sdk-node")
+        if not node_sdk.is_file():
+            raise SetupError(f"{node_sdk} is missing: run `npm ci && npm run build` in sdk-node")
         node = shutil.which("node")
         if node is None:
             raise SetupError("node is not on PATH")
-        return [node, str(CLIENTS / "node" / "client.mjs")]
+        return [node, str(clients / "node" / "client.mjs")]
     if sdk == "go":
         binary = build_dir / "go-client"
         try:
             subprocess.run(
                 ["go", "build", "-o", str(binary), "."],
-                cwd=CLIENTS / "go",
+                cwd=clients / "go",
                 check=True,
                 capture_output=True,
                 text=True,
@@ -80,7 +90,7 @@ def client_command(sdk: str, build_dir: Path) -> list[str]:
     raise SetupError(f"unknown SDK {sdk!r} (one of {', '.join(SDKS)}, or give --client)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(home: Path | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conformance/run_cases.py",
         description="Run the PoolSwitch conformance cases against the real proxy with one client.",
@@ -90,7 +100,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--run", action="append", default=[], metavar="PATTERN")
     parser.add_argument("--skip", action="append", default=[], metavar="PATTERN")
     parser.add_argument("--known-failing", type=Path, metavar="FILE")
-    parser.add_argument("--cases", type=Path, default=CONFORMANCE / "cases", metavar="DIR")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=home or Path("conformance"),
+        metavar="DIR",
+        help="the suite's directory: cases/, clients/, known-failing/ (default ./conformance)",
+    )
+    parser.add_argument("--cases", type=Path, metavar="DIR", help="default HOME/cases")
     parser.add_argument("--parallel", type=int, default=2, metavar="N", help="cases at a time")
     parser.add_argument(
         "--python", default=sys.executable, help="the interpreter that runs the proxy"
@@ -107,11 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _known_failing(path: Path) -> list[KnownFailing]:
+def _known_failing(path: Path, home: Path) -> list[KnownFailing]:
     if not path.exists():
         return []
     try:
-        source = str(path.relative_to(CONFORMANCE))
+        source = str(path.relative_to(home))
     except ValueError:
         source = str(path)
     return parse_known_failing(path.read_text(encoding="utf-8"), source)
@@ -166,11 +183,12 @@ def _run_all(
     env: Environment,
     parallel: int,
     report: Callable[[CaseResult], None],
+    home: Path,
 ) -> None:
     clients: queue.Queue[ClientProcess] = queue.Queue()
     started: list[ClientProcess] = []
     for i in range(parallel):
-        client = ClientProcess(argv, env.workdir / f"client-{i}.log", cwd=CONFORMANCE)
+        client = ClientProcess(argv, env.workdir / f"client-{i}.log", cwd=home)
         client.start()
         started.append(client)
         clients.put(client)
@@ -196,17 +214,23 @@ def _run_all(
             client.close()
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
-    args = _parser().parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None, out: TextIO = sys.stdout, home: Path | None = None
+) -> int:
+    args = _parser(home).parse_args(argv)
+    home = args.home.resolve()
+    if not (home / "cases").is_dir() and args.cases is None:
+        print(f"{home}: not the conformance suite's directory (give --home)", file=sys.stderr)
+        return 2
     if args.parallel < 1:
         print("--parallel must be at least 1", file=sys.stderr)
         return 2
-    known_path = args.known_failing or CONFORMANCE / "known-failing" / f"{args.sdk}.txt"
+    known_path = args.known_failing or home / "known-failing" / f"{args.sdk}.txt"
     try:
-        cases = load_cases(args.cases)
+        cases = load_cases(args.cases or home / "cases")
         ids = [case.id for case in cases]
         chosen = set(select(ids, args.run, args.skip))
-        known = _known_failing(known_path)
+        known = _known_failing(known_path, home)
         idle = unused_entries(known, ids)
         if idle:
             raise PatternError([f"{e.where}: {e.pattern!r} matches no case" for e in idle])
@@ -214,23 +238,28 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
     selected = [case for case in cases if case.id in chosen]
+    sdk_only = [case.id for case in selected if case.sdk_only and args.sdk == "raw"]
+    selected = [case for case in selected if case.id not in sdk_only]
     if args.list:
         print("\n".join(case.id for case in selected), file=out)
         return 0
     workdir = Path(tempfile.mkdtemp(prefix=f"poolswitch-conformance-{args.sdk}-"))
     started = time.monotonic()
     try:
-        command = shlex.split(args.client) if args.client else client_command(args.sdk, workdir)
+        command = (
+            shlex.split(args.client) if args.client else client_command(args.sdk, workdir, home)
+        )
         server = args.server_src.resolve() if args.server_src else None
         env = Environment(python=args.python, workdir=workdir, server_src=server)
         where = f", proxy from {server}" if server else ""
+        skipped = f" ({len(sdk_only)} about SDK behaviour skipped)" if sdk_only else ""
         print(
-            f"conformance: {args.sdk} client, {len(selected)} case(s), "
+            f"conformance: {args.sdk} client, {len(selected)} case(s){skipped}, "
             f"{args.parallel} at a time{where}",
             file=out,
         )
         report = _Report(out, known, args.verbose)
-        _run_all(selected, command, env, args.parallel, report.add)
+        _run_all(selected, command, env, args.parallel, report.add, home)
     except SetupError as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2

@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from fake_upstream import FakeUpstream, blob_bytes, validate_behaviour
+from poolswitch_testing.fake_upstream import FakeUpstream, blob_bytes, validate_behaviour
 
 KEYS = {"sk-test-aaa": "a", "sk-test-bbb": "b"}
 AUTH_A = {"authorization": "Bearer sk-test-aaa"}
 AUTH_B = {"authorization": "Bearer sk-test-bbb"}
-MODULE = Path(__file__).with_name("fake_upstream.py")
+COMPAT_SCRIPT = Path(__file__).resolve().parents[2] / "conformance" / "fake_upstream.py"
 BODY = b'{"model": "m", "messages": []}'
 
 
@@ -597,13 +597,20 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return proc.stdout.readline()
 
 
-@pytest.mark.parametrize("keys_in_file", [False, True])
-def test_command_line(tmp_path: Path, keys_in_file: bool) -> None:
+@pytest.mark.parametrize(
+    ("keys_in_file", "program"),
+    [
+        (False, ["-m", "poolswitch_testing.fake_upstream"]),
+        (True, ["-m", "poolswitch_testing.fake_upstream"]),
+        (False, [str(COMPAT_SCRIPT)]),  # the path the Node and Go harnesses start
+    ],
+)
+def test_command_line(tmp_path: Path, keys_in_file: bool, program: list[str]) -> None:
     keys = json.dumps({"k-one": "one"})
     if keys_in_file:
         (tmp_path / "keys.json").write_text(keys)
         keys = str(tmp_path / "keys.json")
-    command = [sys.executable, str(MODULE), "--keys", keys, "--auth-header"]
+    command = [sys.executable, *program, "--keys", keys, "--auth-header"]
     command += ["x-api-key", "--auth-scheme", "none"]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
