@@ -113,7 +113,8 @@ def test_every_credential_position_is_accepted_and_never_forwarded(
     )
     assert "GET /v1/models 200 key=a attempts=1 caller=search" in logged
     assert not any(token in logged for token in TOKENS)
-    line = 'poolswitch_requests_total{caller="search",method="GET",pool="default",status_class="2xx"}'
+    line = 'poolswitch_requests_total{caller="search",method="GET",pool="default",status_class='
+    line += '"2xx"}'
     assert line + " 1.0" in metrics
     assert SEARCH not in metrics
 
