@@ -16,10 +16,11 @@ def test_no_limits_admit_everything() -> None:
 @pytest.mark.parametrize(
     ("rpm", "times", "refused_at", "wait"),
     [
-        (2, [0.5, 0.6, 0.7], 0.7, 60.3),  # counted at 1 s: free again at 61 s
-        (1, [10.2, 70.9], 70.9, 0.1),
-        (1, [10.2, 71.0], None, None),
+        (2, [0.5, 0.6, 0.7], 0.7, 59.8),  # the oldest leaves the window at 60.5 s
+        (1, [10.2, 70.1], 70.1, 0.1),
+        (1, [10.2, 70.2], None, None),
         (3, [0, 1, 2, 59.5], 59.5, 0.5),
+        (1, [10.2, 10.2000001], 10.2000001, 60.0),  # never more than a minute
     ],
 )
 def test_rpm_window(
@@ -52,13 +53,17 @@ def test_rpm_never_more_than_the_limit_in_any_minute() -> None:
     assert limit.rejected > 0
 
 
-def test_window_holds_at_most_61_seconds() -> None:
+def test_the_log_holds_the_last_minute_only() -> None:
     limit = CallerLimit(1_000_000, None)
     for i in range(200_000):
         limit.admit(i / 1000)
         limit.release()
-    assert len(limit._seconds) <= 61
-    assert limit.used(200.0) == 59_999  # counted at 141 s .. 200 s
+    assert limit.used(200.0) == 59_999  # the requests after 140 s
+    assert len(limit._times) == 59_999
+    small = CallerLimit(3, None)
+    for i in range(1000):
+        small.admit(i / 10)
+    assert len(small._times) <= 3  # never more than rpm entries
 
 
 def test_concurrency() -> None:
