@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 export const SDK_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const REPO_ROOT = resolve(SDK_ROOT, "..");
 export const PYTHON = process.env.POOLSWITCH_PYTHON || "python3";
-export const FAKE_UPSTREAM = join(REPO_ROOT, "conformance", "fake_upstream.py");
+export const FAKE_UPSTREAM = ["-m", "poolswitch_testing.fake_upstream"];
 export const TEST_KEYS = { "sk-test-a": "a", "sk-test-b": "b" };
 
 const children = new Set();
@@ -101,9 +101,9 @@ function track(child, name) {
   };
 }
 
-/** Start conformance/fake_upstream.py; returns its url, a scripting API and `stop()`. */
+/** Start the fake upstream (`python -m poolswitch_testing.fake_upstream`); returns its url, a scripting API and `stop()`. */
 export async function startFake(keys = TEST_KEYS) {
-  const child = spawn(PYTHON, [FAKE_UPSTREAM, "--keys", JSON.stringify(keys), "--port", "0"], {
+  const child = spawn(PYTHON, [...FAKE_UPSTREAM, "--keys", JSON.stringify(keys), "--port", "0"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const proc = track(child, "fake upstream");
