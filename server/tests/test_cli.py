@@ -91,6 +91,13 @@ def test_validate_ok(tmp_config: Callable[[str], Path]) -> None:
     )
 
 
+def test_schema_prints_the_committed_json_schema() -> None:
+    result = poolswitch("schema")
+    assert result.returncode == 0, result.stderr
+    committed = Path(__file__).parents[2] / "docs" / "poolswitch.schema.json"
+    assert result.stdout == committed.read_text(encoding="utf-8")
+
+
 def test_validate_reports_one_line_per_problem(tmp_config: Callable[[str], Path]) -> None:
     text = (
         config_text("ftp://u", "strategy: fastest", "surprise: 1")
