@@ -204,10 +204,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if problem:
         print(f"config error: {problem}", file=sys.stderr)
         return 2
-    print(
-        f"ok: {len(config.keys)} keys, strategy {config.strategy}, storage "
-        f"{config.storage.backend}, upstream {config.upstream_base_url}"
-    )
+    if config.keys:  # the single-pool form
+        print(
+            f"ok: {len(config.keys)} keys, strategy {config.strategy}, storage "
+            f"{config.storage.backend}, upstream {config.upstream_base_url}"
+        )
+        return 0
+    print(f"ok: {len(config.pools)} pools, storage {config.storage.backend}")
+    for pool in config.pools:
+        print(
+            f"  {pool.name} at {pool.route}: {len(pool.keys)} keys, strategy {pool.strategy}, "
+            f"upstream {pool.upstream_base_url}"
+        )
     return 0
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, create_model
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
+
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
 
 from poolswitch.fieldtypes import scalar
 
@@ -35,6 +35,8 @@ def _overrides_model(
     scalars: tuple[str, ...], storage_parts: tuple[str, ...]
 ) -> type[BaseSettings]:
     """The settings an environment variable may override, each taken as raw text."""
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
     parts: dict[str, Any] = {name: (Any, None) for name in storage_parts}
     storage = create_model("StorageOverrides", **parts)
     settings: dict[str, Any] = {name: (Any, None) for name in scalars}
@@ -50,20 +52,23 @@ def _overrides_model(
     return model
 
 
-class _Source(EnvSettingsSource):
-    """pydantic-settings' environment source, over a given mapping."""
+def _read(env: Mapping[str, str], model: type[BaseSettings]) -> dict[str, Any]:
+    """What pydantic-settings' environment source finds for `model` in `env` (a mapping, not
+    os.environ). Imported here: `poolswitch validate` starts faster without it."""
+    from pydantic.fields import FieldInfo
+    from pydantic_settings import EnvSettingsSource
+    from pydantic_settings.sources.utils import parse_env_vars
 
-    def __init__(self, env: Mapping[str, str], model: type[BaseSettings]) -> None:
-        self._env = env
-        super().__init__(model)
+    class Source(EnvSettingsSource):
+        def _load_env_vars(self) -> Mapping[str, str | None]:
+            return parse_env_vars(
+                env, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+            )
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(
-            self._env, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-        )
+        def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+            return {}  # POOLSWITCH_STORAGE itself is not a setting: only its parts are
 
-    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
-        return {}  # POOLSWITCH_STORAGE itself is not a setting: only its parts are
+    return Source(model)()
 
 
 def apply_overrides(
@@ -74,7 +79,9 @@ def apply_overrides(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The document with POOLSWITCH_<SETTING> applied for each of `scalars` (top-level
     settings) and `storage_parts`, and which variable set which field."""
-    found = _Source(env, _overrides_model(scalars, storage_parts))()
+    if not any(name.upper().startswith(PREFIX) for name in env):
+        return doc, {}
+    found = _read(env, _overrides_model(scalars, storage_parts))
     origin: dict[str, str] = {}
     for name, value in found.items():
         if name == "storage":
