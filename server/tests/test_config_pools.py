@@ -295,3 +295,30 @@ def test_no_secret_in_any_repr() -> None:
     assert "web" in shown and "openai" in shown
     assert "sk-x" not in repr(KeyConfig("a", "sk-x"))
     assert TOKEN_A not in repr(CallerConfig("web", TOKEN_A))
+
+
+# ---- the environment, with pools ----
+
+
+def test_storage_overrides_name_their_variable(tmp_path: Any) -> None:
+    env = {"POOLSWITCH_STORAGE_BACKEND": "redis", "POOLSWITCH_STORAGE": "{not json"}
+    assert problems(pools_doc(), env) == [
+        "storage.backend (from POOLSWITCH_STORAGE_BACKEND): unknown value (one of: memory, sqlite)"
+    ]
+    env = {"POOLSWITCH_STORAGE_BACKEND": "sqlite", "POOLSWITCH_STORAGE_SQLITE_PATH": "s.db"}
+    cfg = parse_config(pools_doc(), env=env, base_dir=tmp_path)
+    assert (cfg.storage.backend, cfg.storage.sqlite_path) == ("sqlite", str(tmp_path / "s.db"))
+
+
+def test_env_references_in_any_string_of_a_pool() -> None:
+    doc = pools_doc()
+    doc["pools"][0]["on_status"] = [{"status": 400, "match": "${QUIRK}", "action": "cooldown 5"}]
+    doc["pools"][0]["keys"][0]["metadata"] = {"team": "${TEAM:-search}"}
+    cfg = parse_config(doc, env={"QUIRK": "quota_busy"})
+    rule = cfg.pools[0].on_status[0]
+    assert (rule.match, rule.action, rule.seconds) == ("quota_busy", "cooldown", 5.0)
+    assert cfg.pools[0].keys[0].metadata == (("team", "search"),)
+    doc["pools"][1]["upstream_base_url"] = "${ANTHROPIC_URL}"
+    assert problems(doc, {"QUIRK": "q"}) == [
+        "pools[1].upstream_base_url: environment variable ANTHROPIC_URL is not set"
+    ]

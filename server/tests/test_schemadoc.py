@@ -109,3 +109,17 @@ def test_example_pools_and_caller_limits_are_valid() -> None:
         ("search", None, None, None),
         ("billing", ("default",), 600, 8),
     ]
+
+
+def test_example_passes_the_json_schema_as_an_editor_checks_it() -> None:
+    """With a JSON Schema validator installed (not a dependency: `pip install jsonschema`)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(schemadoc.json_schema())
+    text = EXAMPLE.read_text(encoding="utf-8")
+    seed = yaml.safe_load(text)
+    lines = text.splitlines()
+    for doc in (seed, _commented(lines, "# pools:"), {**seed, **_commented(lines, "# callers:")}):
+        assert [e.message for e in validator.iter_errors(doc)] == []
+    bad = {**seed, "listen_port": 0, "colour": 1, "keys": [{"id": "a"}]}
+    assert len(list(validator.iter_errors(bad))) == 3
+    assert not list(validator.iter_errors({**seed, "listen_port": "${PORT:-8080}"}))
