@@ -8,6 +8,7 @@ fields are wrong: every problem is reported at once.
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -34,6 +35,7 @@ def _parts(hint: Any) -> list[Any]:
     return [hint]
 
 
+@functools.cache
 def _shape(cls: type) -> dict[str, tuple[bool, type | None]]:
     """Each field of a config dataclass: (may be null, the dataclass it holds if any)."""
     hints = typing.get_type_hints(cls, include_extras=True)
