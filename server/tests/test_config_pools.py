@@ -106,6 +106,8 @@ def _pool(**changes: Any) -> dict[str, Any]:
     [
         ([], ["pools: must be a non-empty list of {name, keys, ...} entries"]),
         ("openai", ["pools: must be a non-empty list of {name, keys, ...} entries"]),
+        # found by nox -s fuzz: a TypeError, a traceback
+        (False, ["pools: must be a non-empty list of {name, keys, ...} entries"]),
         (["openai"], ["pools[0]: must be a mapping with name and keys"]),
         ([{"keys": [key("a")]}], ["pools[0].name: missing"]),
         ([{"name": "p"}], ["pools[0].keys: missing (at least one key is needed)"]),

@@ -122,7 +122,8 @@ def check(doc: dict[str, Any]) -> list[Problem]:
         found += _unique(pools, ("pools",), "name", "duplicate name (also {})", _POOL_NAME.match)
         named = _unique(pools, ("pools",), "name", "", _POOL_NAME.match)
         again = {loc[1] for loc, _ in named}  # a duplicate name's route is no news
-        routes = [{} if i in again else p for i, p in enumerate(pools)]
+        listed = pools if isinstance(pools, list) else []
+        routes = [{} if i in again else p for i, p in enumerate(listed)]
         found += _unique(routes, ("pools",), "route", "same route as {}", _route)
         names = [p["name"] for _, p in _entries(pools) if _is(p.get("name"), _POOL_NAME.match)]
     found += _callers(doc, names)
