@@ -91,6 +91,30 @@ def test_validate_ok(tmp_config: Callable[[str], Path]) -> None:
     )
 
 
+def test_validate_lists_the_pools(tmp_config: Callable[[str], Path]) -> None:
+    text = (
+        "pools:\n"
+        f"  - {{name: openai, upstream_base_url: http://u, "
+        f"keys: [{{id: a, value: {VALUES['a']}}}]}}\n"
+        f"  - {{name: groq, route: /g, upstream_base_url: http://g, strategy: random, keys: "
+        f"[{{id: a, value: {VALUES['b']}}}, {{id: b, value: {VALUES['c']}}}]}}\n"
+    )
+    result = poolswitch("validate", "--config", str(tmp_config(text)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "ok: 2 pools, storage memory",
+        "  openai at /openai: 1 keys, strategy round_robin, upstream http://u",
+        "  groq at /g: 2 keys, strategy random, upstream http://g",
+    ]
+
+
+def test_schema_prints_the_committed_json_schema() -> None:
+    result = poolswitch("schema")
+    assert result.returncode == 0, result.stderr
+    committed = Path(__file__).parents[2] / "docs" / "poolswitch.schema.json"
+    assert result.stdout == committed.read_text(encoding="utf-8")
+
+
 def test_validate_reports_one_line_per_problem(tmp_config: Callable[[str], Path]) -> None:
     text = (
         config_text("ftp://u", "strategy: fastest", "surprise: 1")

@@ -5,6 +5,7 @@
     poolswitch status [--url URL | --config FILE] [--json] [--token T]
     poolswitch metrics [--url URL | --config FILE] [--token T]
     poolswitch keys list|enable ID|disable ID [--url URL | --config FILE] [--token T]
+    poolswitch schema                     print the config's JSON Schema
 
 Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usage or config
 (including a storage.sqlite_path that cannot be used: one line naming it).
@@ -203,19 +204,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if problem:
         print(f"config error: {problem}", file=sys.stderr)
         return 2
-    if len(config.pools) == 1:
-        only = config.pools[0]
+    if config.keys:  # the single-pool form
         print(
-            f"ok: {len(only.keys)} keys, strategy {only.strategy}, storage "
-            f"{config.storage.backend}, upstream {only.upstream_base_url}"
+            f"ok: {len(config.keys)} keys, strategy {config.strategy}, storage "
+            f"{config.storage.backend}, upstream {config.upstream_base_url}"
         )
-    else:
-        print(f"ok: {len(config.pools)} pools, storage {config.storage.backend}")
-        for p in config.pools:
-            print(
-                f"  {p.name} at {p.route}: {len(p.keys)} keys, strategy {p.strategy}, "
-                f"upstream {p.upstream_base_url}"
-            )
+        return 0
+    print(f"ok: {len(config.pools)} pools, storage {config.storage.backend}")
+    for pool in config.pools:
+        print(
+            f"  {pool.name} at {pool.route}: {len(pool.keys)} keys, strategy {pool.strategy}, "
+            f"upstream {pool.upstream_base_url}"
+        )
     return 0
 
 
@@ -365,6 +365,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from poolswitch.schemadoc import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="poolswitch", description="API key pool proxy.")
     p.add_argument("--version", action="version", version=f"poolswitch {__version__}")
@@ -407,6 +414,11 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--config", help="find the proxy (and admin_token) from this file")
     keys.add_argument("--token", help="the admin token (default: $POOLSWITCH_ADMIN_TOKEN)")
     keys.set_defaults(run=cmd_keys)
+
+    schema = sub.add_parser(
+        "schema", help="print the config's JSON Schema (docs/poolswitch.schema.json)"
+    )
+    schema.set_defaults(run=cmd_schema)
     return p
 
 
