@@ -66,6 +66,7 @@ def lint(session: nox.Session) -> None:
         "ruff==0.17.6",
         "mypy==2.4.1",
         "types-PyYAML",
+        "types-jsonschema",
     )
     session.run("ruff", "check", *PY_SOURCES)
     session.run("ruff", "format", "--check", *PY_SOURCES)

@@ -289,4 +289,6 @@ def test_pool_keys_are_named_by_pool() -> None:
         "t.yaml: cases[0].pools[1].keys[1]: duplicate key id 'alpha'",
         "t.yaml: cases[0].pools[2].name: duplicate pool name 'b'",
         "t.yaml: cases[0].upstream.alpha: not a key of this case (a:alpha, a:beta, b:alpha, b:x)",
+        # and the proxy's own loader, which the case's config is checked with, says so too
+        "t.yaml: cases[0].config.pools[2].name: duplicate name (also pools[1])",
     ]

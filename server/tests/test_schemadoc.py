@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -112,8 +113,7 @@ def test_example_pools_and_caller_limits_are_valid() -> None:
 
 
 def test_example_passes_the_json_schema_as_an_editor_checks_it() -> None:
-    """With a JSON Schema validator installed (not a dependency: `pip install jsonschema`)."""
-    jsonschema = pytest.importorskip("jsonschema")
+    """With the validator editors use (jsonschema, a test dependency)."""
     validator = jsonschema.Draft202012Validator(schemadoc.json_schema())
     text = EXAMPLE.read_text(encoding="utf-8")
     seed = yaml.safe_load(text)

@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import poolswitch.config
 from poolswitch.config import parse_config
 from poolswitch.errors import ConfigError
 
@@ -43,9 +42,6 @@ BASE: Mapping[str, Any] = {
 RUNNER_OWNED = ("keys", "listen_host", "listen_port", "pools")
 _POOL_OWNED = ("name", "route", "keys")
 _CHECK_URL = "http://127.0.0.1:9"
-# Until the server knows pools (issue 11), a case's pools and its callers' pool fields are
-# checked without them: each pool's settings as a single-pool config.
-_CALLER_POOL_FIELDS = ("pools", "rpm", "max_concurrency")
 
 PoolKeys = Mapping[str, Any]
 """A pool as the runner gives it: {name, route, keys: [(id, weight)], settings}."""
@@ -108,10 +104,6 @@ def proxy_settings(
     return settings
 
 
-def _server_knows_pools() -> bool:
-    return hasattr(poolswitch.config, "POOL_SETTINGS")
-
-
 def _parse(settings: Mapping[str, Any], where: str = "") -> list[str]:
     try:
         parse_config(dict(settings), env={})
@@ -141,12 +133,7 @@ def check_settings(
     values = {key_id: f"sk-check-{key_id.replace(':', '-')}" for key_id in ids}
     settings = proxy_settings(overrides, keys, values, _CHECK_URL, Path("/nonexistent"), pools)
     settings = _no_placeholders(settings)
-    if _server_knows_pools():
-        found = _parse(settings)
-    elif pools is None:
-        found = _parse(_without_caller_limits(settings))
-    else:
-        found = _parse_without_pools(settings)
+    found = _parse(settings)
     if found:
         raise SettingsError(found)
 
@@ -161,31 +148,3 @@ def _no_placeholders(value: Any) -> Any:
     if isinstance(value, list):
         return [_no_placeholders(v) for v in value]
     return value
-
-
-def _without_caller_limits(settings: Mapping[str, Any]) -> dict[str, Any]:
-    found = dict(settings)
-    callers = found.get("callers")
-    if isinstance(callers, list):
-        found["callers"] = [
-            {k: v for k, v in c.items() if k not in _CALLER_POOL_FIELDS}
-            if isinstance(c, dict)
-            else c
-            for c in callers
-        ]
-    return found
-
-
-def _parse_without_pools(settings: Mapping[str, Any]) -> list[str]:
-    top = _without_caller_limits({k: v for k, v in settings.items() if k != "pools"})
-    found: list[str] = []
-    for i, pool in enumerate(settings["pools"]):
-        single = {**top, **{k: v for k, v in pool.items() if k not in ("name", "route")}}
-        found += [
-            line
-            for line in _parse(single, f"pools[{i}].")
-            if not line.startswith(f"pools[{i}].callers")
-        ]
-    return sorted(set(found), key=found.index) or _parse(
-        {**top, "keys": settings["pools"][0]["keys"]}
-    )
