@@ -20,6 +20,7 @@ TARGETS: dict[str, str] = {
     "cq": "PoolSwitch 2 keys, quiet",
     "d": "PoolSwitch 1000 keys",
     "e": "PoolSwitch 2 keys, k1 429s",
+    "p1": "PoolSwitch 1 pool, paired with (p)",
     "p": "PoolSwitch 3 pools of 2 keys",
 }
 # What each target is, printed under the table.
@@ -28,7 +29,8 @@ LEGEND = (
     "    (bl) logs with nginx's default access log (combined format, unbuffered) to a file.",
     "(c), (d), (e): PoolSwitch at its default --log-level info, as users run it (one",
     "    access-log line per request, to a file); (cq): --log-level warning.",
-    "(p): three pools (routes /openai, /anthropic, /gemini), load through /gemini.",
+    "(p): three pools (routes /openai, /anthropic, /gemini), load through /gemini; (p1) the",
+    "    single pool beside it: both run at once, loaded in turn, median of 3 rounds each.",
 )
 CONCURRENCY = (1, 16, 64)
 
@@ -114,7 +116,7 @@ def checks(res: Results) -> list[Check]:
         ("c", "bl", "both with access log", None),
         ("d", "c", "1000 keys vs 2", 0.8),
         ("e", "c", "one key limited vs healthy", 0.8),
-        ("p", "c", "three pools vs one", 0.95),
+        ("p", "p1", "three pools vs one, paired", 0.95),
     )
     for num, den, what, floor in ratios:
         for conc in (16, 64):

@@ -210,6 +210,34 @@ class Bench:
         finally:
             self.stop_poolswitch(ps)
 
+    def pools_paired(self) -> None:
+        """(p) three pools against (p1) the same single pool, both running at once and loaded
+        in turn, `PAIRED_ROUNDS` times each per concurrency (order swapped every round): the
+        median of each, so that drift of this machine's speed during the run cancels out of
+        the ratio instead of landing on one side."""
+        assert self.nginx is not None
+        upstream = nginx.url(self.nginx.ports.upstream)
+        single = self.start_poolswitch("poolswitch-p1", upstream, 2)
+        several = None
+        try:
+            several = self.start_poolswitch("poolswitch-p", upstream, 2, pools=THREE_POOLS)
+            for ps in (single, several):
+                self.check_forwarding(ps)
+            pair = (("p1", single), ("p", several))
+            for conc in CONCURRENCY:
+                seen: dict[str, list[WrkResult]] = {"p1": [], "p": []}
+                for round_ in range(PAIRED_ROUNDS):
+                    for target, ps in pair if round_ % 2 == 0 else pair[::-1]:
+                        seen[target].append(self.load(target, ps.proxied(CHAT_PATH), conc))
+                for target, runs in seen.items():
+                    self.res.runs.setdefault(target, {})[conc] = sorted(runs, key=lambda r: r.rps)[
+                        len(runs) // 2
+                    ]
+        finally:
+            if several is not None:
+                self.stop_poolswitch(several)
+            self.stop_poolswitch(single)
+
     def sse_targets(self) -> None:
         port = free_port()
         name = "sse-upstream"
@@ -268,10 +296,7 @@ class Bench:
                     "(e) PoolSwitch 2 keys, k1 429s",
                     lambda: self.poolswitch_plain("e", ports.limited, 2),
                 ),
-                (
-                    "(p) PoolSwitch 3 pools of 2 keys",
-                    lambda: self.poolswitch_plain("p", ports.upstream, 2, pools=THREE_POOLS),
-                ),
+                ("(p) PoolSwitch 3 pools vs (p1) 1 pool, paired", self.pools_paired),
             ):
                 try:
                     section()
@@ -286,6 +311,7 @@ class Bench:
 
 THREE_POOLS = ("openai", "anthropic", "gemini")
 """(p): a gateway config, three pools at /openai, /anthropic, /gemini; load goes to /gemini."""
+PAIRED_ROUNDS = 3
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
