@@ -30,7 +30,7 @@ LEGEND = (
     "(c), (d), (e): PoolSwitch at its default --log-level info, as users run it (one",
     "    access-log line per request, to a file); (cq): --log-level warning.",
     "(p): three pools (routes /openai, /anthropic, /gemini), load through /gemini; (p1) the",
-    "    single pool beside it: both run at once, loaded in turn, median of 3 rounds each.",
+    "    single pool beside it: both run at once, loaded in turn, median of 5 rounds each.",
 )
 CONCURRENCY = (1, 16, 64)
 

@@ -311,7 +311,7 @@ class Bench:
 
 THREE_POOLS = ("openai", "anthropic", "gemini")
 """(p): a gateway config, three pools at /openai, /anthropic, /gemini; load goes to /gemini."""
-PAIRED_ROUNDS = 3
+PAIRED_ROUNDS = 5
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
