@@ -359,3 +359,42 @@ def test_rpm_refusal_says_when_the_window_frees(
     assert wait == 60, wait
     assert over.json()["error"]["retry_after"] == wait
     assert time.time() - started < 5
+
+
+ADMIN = "adm-0123456789abcdef0123"
+
+
+def test_the_admin_api_names_the_pool_when_key_ids_repeat(
+    openai_fake: FakeUpstream, claude_fake: FakeUpstream
+) -> None:
+    proxy = start(
+        {
+            "admin_token": ADMIN,
+            "pools": [
+                pool("openai", openai_fake.url, OPENAI_KEYS),
+                pool(
+                    "anthropic",
+                    claude_fake.url,
+                    CLAUDE_KEYS,
+                    auth_header_name="x-api-key",
+                    auth_scheme=None,
+                ),
+            ],
+        }
+    )
+    admin = "/poolswitch/admin"
+    try:
+        with proxy.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+            ambiguous = client.post(f"{admin}/keys/one/disable")
+            done = client.post(f"{admin}/pools/anthropic/keys/one/disable")
+            no_pool = client.post(f"{admin}/pools/gemini/keys/one/disable")
+            listed = client.get(f"{admin}/keys").json()["keys"]
+            served = client.post("/anthropic/v1/messages", json={})
+    finally:
+        proxy.stop()
+    assert ambiguous.status_code == 404 and "several pools" in ambiguous.json()["error"]["message"]
+    assert done.json()["pool"] == "anthropic" and done.json()["state"] == "disabled"
+    assert no_pool.status_code == 404
+    states = {(k["pool"], k["id"]): k["state"] for k in listed}
+    assert states[("anthropic", "one")] == "disabled" and states[("openai", "one")] == "available"
+    assert (served.status_code, served.headers["x-poolswitch-key-id"]) == (200, "two")

@@ -285,20 +285,7 @@ class PoolSwitchApp:
         key_id, action = request.path_params["key_id"], request.path_params["action"]
         if action not in ("enable", "disable"):
             raise NotFound(f"unknown admin action {action!r} (enable or disable)")
-        name = request.path_params.get("pool")
-        if name is None:  # /keys/{id}/...: the pool that has the key, if only one has it
-            having = [n for n, pool in self.pools.items() if key_id in pool.index]
-            if len(having) > 1:
-                raise NotFound(
-                    f"key id {key_id!r} is in several pools ({', '.join(having)}): use "
-                    f"{ADMIN_PREFIX}/pools/<pool>/keys/{key_id}/{action}"
-                )
-            name = having[0] if having else None
-        pool = self.pools.get(name) if name is not None else None
-        if pool is None and name is not None and request.path_params.get("pool") is not None:
-            raise NotFound(f"no pool named {name!r}")
-        if pool is None:
-            raise NotFound(f"no key with id {key_id!r}")
+        name, pool = self._admin_pool(request.path_params.get("pool"), key_id, action)
         done = pool.enable(key_id) if action == "enable" else pool.disable(key_id)
         if not done:
             raise NotFound(f"no key with id {key_id!r} in pool {name!r}")
@@ -306,6 +293,23 @@ class PoolSwitchApp:
             await pool.commit_transitions()
         keys = {k.id: k for k in pool.snapshot()}
         return JSONResponse({"pool": name, **_key_status(keys[key_id])})
+
+    def _admin_pool(self, name: str | None, key_id: str, action: str) -> tuple[str, Pool]:
+        """The pool an admin call is for: the one named, else the only one that has `key_id`."""
+        if name is not None:
+            pool = self.pools.get(name)
+            if pool is None:
+                raise NotFound(f"no pool named {name!r}")
+            return name, pool
+        having = [n for n, pool in self.pools.items() if key_id in pool.index]
+        if not having:
+            raise NotFound(f"no key with id {key_id!r}")
+        if len(having) > 1:
+            raise NotFound(
+                f"key id {key_id!r} is in several pools ({', '.join(having)}): use "
+                f"{ADMIN_PREFIX}/pools/<pool>/keys/{key_id}/{action}"
+            )
+        return having[0], self.pools[having[0]]
 
     async def prometheus(self, request: Request) -> Response:
         readers = self.metrics_readers

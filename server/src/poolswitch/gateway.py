@@ -186,9 +186,10 @@ class Gateway:
             ex.pool = name
         caller = None
         if self._identify is not None:
-            found = (self._identify[name] if name else self._anywhere).identify(  # type: ignore[union-attr]
-                raw_headers, scope.get("query_string", b"")
-            )
+            # in the routed pool's credential positions; with no pool, the common ones
+            readers = self._identify[name] if name else self._anywhere
+            assert readers is not None
+            found = readers.identify(raw_headers, scope.get("query_string", b""))
             if found is None:
                 raise Unauthorized(UNAUTHORIZED)
             ex.caller = found
