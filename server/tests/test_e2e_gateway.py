@@ -37,6 +37,13 @@ def pool(name: str, url: str, keys: dict[str, str], **settings: Any) -> dict[str
     }
 
 
+def claude_pool(url: str, **settings: Any) -> dict[str, Any]:
+    """The Anthropic pool: its keys go in `x-api-key`, raw."""
+    return pool(
+        "anthropic", url, CLAUDE_KEYS, auth_header_name="x-api-key", auth_scheme=None, **settings
+    )
+
+
 @pytest.fixture
 def openai_fake() -> Iterator[FakeUpstream]:
     with FakeUpstream(OPENAI_KEYS) as fake:
@@ -59,14 +66,7 @@ def gateway(openai_fake: FakeUpstream, claude_fake: FakeUpstream) -> Iterator[Ru
         {
             "pools": [
                 pool("openai", openai_fake.url + "/base", OPENAI_KEYS),
-                pool(
-                    "anthropic",
-                    claude_fake.url,
-                    CLAUDE_KEYS,
-                    auth_header_name="x-api-key",
-                    auth_scheme=None,
-                    strategy="least_used",
-                ),
+                claude_pool(claude_fake.url, strategy="least_used"),
             ]
         }
     )
@@ -162,13 +162,7 @@ def test_status_health_and_metrics_list_every_pool(
             ],
             "pools": [
                 pool("openai", openai_fake.url, OPENAI_KEYS, provider="openai"),
-                pool(
-                    "anthropic",
-                    claude_fake.url,
-                    CLAUDE_KEYS,
-                    auth_header_name="x-api-key",
-                    auth_scheme=None,
-                ),
+                claude_pool(claude_fake.url),
             ],
         }
     )
@@ -244,13 +238,7 @@ def callers_gateway(openai_fake: FakeUpstream, claude_fake: FakeUpstream) -> Run
             ],
             "pools": [
                 pool("openai", openai_fake.url, OPENAI_KEYS),
-                pool(
-                    "anthropic",
-                    claude_fake.url,
-                    CLAUDE_KEYS,
-                    auth_header_name="x-api-key",
-                    auth_scheme=None,
-                ),
+                claude_pool(claude_fake.url),
             ],
         }
     )
@@ -372,13 +360,7 @@ def test_the_admin_api_names_the_pool_when_key_ids_repeat(
             "admin_token": ADMIN,
             "pools": [
                 pool("openai", openai_fake.url, OPENAI_KEYS),
-                pool(
-                    "anthropic",
-                    claude_fake.url,
-                    CLAUDE_KEYS,
-                    auth_header_name="x-api-key",
-                    auth_scheme=None,
-                ),
+                claude_pool(claude_fake.url),
             ],
         }
     )
