@@ -109,3 +109,4 @@ def tmp_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+

@@ -220,7 +220,7 @@ def test_an_unusable_sqlite_file_is_one_line_and_exit_2(
         db = tmp_path / "state.db"
         with sqlite3.connect(db) as conn:
             conn.execute("PRAGMA user_version = 9")
-        says = "written by a newer poolswitch (schema 9; this one reads up to 2)"
+        says = "written by a newer poolswitch (schema 9; this one reads up to 3)"
     before = db.read_bytes() if db.exists() else None
     text = config_text(
         f"http://127.0.0.1:{free_port()}", f"storage: {{backend: sqlite, sqlite_path: {db}}}"

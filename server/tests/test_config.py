@@ -170,8 +170,8 @@ def test_bad_environment_override_names_variable() -> None:
         (with_(listen_port=70000), "listen_port: must be between 1 and 65535, got 70000"),
         (with_(listen_port=True), "listen_port: must be an integer, got a boolean"),
         (
-            with_(storage={"backend": "redis"}),
-            "storage.backend: unknown value (one of: memory, sqlite)",
+            with_(storage={"backend": "mongodb"}),
+            "storage.backend: unknown value (one of: memory, sqlite, redis)",
         ),
         (
             with_(auth_header_name="Bad Header"),

@@ -23,6 +23,8 @@ STATUS_KEY_FIELDS = {
     "cooldown_source",
 }
 
+STORAGE_OK = {"backend": "memory", "status": "ok", "reason": None, "since": None, "outages": 0}
+
 
 def test_health_reports_counts_and_never_calls_upstream(
     upstream: FakeUpstream, make_proxy: ProxyFactory
@@ -34,6 +36,7 @@ def test_health_reports_counts_and_never_calls_upstream(
             "keys_available": 2,
             "keys_total": 2,
             "pools": [{"name": "default", "status": "ok", "keys_available": 2, "keys_total": 2}],
+            "storage": STORAGE_OK,
         }
     assert upstream.attempts == []
 
@@ -52,6 +55,7 @@ def test_health_is_degraded_when_no_key_is_available(
         "keys_available": 0,
         "keys_total": 1,
         "pools": [{"name": "default", "status": "degraded", "keys_available": 0, "keys_total": 1}],
+        "storage": STORAGE_OK,
     }
 
 

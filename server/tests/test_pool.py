@@ -26,14 +26,16 @@ class RecordingStore(Store):
     name = "recording"
 
     def __init__(self, records: Mapping[str, KeyRecord] | None = None) -> None:
+        super().__init__()
         self.records = dict(records or {})
         self.writes: list[list[KeyUpdate]] = []
 
     async def load(self, pool: str) -> Mapping[str, KeyRecord]:
         return self.records
 
-    async def write(self, updates: Sequence[KeyUpdate]) -> None:
+    async def write(self, updates: Sequence[KeyUpdate]) -> Sequence[KeyRecord]:
         self.writes.append(list(updates))
+        return ()
 
 
 class GatedStore(RecordingStore):
@@ -45,12 +47,12 @@ class GatedStore(RecordingStore):
         self.started = 0
         self.fail = False
 
-    async def write(self, updates: Sequence[KeyUpdate]) -> None:
+    async def write(self, updates: Sequence[KeyUpdate]) -> Sequence[KeyRecord]:
         self.started += 1
         await self.gate.wait()
         if self.fail:
             raise StorageError("sqlite store state.db: disk I/O error")
-        await super().write(updates)
+        return await super().write(updates)
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -162,7 +164,7 @@ def test_state_survives_reopen_with_sqlite(tmp_path: Path) -> None:
         pool.select()
         pool.record(1, SUCCESS)
         pool.states[1].disable("key_invalid")
-        pool._changed(1, urgent=True)
+        pool._changed(1, "set")
         await pool.close()
         await pool.store.close()
 

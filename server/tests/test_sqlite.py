@@ -91,7 +91,7 @@ def test_a_file_from_before_schema_versions_is_upgraded_and_keeps_its_state(
     assert problem(db) is None  # validate accepts it and changes nothing
     assert user_version(db) == 0
     records = load(db)
-    assert user_version(db) == sqlite.SCHEMA_VERSION == 2
+    assert user_version(db) == sqlite.SCHEMA_VERSION == 3
     a, b = records["a"], records["b"]
     assert (a.available_at, a.reason, a.source, a.strikes) == (
         4e9,
@@ -151,7 +151,7 @@ def test_a_new_file_is_created_at_the_latest_version(tmp_path: Path) -> None:
 def test_a_file_from_a_newer_poolswitch_is_refused_untouched(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     make_file(db, V0_TABLE, "ALTER TABLE key_state ADD COLUMN later TEXT", "PRAGMA user_version=7")
-    line = "storage.sqlite_path: written by a newer poolswitch (schema 7; this one reads up to 2)"
+    line = "storage.sqlite_path: written by a newer poolswitch (schema 7; this one reads up to 3)"
     assert problems(db) == (line, line)
     with pytest.raises(StorageError, match="newer poolswitch"):
         load(db)
@@ -208,7 +208,7 @@ def test_a_failed_migration_step_leaves_the_file_at_the_version_before(
     monkeypatch.setattr(sqlite, "SCHEMA_VERSION", len(broken))
     with pytest.raises(StorageError, match="syntax error"):
         sqlite.connect(str(db)).close()
-    assert user_version(db) == 2
+    assert user_version(db) == 3
     with sqlite3.connect(db) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "extra" not in tables  # the step's first statement was rolled back with it

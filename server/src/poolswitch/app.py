@@ -37,12 +37,12 @@ from poolswitch.envelope import error_response, with_cors
 from poolswitch.errors import NotFound, ProxyError, Unauthorized
 from poolswitch.forwarder import Forwarder
 from poolswitch.gateway import Gateway
-from poolswitch.metrics import CONTENT_TYPE, Metrics, PoolView
+from poolswitch.metrics import CONTENT_TYPE, Metrics, PoolView, StorageView
 from poolswitch.pool import Clock, KeySnapshot, Pool
 from poolswitch.proxy import Proxy
 from poolswitch.redact import Redactor
 from poolswitch.request import BodyBudget, Receive, Scope, Send
-from poolswitch.storage import create_store
+from poolswitch.storage import KeyRecord, create_store
 
 log = logging.getLogger("poolswitch.app")
 
@@ -66,8 +66,15 @@ class PoolSwitchApp:
     ) -> None:
         self.config = config
         self.upstream_connections = max_connections
-        self.store = create_store(config.storage)
-        self.pools = {p.name: Pool(p, self.store, clock=clock, rng=rng) for p in config.pools}
+        self.clock = clock
+        self.store = create_store(config.storage, clock)
+        self.metrics = Metrics(
+            registry or CollectorRegistry(), self._pool_views, clock, self._storage_view
+        )
+        self.pools = {
+            p.name: Pool(p, self.store, clock=clock, rng=rng, on_remote=self._propagated)
+            for p in config.pools
+        }
         self.forwarders = {
             p.name: Forwarder(
                 p.upstream_base_url,
@@ -77,7 +84,6 @@ class PoolSwitchApp:
             )
             for p in config.pools
         }
-        self.metrics = Metrics(registry or CollectorRegistry(), self._pool_views, clock)
         # One redactor for every relayed answer: it knows every key value of every pool.
         self.redactor = Redactor(
             (key.secret, key.id) for pool in self.pools.values() for key in pool.keys
@@ -147,6 +153,23 @@ class PoolSwitchApp:
     def _pool_views(self) -> list[PoolView]:
         return [(name, pool.snapshot(), pool.guard.tripped) for name, pool in self.pools.items()]
 
+    def _storage_view(self) -> StorageView:
+        return (self.store.name, self.store.problem is None, self.store.outages)
+
+    def _propagated(self, record: KeyRecord, now: float) -> None:
+        """Another process's transition reached this one's key selection."""
+        if record.changed_at is not None:
+            self.metrics.propagation.observe(max(now - record.changed_at, 0.0))
+
+    def storage_health(self) -> dict[str, Any]:
+        store = self.store
+        return {
+            "status": "ok" if store.problem is None else "degraded",
+            "reason": store.problem,
+            "since": store.problem_since,
+            "outages": store.outages,
+        }
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not (
             (scope["path"] in BUILTIN_PATHS and scope["method"] in ("GET", "HEAD"))
@@ -213,12 +236,15 @@ class PoolSwitchApp:
                     "keys_total": total,
                 }
             )
+        storage = {"backend": self.store.name, **self.storage_health()}
+        ok = all(p["status"] == "ok" for p in pools) and storage["status"] == "ok"
         return JSONResponse(
             {
-                "status": "ok" if all(p["status"] == "ok" for p in pools) else "degraded",
+                "status": "ok" if ok else "degraded",
                 "keys_available": sum(available for available, _ in counts),
                 "keys_total": sum(total for _, total in counts),
                 "pools": pools,
+                "storage": storage,
             }
         )
 
@@ -252,7 +278,8 @@ class PoolSwitchApp:
             )
         doc: dict[str, Any] = {
             "storage": self.store.name,
-            "degraded": any(p["degraded"] for p in pools),
+            "storage_health": self.storage_health(),
+            "degraded": any(p["degraded"] for p in pools) or self.store.problem is not None,
             "pools": pools,
             "callers": self.gateway.callers_status(),
         }

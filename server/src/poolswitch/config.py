@@ -43,12 +43,14 @@ from poolswitch.fieldtypes import (
     Integer,
     KeyId,
     Names,
+    Namespace,
     NotEmpty,
     Number,
     OnError,
     Origins,
     PoolName,
     Range,
+    RedisUrl,
     Secret,
     Text,
 )
@@ -89,7 +91,7 @@ __all__ = [
     "schema_adapter",
 ]
 
-STORAGE_BACKENDS = ("memory", "sqlite")
+STORAGE_BACKENDS = ("memory", "sqlite", "redis")
 
 PoolNames = Annotated[tuple[PoolName, ...], NotEmpty("must be a non-empty list of pool names")]
 
@@ -145,10 +147,12 @@ class StorageConfig:
         str,
         Choice(STORAGE_BACKENDS),
         about(
-            "`memory` (lost on restart) or `sqlite`: every cooldown and disable is committed "
-            "before the answer that caused it goes out, so it survives a restart, even "
-            "`kill -9`; counters are written each second; a key whose value changed under "
-            "the same id starts afresh. See [Key state on disk](#key-state-on-disk)."
+            "`memory` (lost on restart), `sqlite` (one machine) or `redis` (shared by "
+            "replicas): with sqlite and redis every cooldown and disable is stored before the "
+            "answer that caused it goes out, so it survives a restart, even `kill -9`, and "
+            "every process on the store sees it within 100 ms; counters are written each "
+            "second; a key whose value changed under the same id starts afresh. See [Key "
+            "state on disk](#key-state-on-disk) and [Replicas on Redis](#replicas-on-redis)."
         ),
     ] = "memory"
     sqlite_path: Annotated[
@@ -160,6 +164,38 @@ class StorageConfig:
             "storage.sqlite_path: ...`), never a reset."
         ),
     ] = "poolswitch.db"
+    redis_url: Annotated[
+        RedisUrl | None,
+        about(
+            "The Redis server for `backend: redis`: `redis://[user:password@]host:port/db`, "
+            "or `rediss://` for TLS. Usually `${REDIS_URL}`; the password never appears in a "
+            "log or an error."
+        ),
+    ] = field(default=None, repr=False)
+    namespace: Annotated[
+        Namespace,
+        about(
+            "Prefix of every Redis key and channel: replicas that share key state use the "
+            "same one; other PoolSwitch deployments on the same Redis use another."
+        ),
+    ] = "poolswitch"
+    start_without_redis: Annotated[
+        Boolean,
+        about(
+            "When Redis cannot be reached at start: `true` serves on local state (degraded, "
+            "one warning line, shared again once Redis answers); `false` refuses to start "
+            "(exit 2, one line)."
+        ),
+    ] = True
+    redis_timeout_seconds: Annotated[
+        Number,
+        Range(0.01, 10),
+        about(
+            "The longest an answer waits for Redis to store the transition it caused; past "
+            "it, or while Redis is unreachable, the proxy serves on local state and reports "
+            "`degraded` until Redis answers again."
+        ),
+    ] = 0.25
 
 
 Caller = Annotated[CallerConfig, OnError("must be a mapping with id and token")]
@@ -184,7 +220,7 @@ class Config(PoolSettings):
     ] = 32 * MIB
     storage: Annotated[
         StorageConfig,
-        OnError("must be a mapping with backend and sqlite_path"),
+        OnError("must be a mapping (backend, sqlite_path, redis_url, ...)"),
         about("Where key state (cooldowns, counters) is kept."),
     ] = StorageConfig()
     admin_token: Annotated[

@@ -127,6 +127,13 @@ def check(doc: dict[str, Any]) -> list[Problem]:
         found += _unique(routes, ("pools",), "route", "same route as {}", _route)
         names = [p["name"] for _, p in _entries(pools) if _is(p.get("name"), _POOL_NAME.match)]
     found += _callers(doc, names)
+    storage = doc.get("storage")
+    if (
+        isinstance(storage, dict)
+        and storage.get("backend") == "redis"
+        and not storage.get("redis_url")
+    ):
+        found.append((("storage", "redis_url"), "is required with backend: redis"))
     return found
 
 

@@ -247,6 +247,22 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _redis_url(value: str) -> str:
+    """redis://[user:password@]host[:port][/db] or rediss:// (TLS); the message never repeats
+    the URL (it may carry the password)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise fail("must be a redis:// or rediss:// URL with a host and a valid port") from None
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise fail(f"must be a redis:// or rediss:// URL with a host, got {_url_kind(parts)}")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise fail("must name the database as a number (redis://host:6379/0)")
+    return value
+
+
 def _url_kind(parts: Any) -> str:
     """A URL that is not http(s) with a host, described by its scheme and host only (a key
     pasted into its path or query stays out of the message)."""
@@ -344,6 +360,7 @@ HEADER = "must be a valid HTTP header name (letters, digits, - and _)"
 VERIFY_PATH = "must be a path starting with / (no query), auto or null"
 ID = "must be 1-64 characters of letters, digits, . _ : -"
 ORIGIN = "must be an origin (scheme://host[:port])"
+NAMESPACE = "must be 1-64 letters, digits, _ . and -"
 NAME = "must be 1-32 lower-case letters, digits, _ and -, starting with a letter or digit"
 
 Integer = Annotated[int, Strict(), BeforeValidator(scalar)]
@@ -380,6 +397,13 @@ Url = Annotated[
     OnError("must be an http or https URL"),
     Doc(format="uri", pattern="^https?://"),
 ]
+RedisUrl = Annotated[
+    str,
+    Strict(),
+    AfterValidator(_redis_url),
+    OnError("must be a redis:// or rediss:// URL"),
+    Doc(format="uri", pattern="^rediss?://"),
+]
 KeyId = Annotated[str, Strict(), Rule(ID, re.compile(KEY_ID).match), Doc(pattern=KEY_ID)]
 KeyValue = Annotated[
     str,
@@ -397,6 +421,12 @@ CallerToken = Annotated[
         lambda v: all("!" <= c <= "~" for c in v),
     ),
     Doc(minLength=16),
+]
+Namespace = Annotated[
+    str,
+    Strict(),
+    Rule(NAMESPACE, re.compile(r"^[A-Za-z0-9_.-]{1,64}$").match),
+    Doc(pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
 ]
 PoolName = Annotated[str, Strict(), Rule(NAME, re.compile(POOL_NAME).match), Doc(pattern=POOL_NAME)]
 Route = Annotated[

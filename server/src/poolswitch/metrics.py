@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from poolswitch.keys import AVAILABLE, COOLING_DOWN, DISABLED
@@ -20,9 +20,12 @@ from poolswitch.pool import Clock, KeySnapshot
 
 PoolView = tuple[str, Sequence[KeySnapshot], bool]
 """What the collector reads of a pool at scrape time: (name, key snapshots, guard tripped)."""
+StorageView = tuple[str, bool, int]
+"""What the collector reads of the store at scrape time: (backend, usable now, outages)."""
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_PROPAGATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -40,6 +43,7 @@ class Metrics:
         registry: CollectorRegistry,
         pools: Callable[[], Sequence[PoolView]],
         clock: Clock,
+        storage: Callable[[], StorageView] | None = None,
     ) -> None:
         self.registry = registry
         self.requests = Counter(
@@ -85,7 +89,16 @@ class Metrics:
             buckets=_BUCKETS,
             registry=registry,
         )
+        self.propagation = Histogram(
+            "poolswitch_state_propagation_seconds",
+            "From another process's key transition (its clock) to this one applying it to its "
+            "key selection; shared stores only.",
+            buckets=_PROPAGATION_BUCKETS,
+            registry=registry,
+        )
         registry.register(_KeyCollector(pools, clock))
+        if storage is not None:
+            registry.register(_StorageCollector(storage))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -135,3 +148,27 @@ class _KeyCollector(Collector):
         yield available
         yield configured
         yield tripped
+
+
+class _StorageCollector(Collector):
+    """Whether the key-state store can be used now, and how often it could not."""
+
+    def __init__(self, storage: Callable[[], StorageView]) -> None:
+        self.storage = storage
+
+    def collect(self) -> Iterator[Metric]:
+        backend, usable, outages = self.storage()
+        up = GaugeMetricFamily(
+            "poolswitch_storage_up",
+            "1 while the key-state store answers, 0 while the proxy serves on local state.",
+            labels=["backend"],
+        )
+        up.add_metric([backend], 1.0 if usable else 0.0)
+        down = CounterMetricFamily(
+            "poolswitch_storage_outages",
+            "Times the key-state store became unusable (the proxy went on serving).",
+            labels=["backend"],
+        )
+        down.add_metric([backend], outages)
+        yield up
+        yield down

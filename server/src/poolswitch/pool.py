@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from poolswitch.classifier import Fault, Outcome, Verdict
@@ -30,6 +29,8 @@ from poolswitch.errors import StorageError
 from poolswitch.guard import OutageGuard
 from poolswitch.keys import Key, KeyState
 from poolswitch.storage import KeyRecord, KeyUpdate, Store
+from poolswitch.storage.base import PARK, RECOVERED, REPLACE, SET
+from poolswitch.storage.merge import combine
 from poolswitch.strategies import STRATEGIES
 
 log = logging.getLogger("poolswitch.pool")
@@ -38,17 +39,15 @@ ERRORS_BEFORE_PARKING = 3
 """Consecutive 5xx answers or timeouts on one key, while other keys answered, that park it."""
 SERVER_ERROR_COOLDOWN = 30.0
 _LABELS = {Outcome.UPSTREAM_ERROR: "5xx", Outcome.TIMEOUT: "timeouts"}
-COMMIT_TIMEOUT_SECONDS = 5.0
-"""The longest an answer waits for its transitions to be committed (a healthy commit takes about
-a millisecond); past it the store counts as failing and the answer goes out."""
 COMMIT_RETRY_SECONDS = 1.0
 """After a failed write or a timed-out commit, answers stop waiting for the store and the writer
 pauses this long (a timed-out write itself goes on); then the writer tries again."""
 
-_STORED_FIELDS = tuple(
-    f.name for f in dataclasses.fields(KeyRecord) if f.name not in ("key_id", "fingerprint")
-)
-"""What a store keeps of a key: the KeyState fields of the same names."""
+_STATE_FIELDS = ("available_at", "disabled", "reason", "source", "strikes")
+"""What a store keeps of a key's state: the KeyState fields of the same names."""
+_SOFT_FIELDS = ("estimated_remaining_quota", "last_used_at")
+
+_COUNTERS = ("total_requests", "successes", "errors", "failovers")
 
 Clock = Callable[[], float]
 
@@ -79,7 +78,8 @@ class Pool:
         clock: Clock = time.time,
         rng: random.Random | None = None,
         flush_interval: float = 1.0,
-        commit_timeout: float = COMMIT_TIMEOUT_SECONDS,
+        commit_timeout: float | None = None,
+        on_remote: Callable[[KeyRecord, float], None] | None = None,
     ) -> None:
         self.name = config.name
         self.keys: tuple[Key, ...] = tuple(Key(k, config.auth_scheme) for k in config.keys)
@@ -91,11 +91,17 @@ class Pool:
         self.store = store
         self.clock = clock
         self.flush_interval = flush_interval
-        self.commit_timeout = commit_timeout
+        self.commit_timeout = store.commit_timeout if commit_timeout is None else commit_timeout
+        self.key_ids = tuple(k.id for k in self.keys)
         self._flushed = [(0, 0, 0, 0)] * len(self.keys)
+        self._versions = [0] * len(self.keys)  # the version of each key's state last applied
         self._dirty: set[int] = set()
+        self._kinds: dict[int, str] = {}  # keys with a state change not yet written: its kind
+        self._on_remote = on_remote
+        store.attach(self)
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._closing = False
         self.transitions_pending = False
         """True while a transition is not yet committed (never with a non-persistent store)."""
         self._transitions = 0  # transitions noted so far
@@ -106,27 +112,30 @@ class Pool:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Load the stored state of the configured keys and start the background writer."""
-        records = await self.store.load(self.name)
+        """Load the stored state of the configured keys and start the background writer.
+        (Call `store.attach(pool)` before the store opens for others' changes to arrive.)"""
         if self.store.persistent:
             self._wake = asyncio.Event()
+        try:
+            records = await self.store.load(self.name)
+        except StorageError as exc:  # a shared store down at start: it is resynced later
+            log.warning("pool %s starts on local state: %s", self.name, exc)
+            records = {}
         for i, key in enumerate(self.keys):
             record = records.get(key.id)
             if record is None:
                 continue
             if record.fingerprint not in (None, key.fingerprint):
                 # Another key now has this id: what was learned of the old one does not apply.
-                self._changed(i, urgent=True)
+                self._changed(i, REPLACE)
                 continue
-            state = self.states[i]
-            for name in _STORED_FIELDS:
-                setattr(state, name, getattr(record, name))
-            self._flushed[i] = self._counters(state)
+            self._take(i, record)
         if self._wake is not None:
             self._writer = asyncio.create_task(self._write_loop(), name="poolswitch-writer")
 
     async def close(self) -> None:
         """Stop the writer and persist what is left."""
+        self._closing = True
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -162,6 +171,8 @@ class Pool:
         if outcome is Outcome.SUCCESS:
             state.successes += 1
             if state.strikes or state.consecutive_errors:
+                if state.strikes:
+                    self._changed(i, RECOVERED)
                 state.succeeded()
             if remaining_quota is not None:
                 state.estimated_remaining_quota = remaining_quota
@@ -196,14 +207,14 @@ class Pool:
         else:
             self._changed(i)
             return
-        self._changed(i, urgent=True)
+        self._changed(i, PARK)
 
     def confirmed_invalid(self, i: int, source: str) -> None:
         """Key `i`'s earlier auth failure on this request turned out to be the key's fault
         (see verify.py): disable it now."""
         state = self.states[i]
         state.disable(Outcome.KEY_INVALID.value, source)
-        self._changed(i, urgent=True)
+        self._changed(i, PARK)
         log.warning("key %s disabled: %s (%s)", state.key_id, Outcome.KEY_INVALID.value, source)
 
     def _park(self, i: int, seconds: float, reason: str, source: str | None) -> None:
@@ -222,7 +233,7 @@ class Pool:
             return False
         self.states[i].restore()
         self.guard.reset()  # the operator says the pool is fit again: stop holding requests
-        self._changed(i, urgent=True)
+        self._changed(i, SET)
         log.warning("key %s enabled by an operator", key_id)
         return True
 
@@ -232,17 +243,82 @@ class Pool:
         if i is None:
             return False
         self.states[i].disable("disabled_by_operator", "admin")
-        self._changed(i, urgent=True)
+        self._changed(i, SET)
         log.warning("key %s disabled by an operator", key_id)
         return True
 
-    def _changed(self, i: int, urgent: bool = False) -> None:
+    def _changed(self, i: int, kind: str | None = None) -> None:
+        """Key `i` changed; `kind` (storage/merge.py) when its state did. Every kind but
+        RECOVERED is a transition: committed before the answer that caused it goes out."""
         if self._wake is not None:
             self._dirty.add(i)
-            if urgent:
-                self._transitions += 1
-                self.transitions_pending = True
-                self._wake.set()
+            if kind is not None:
+                self._kinds[i] = combine(self._kinds.get(i), kind)  # type: ignore[assignment]
+                if kind != RECOVERED:
+                    self._transitions += 1
+                    self.transitions_pending = True
+                    self._wake.set()
+
+    # -- the store's view ------------------------------------------------------------------
+
+    def _take(self, i: int, record: KeyRecord) -> None:
+        """Adopt a stored record's state and counters (those not yet written stay added)."""
+        state = self.states[i]
+        for name in _STATE_FIELDS + _SOFT_FIELDS:
+            setattr(state, name, getattr(record, name))
+        self._versions[i] = record.version
+        self._take_counters(i, record)
+
+    def _take_counters(self, i: int, record: KeyRecord) -> None:
+        stored = (record.total_requests, record.successes, record.errors, record.failovers)
+        before = self._flushed[i]
+        if any(s < b for s, b in zip(stored, before, strict=True)):
+            return  # older than what this pool wrote last: a late message
+        state = self.states[i]
+        local = self._counters(state)
+        for name, s, b, mine in zip(_COUNTERS, stored, before, local, strict=True):
+            setattr(state, name, s + mine - b)
+        self._flushed[i] = stored
+
+    def apply(self, records: Sequence[KeyRecord], *, remote: bool = True) -> None:
+        """Records from the store (other processes' writes, or the merge of this pool's own):
+        take each key's state when it is newer than what the pool has and the pool has no
+        change of its own waiting to be written (that write merges both, and its result comes
+        back here), and always the counters."""
+        now = self.clock()
+        for record in records:
+            i = self.index.get(record.key_id)
+            if i is None or record.fingerprint not in (None, self.keys[i].fingerprint):
+                continue
+            if record.version > self._versions[i] and i not in self._kinds:
+                state = self.states[i]
+                before = state.state(now)
+                for name in _STATE_FIELDS:
+                    setattr(state, name, getattr(record, name))
+                self._versions[i] = record.version
+                after = state.state(now)
+                if remote and after != before:
+                    log.info(
+                        "key %s %s (learned from the store): %s",
+                        record.key_id,
+                        after.replace("_", " "),
+                        record.reason or "back in service",
+                    )
+                if remote and self._on_remote is not None:
+                    self._on_remote(record, now)
+            self._take_counters(i, record)
+
+    async def resync(self) -> None:
+        """The store is reachable again: write back every key's cooldown or disable (the
+        store keeps the stronger of its own and these, merge.py), then the counters."""
+        self._store_failing_until = 0.0
+        now = self.clock()
+        for i, state in enumerate(self.states):
+            if state.available_at > now:
+                self._changed(i, PARK)
+        if self._wake is not None:
+            with contextlib.suppress(Exception):  # logged by _write; the writer retries
+                await self.flush()
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -284,11 +360,12 @@ class Pool:
     def _counters(s: KeyState) -> tuple[int, int, int, int]:
         return (s.total_requests, s.successes, s.errors, s.failovers)
 
-    def _update(self, i: int) -> tuple[KeyUpdate, tuple[int, int, int, int]]:
+    def _update(self, i: int, kind: str | None) -> tuple[KeyUpdate, tuple[int, int, int, int]]:
         s = self.states[i]
         counts = self._counters(s)
         before = self._flushed[i]
         update = KeyUpdate(
+            kind=kind,
             key_id=s.key_id,
             fingerprint=self.keys[i].fingerprint,
             available_at=s.available_at,
@@ -308,7 +385,7 @@ class Pool:
 
     async def commit_transitions(self) -> None:
         """Commit every transition noted so far, before an answer goes out. Never raises: when
-        the store fails (or takes over `COMMIT_TIMEOUT_SECONDS`), that is logged once per
+        the store fails (or takes over the store's `commit_timeout`), that is logged once per
         write, the state stays in memory (the writer retries) and, for `COMMIT_RETRY_SECONDS`,
         answers stop waiting for the store."""
         if self.clock() < self._store_failing_until:
@@ -357,23 +434,25 @@ class Pool:
         """One write of every change so far; on failure they stay pending."""
         try:
             dirty, self._dirty = self._dirty, set()
+            kinds, self._kinds = self._kinds, {}
             transitions = self._transitions
-            taken = {i: self._update(i) for i in sorted(dirty)}
+            taken = {i: self._update(i, kinds.get(i)) for i in sorted(dirty)}
             if taken:
                 try:
-                    await self.store.write([update for update, _ in taken.values()])
-                except StorageError as exc:
-                    self._dirty |= dirty
-                    self._store_failing_until = self.clock() + COMMIT_RETRY_SECONDS
-                    log.error("writing key state failed (kept in memory, retried): %s", exc)
-                    return exc
+                    merged = await self.store.write([update for update, _ in taken.values()])
                 except Exception as exc:
                     self._dirty |= dirty
+                    for i, kind in kinds.items():  # put back under what came since
+                        self._kinds[i] = combine(kind, self._kinds.get(i))  # type: ignore[assignment]
                     self._store_failing_until = self.clock() + COMMIT_RETRY_SECONDS
-                    log.exception("writing key state failed (kept in memory, retried)")
+                    if not isinstance(exc, StorageError):
+                        log.exception("writing key state failed (kept in memory, retried)")
+                    elif self.store.problem is None:  # else the store said it is down
+                        log.error("writing key state failed (kept in memory, retried): %s", exc)
                     return exc
-            for i, (_, counts) in taken.items():
-                self._flushed[i] = counts
+                for i, (_, counts) in taken.items():
+                    self._flushed[i] = counts
+                self.apply(merged, remote=False)
             self._committed = transitions
             self.transitions_pending = self._committed < self._transitions
             return None
@@ -382,7 +461,9 @@ class Pool:
 
     async def _write_loop(self) -> None:
         assert self._wake is not None
-        while True:
+        # Python 3.11's wait_for may swallow a cancel that meets its timeout: the flag ends
+        # the loop all the same.
+        while not self._closing:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             self._wake.clear()

@@ -1,6 +1,10 @@
-"""Key-state stores behind one interface (`Store`): memory and sqlite (a shared one later)."""
+"""Key-state stores behind one interface (`Store`): memory, sqlite (one machine) and redis
+(shared by replicas)."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from poolswitch.config import StorageConfig
 from poolswitch.errors import StorageError
@@ -20,9 +24,22 @@ __all__ = [
 ]
 
 
-def create_store(config: StorageConfig) -> Store:
+def create_store(config: StorageConfig, clock: Callable[[], float] = time.time) -> Store:
     if config.backend == "sqlite":
-        return SQLiteStore(config.sqlite_path)
+        return SQLiteStore(config.sqlite_path, clock=clock)
+    if config.backend == "redis":
+        from poolswitch.storage.redis import (
+            RedisStore,
+        )  # only then: redis-py takes a while to import
+
+        assert config.redis_url is not None  # crosschecks.py
+        return RedisStore(
+            config.redis_url,
+            namespace=config.namespace,
+            timeout=config.redis_timeout_seconds,
+            start_without_redis=config.start_without_redis,
+            clock=clock,
+        )
     return MemoryStore()
 
 
@@ -33,6 +50,12 @@ def check_store(config: StorageConfig, *, prepare: bool = False) -> str | None:
     changed (`poolswitch validate`); with it the store is also created or upgraded to the
     current schema (`poolswitch start`, so that a bad file stops it with this line rather than
     failing inside the server's start-up)."""
+    if config.backend == "redis" and prepare and not config.start_without_redis:
+        from poolswitch.storage.redis import reachable
+
+        assert config.redis_url is not None
+        problem = reachable(config.redis_url)
+        return None if problem is None else f"storage.redis_url: {problem}"
     if config.backend == "sqlite":
         try:
             if prepare:

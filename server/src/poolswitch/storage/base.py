@@ -6,9 +6,13 @@ for a shared backend, spreads it between proxy replicas. What moves through the 
 - `load(pool)` -> the stored `KeyRecord` of each key id the store knows in that pool (state is
   keyed by pool name and key id: pools share nothing, not even their key ids).
 - `write(updates)` -> persist `KeyUpdate`s (each names its pool): the key's current status
-  fields (absolute) and its counters as deltas since the last write, so a shared backend can
-  add them atomically (SQL `x = x + ?`, Redis `HINCRBY`) without replicas overwriting each
-  other's counts.
+  fields, what kind of change they are (merge.py: a cooldown, an operator's decision, or none),
+  and its counters as deltas since the last write. The store merges each into what it holds
+  (merge.py) in one atomic step, so replicas never undo each other's transitions or lose each
+  other's counts, and returns the merged records.
+- A shared store (another process, another replica may write) tells each attached pool, its
+  `Mirror`, about records that others changed: `mirror.apply(records)`, on the event loop, and
+  asks it to write back what it learned while the store was unreachable: `mirror.resync()`.
 
 Rare transitions (cooldown, disable, restore) are committed before the answer that caused them
 reaches the caller (the pool's `commit_transitions()`); counters are written in batches. So for a
@@ -21,6 +25,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+PARK = "park"
+RECOVERED = "recovered"
+SET = "set"
+REPLACE = "replace"
+KINDS = (PARK, RECOVERED, SET, REPLACE)
+"""What a replica did to a key since its last write (see merge.py); None: only used it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +50,10 @@ class KeyRecord:
     failovers: int = 0
     estimated_remaining_quota: int | None = None
     last_used_at: float | None = None
+    version: int = 0
+    """Grows with each change of the state fields (merge.py); 0: never changed."""
+    changed_at: float | None = None
+    """When the state fields last changed (the writer's clock, epoch seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +72,23 @@ class KeyUpdate:
     add_errors: int = 0
     add_failovers: int = 0
     pool: str = "default"
+    kind: str | None = None
+
+
+class Mirror(Protocol):
+    """A pool as a shared store sees it: the ids it keeps, and where others' changes go."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_ids(self) -> Sequence[str]: ...
+
+    def apply(self, records: Sequence[KeyRecord]) -> None:
+        """Take in records newer than what the pool has (others' transitions, counters)."""
+
+    async def resync(self) -> None:
+        """The store is reachable again: write back everything learned meanwhile."""
 
 
 class Store(ABC):
@@ -63,6 +96,32 @@ class Store(ABC):
 
     name = ""
     persistent = True
+    commit_timeout = 5.0
+    """The longest an answer waits for its transitions to be stored (a healthy sqlite commit
+    takes about a millisecond); past it the store counts as failing and the answer goes out."""
+
+    def __init__(self) -> None:
+        self.mirrors: dict[str, Mirror] = {}
+        self.problem: str | None = None
+        """Why the store cannot be used right now (one line, no secrets), or None."""
+        self.problem_since: float | None = None
+        self.outages = 0
+        """How many times the store became unusable since start."""
+
+    def attach(self, mirror: Mirror) -> None:
+        """Before open(): `mirror` is told of records others change (shared stores only)."""
+        self.mirrors[mirror.name] = mirror
+
+    def failing(self, problem: str, now: float) -> None:
+        """Note that the store cannot be used; returns quietly if that was known."""
+        if self.problem is None:
+            self.problem_since = now
+            self.outages += 1
+        self.problem = problem
+
+    def working(self) -> None:
+        self.problem = None
+        self.problem_since = None
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (connections, files)."""
@@ -72,9 +131,10 @@ class Store(ABC):
         """The stored record of every key the store knows in `pool`, by key id."""
 
     @abstractmethod
-    async def write(self, updates: Sequence[KeyUpdate]) -> None:
-        """Persist the updates in one transaction; return once they are committed. Raise
-        StorageError (one line, no secrets) on failure: the pool keeps them and retries."""
+    async def write(self, updates: Sequence[KeyUpdate]) -> Sequence[KeyRecord]:
+        """Merge the updates into the store in one transaction (merge.py); return once they are
+        committed, with the merged record of each (same order). Raise StorageError (one line,
+        no secrets) on failure: the pool keeps them and retries."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; no call follows."""

@@ -14,5 +14,5 @@ class MemoryStore(Store):
     async def load(self, pool: str) -> Mapping[str, KeyRecord]:
         return {}
 
-    async def write(self, updates: Sequence[KeyUpdate]) -> None:
-        return None
+    async def write(self, updates: Sequence[KeyUpdate]) -> Sequence[KeyRecord]:
+        return ()

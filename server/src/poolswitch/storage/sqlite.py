@@ -2,8 +2,9 @@
 
 WAL journal with `synchronous=NORMAL`: a committed transaction survives the process being
 killed at any moment, but the last transactions before a power loss or an OS crash may be lost
-(they are in the WAL, not yet synced). One table, one row per (pool, key id). Every sqlite3 call
-of a running proxy runs on one dedicated worker thread (a connection belongs to its thread),
+(they are in the WAL, not yet synced). One table, one row per (pool, key id), written by merging
+(storage/merge.py) under the write lock, so several processes may share the file. Every sqlite3
+call of a running proxy runs on one dedicated worker thread (a connection belongs to its thread),
 never on the event loop.
 
 The file carries its schema version in `PRAGMA user_version`. `MIGRATIONS[n - 1]` takes a file
@@ -16,16 +17,22 @@ refused: never reset, never half-read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import math
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from poolswitch.errors import StorageError
 from poolswitch.storage.base import KeyRecord, KeyUpdate, Store
+from poolswitch.storage.merge import merge
+
+log = logging.getLogger("poolswitch.storage")
 
 T = TypeVar("T")
 
@@ -85,39 +92,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE key_state",
         "ALTER TABLE key_state_v2 RENAME TO key_state",
     ),
+    # 3: every state change gets a version (storage/merge.py), so that processes sharing the
+    # file apply each other's transitions in order.
+    (
+        "ALTER TABLE key_state ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE key_state ADD COLUMN changed_at REAL",
+    ),
 )
 """Ordered SQL steps: `MIGRATIONS[n - 1]` takes a file from version n - 1 to n. Append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_COLUMNS = frozenset(field.name for field in dataclasses.fields(KeyRecord))
+_FIELDS = tuple(field.name for field in dataclasses.fields(KeyRecord))
+_COLUMNS = frozenset(_FIELDS) - {"version", "changed_at"}
 """The key_state columns of every schema version (later versions may only add columns)."""
 
-_UPSERT = """
-INSERT INTO key_state (pool, key_id, fingerprint, available_at, disabled, reason, source, strikes,
-                       estimated_remaining_quota, last_used_at,
-                       total_requests, successes, errors, failovers)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(pool, key_id) DO UPDATE SET
-    fingerprint = excluded.fingerprint,
-    available_at = excluded.available_at,
-    disabled = excluded.disabled,
-    reason = excluded.reason,
-    source = excluded.source,
-    strikes = excluded.strikes,
-    estimated_remaining_quota = excluded.estimated_remaining_quota,
-    last_used_at = excluded.last_used_at,
-    total_requests = total_requests + excluded.total_requests,
-    successes = successes + excluded.successes,
-    errors = errors + excluded.errors,
-    failovers = failovers + excluded.failovers
-"""
-
-_SELECT = (
-    "SELECT key_id, available_at, disabled, reason, total_requests, successes, errors, failovers,"
-    " estimated_remaining_quota, last_used_at, source, strikes, fingerprint FROM key_state"
-    " WHERE pool = ?"
+_UPSERT = (
+    f"INSERT OR REPLACE INTO key_state (pool, {', '.join(_FIELDS)})"
+    f" VALUES (?, {', '.join('?' for _ in _FIELDS)})"
 )
+_SELECT = f"SELECT {', '.join(_FIELDS)} FROM key_state WHERE pool = ?"
+_SELECT_ONE = _SELECT + " AND key_id = ?"
 
 _INF = 1e308  # SQLite REAL cannot hold inf portably; disabled keys are marked by `disabled`.
 
@@ -146,7 +141,7 @@ def connect(path: str) -> sqlite3.Connection:
         _guarded(path, lambda: conn.execute("PRAGMA journal_mode=WAL"))
         _guarded(path, lambda: conn.execute("PRAGMA synchronous=NORMAL"))
         _guarded(path, lambda: _migrate(conn))
-        _check_columns(conn, path, {"pool"})
+        _check_columns(conn, path, {"pool", "version", "changed_at"})
     except BaseException:
         conn.close()
         raise
@@ -243,13 +238,39 @@ def _migrate(conn: sqlite3.Connection) -> None:
             raise
 
 
+POLL_SECONDS = 0.05
+"""How often a running store looks for commits of other processes (`PRAGMA data_version`)."""
+
+
+def _record(row: Sequence[Any]) -> KeyRecord:
+    record = KeyRecord(*row)
+    if record.disabled:
+        return dataclasses.replace(record, available_at=math.inf, disabled=True)
+    return dataclasses.replace(record, disabled=False)
+
+
+def _row(pool: str, r: KeyRecord) -> tuple[Any, ...]:
+    values = dataclasses.astuple(r)
+    at = _FIELDS.index("available_at")
+    return (pool, *values[:at], min(r.available_at, _INF), *values[at + 1 :])
+
+
 class SQLiteStore(Store):
+    """Shared between the processes that open the same file (`--workers`, or two proxies on
+    one machine): each write merges into the stored rows under SQLite's write lock, and a
+    poller on the store's thread applies other processes' commits to the pools within
+    `POLL_SECONDS`."""
+
     name = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self.path = path
+        self.clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poolswitch-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._data_version = 0
 
     async def _run(self, fn: Callable[[], T]) -> T:
         try:
@@ -259,67 +280,67 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         self._conn = await self._run(lambda: connect(self.path))
+        self._data_version = await self._run(self._read_data_version)
+        if self.mirrors:
+            self._poller = asyncio.create_task(self._poll(), name="poolswitch-sqlite-poll")
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise StorageError("sqlite store used before open()")
         return self._conn
 
+    def _read_data_version(self) -> int:
+        version: int = self._connection().execute("PRAGMA data_version").fetchone()[0]
+        return version
+
+    def _read(self, pool: str) -> dict[str, KeyRecord]:
+        rows = self._connection().execute(_SELECT, (pool,)).fetchall()
+        return {row[0]: _record(row) for row in rows}
+
     async def load(self, pool: str) -> Mapping[str, KeyRecord]:
-        def read() -> dict[str, KeyRecord]:
-            rows = self._connection().execute(_SELECT, (pool,)).fetchall()
-            return {
-                row[0]: KeyRecord(
-                    key_id=row[0],
-                    available_at=math.inf if row[2] else float(row[1]),
-                    disabled=bool(row[2]),
-                    reason=row[3],
-                    total_requests=row[4],
-                    successes=row[5],
-                    errors=row[6],
-                    failovers=row[7],
-                    estimated_remaining_quota=row[8],
-                    last_used_at=row[9],
-                    source=row[10],
-                    strikes=row[11],
-                    fingerprint=row[12],
-                )
-                for row in rows
-            }
+        return await self._run(lambda: self._read(pool))
 
-        return await self._run(read)
+    async def write(self, updates: Sequence[KeyUpdate]) -> Sequence[KeyRecord]:
+        if not updates:
+            return ()
+        now = self.clock()
 
-    async def write(self, updates: Sequence[KeyUpdate]) -> None:
-        rows = [
-            (
-                u.pool,
-                u.key_id,
-                u.fingerprint,
-                min(u.available_at, _INF),
-                int(u.disabled),
-                u.reason,
-                u.source,
-                u.strikes,
-                u.estimated_remaining_quota,
-                u.last_used_at,
-                u.add_requests,
-                u.add_successes,
-                u.add_errors,
-                u.add_failovers,
-            )
-            for u in updates
-        ]
-
-        def upsert() -> None:
+        def upsert() -> list[KeyRecord]:
             conn = self._connection()
+            merged = []
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_UPSERT, rows)
+                for u in updates:
+                    row = conn.execute(_SELECT_ONE, (u.pool, u.key_id)).fetchone()
+                    record = merge(None if row is None else _record(row), u, now)
+                    conn.execute(_UPSERT, _row(u.pool, record))
+                    merged.append(record)
+            return merged
 
-        if rows:
-            await self._run(upsert)
+        return await self._run(upsert)
+
+    async def _poll(self) -> None:
+        """Apply other processes' commits: `PRAGMA data_version` changes with each of them
+        (never with this connection's own)."""
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                version = await self._run(self._read_data_version)
+                if version == self._data_version:
+                    continue
+                self._data_version = version
+                for name, mirror in self.mirrors.items():
+                    mirror.apply(list((await self.load(name)).values()))
+            except StorageError as exc:
+                log.warning("reading other processes' key state failed: %s", exc)
+                await asyncio.sleep(1.0)
 
     async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
         def disconnect() -> None:
             if self._conn is not None:
                 self._conn.close()

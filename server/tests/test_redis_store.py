@@ -1,0 +1,188 @@
+"""storage/redis.py against a real redis-server: the Lua merge, propagation between replicas,
+outages. (The end-to-end replica tests are in test_e2e_replicas.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis
+
+from merge_cases import CASES, NOW, Case, update
+from poolswitch.classifier import Outcome, Verdict
+from poolswitch.config import parse_config
+from poolswitch.errors import StorageError
+from poolswitch.pool import Pool
+from poolswitch.storage.base import PARK, KeyRecord
+from poolswitch.storage.merge import merge
+from poolswitch.storage.redis import RedisStore, reachable
+
+KEYS = [{"id": "a", "value": "sk-redis-alpha-0001"}, {"id": "b", "value": "sk-redis-bravo-0002"}]
+QUOTA = Verdict(Outcome.QUOTA_EXHAUSTED, cooldown=3600.0, source="test")
+BOUND = 5.0  # seconds any wait below may take at most
+
+
+def pool_config(**overrides: Any) -> Any:
+    doc = {"upstream_base_url": "http://127.0.0.1:9", "keys": KEYS, "strategy": "round_robin"}
+    return parse_config({**doc, **overrides}, env={}).pools[0]
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
+
+
+async def until(check: Callable[[], bool], seconds: float = BOUND) -> float:
+    """Seconds it took for `check()` to hold; fails the test after `seconds`."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > seconds:
+            raise AssertionError(f"not within {seconds}s")
+        await asyncio.sleep(0.001)
+    return time.monotonic() - start
+
+
+def _hash(record: KeyRecord) -> dict[str, str]:
+    def text(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, float):
+            return repr(min(value, 1e308))
+        return str(value)
+
+    return {
+        name: text(getattr(record, name))
+        for name in (
+            "fingerprint",
+            "available_at",
+            "disabled",
+            "reason",
+            "source",
+            "strikes",
+            "total_requests",
+            "successes",
+            "errors",
+            "failovers",
+            "estimated_remaining_quota",
+            "last_used_at",
+            "version",
+            "changed_at",
+        )
+    }
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_lua_script_merges_as_merge_py_does(case: Case, redis_url: str) -> None:
+    store = RedisStore(redis_url, namespace="merge", clock=lambda: NOW)
+    if case.stored is not None:
+        redis.Redis.from_url(redis_url).hset(
+            store.key("default", "k"), mapping=_hash(case.stored)
+        )
+
+    async def main() -> KeyRecord:
+        await store.open()
+        try:
+            [written] = await store.write([case.update])
+            return written
+        finally:
+            await store.close()
+
+    assert run(main()) == merge(case.stored, case.update, NOW)
+
+
+class Replica:
+    """One proxy's pool and its Redis store, without the HTTP parts."""
+
+    def __init__(self, url: str, **store: Any) -> None:
+        self.store = RedisStore(url, namespace="replicas", **store)
+        self.pool = Pool(pool_config(), self.store, flush_interval=0.05)
+
+    async def __aenter__(self) -> Replica:
+        await self.store.open()
+        await self.pool.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pool.close()
+        await self.store.close()
+
+    def parked(self, i: int) -> bool:
+        return self.pool.states[i].available_at > time.time()
+
+
+def test_a_transition_reaches_another_replica_within_100ms(redis_url: str) -> None:
+    async def main() -> list[float]:
+        delays = []
+        async with Replica(redis_url) as a, Replica(redis_url) as b:
+            for _ in range(20):
+                a.pool.record(0, QUOTA)
+                await a.pool.commit_transitions()
+                delays.append(await until(lambda: b.parked(0)))
+                a.pool.enable("a")
+                await a.pool.commit_transitions()
+                await until(lambda: not b.parked(0))
+        return delays
+
+    delays = sorted(run(main()))
+    assert delays[-1] < 0.1, delays
+
+
+def test_two_replicas_parking_one_key_at_once_keep_the_longer_cooldown(redis_url: str) -> None:
+    async def main() -> tuple[float, float]:
+        async with Replica(redis_url) as a, Replica(redis_url) as b:
+            a.pool.record(0, Verdict(Outcome.RATE_LIMITED, cooldown=30.0, source="a"))
+            b.pool.record(0, Verdict(Outcome.QUOTA_EXHAUSTED, cooldown=3600.0, source="b"))
+            await asyncio.gather(a.pool.commit_transitions(), b.pool.commit_transitions())
+            await until(lambda: a.pool.states[0].available_at == b.pool.states[0].available_at)
+            return a.pool.states[0].available_at, b.pool.states[0].available_at
+
+    first, second = run(main())
+    assert first == second and first > time.time() + 3000
+
+
+def test_counters_from_every_replica_add_up(redis_url: str) -> None:
+    async def main() -> tuple[int, int]:
+        async with Replica(redis_url) as a, Replica(redis_url) as b:
+            for replica in (a, b):
+                for _ in range(5):
+                    replica.pool.select()
+            await a.pool.flush()
+            await b.pool.flush()
+            await b.store._reconcile()
+            await a.store._reconcile()
+            return a.pool.snapshot()[0].total_requests, b.pool.snapshot()[0].total_requests
+
+    assert run(main()) == (6, 6)  # round robin: a, b, a, b, a on each replica
+
+
+def test_redis_unreachable_at_start_serves_degraded_or_refuses() -> None:
+    url = "redis://user:s3cret-pass@127.0.0.1:9/0"
+    assert reachable(url, 0.5) is not None
+    assert "s3cret" not in (reachable(url, 0.5) or "")
+
+    async def degraded() -> str | None:
+        store = RedisStore(url)
+        await store.open()
+        try:
+            with pytest.raises(StorageError) as err:
+                await store.write([update(PARK, available_at=math.inf)])
+            assert "s3cret" not in str(err.value)
+            return store.problem
+        finally:
+            await store.close()
+
+    problem = run(degraded())
+    assert problem is not None and "127.0.0.1:9" in problem and "s3cret" not in problem
+
+    async def refused() -> None:
+        store = RedisStore(url, start_without_redis=False)
+        with pytest.raises(StorageError, match="cannot reach redis at redis://127.0.0.1:9") as e:
+            await store.open()
+        assert "s3cret" not in str(e.value)
+
+    run(refused())
