@@ -193,3 +193,16 @@ def test_port_before_start_is_an_error(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     with pytest.raises(RuntimeError, match="not started"):
         _ = server.port
+
+
+def test_a_server_that_never_answers_is_a_bounded_start_error(tmp_path: Path) -> None:
+    silent = tmp_path / "silent-redis-server"
+    silent.write_text("#!/bin/sh\necho 'starting, never answering'\nexec sleep 30\n")
+    silent.chmod(0o755)
+    server = RedisServer(tmp_path, executable=str(silent), start_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(RedisStartError, match="did not answer PING") as error:
+        server.start()
+    assert time.monotonic() - started < 5.0  # one try, then SIGTERM
+    assert "never answering" in str(error.value)
+    assert not server.alive()

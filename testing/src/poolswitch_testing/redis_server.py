@@ -202,9 +202,10 @@ class RedisServer:
     # -- life cycle -----------------------------------------------------------------------
 
     def start(self) -> RedisServer:
-        """Start and wait until PING answers PONG; raise RedisStartError if it does not within
-        `start_timeout`. The first start picks a free port (retried on another if it was taken
-        meanwhile) unless one was given; later starts reuse it."""
+        """Start and wait until PING answers PONG; raise RedisStartError (with the log's tail)
+        if it exits first or does not answer within `start_timeout`. The first start picks a
+        free port (another if redis-server exits, as when it was taken meanwhile) unless one
+        was given; later starts reuse it."""
         if self.alive():
             raise RedisServerError("already running")
         tries = 1 if self._fixed_port else PORT_TRIES
@@ -215,8 +216,8 @@ class RedisServer:
                 self._fixed_port = True  # restarts keep this port
                 return self
         raise RedisStartError(
-            f"redis-server did not answer PING on 127.0.0.1:{self._port} within "
-            f"{self.start_timeout:g} s; last lines of {self.log_path.name}:\n{self.tail()}"
+            f"redis-server exited (code {self.exit_code}) before answering PING on "
+            f"127.0.0.1:{self._port}; last lines of {self.log_path.name}:\n{self.tail()}"
         )
 
     def _write_config(self) -> None:
@@ -264,7 +265,10 @@ class RedisServer:
                 return True
             time.sleep(POLL_INTERVAL)
         self.stop()
-        return False
+        raise RedisStartError(  # hung, not a taken port: no retry, the wait stays bounded
+            f"redis-server did not answer PING on 127.0.0.1:{self._port} within "
+            f"{self.start_timeout:g} s; last lines of {self.log_path.name}:\n{self.tail()}"
+        )
 
     def _answers_ping(self) -> bool:
         try:
