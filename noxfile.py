@@ -1,7 +1,8 @@
 """Every test, lint and benchmark of PoolSwitch: `nox -l` lists them, `nox` runs the default set.
 
 Sessions install what they need. Tools that are not Python packages (promtool for the metrics
-test, nginx and wrk for the benchmark) are installed with apt-get when missing and we are root.
+test, redis-server for the Redis backend's tests, nginx and wrk for the benchmark) are installed
+with apt-get when missing and we are root; the Redis tests fail, never skip, without it.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The server's tests: unit tests and end-to-end tests over loopback HTTP."""
     ensure_apt(session, "promtool", "prometheus")
+    ensure_apt(session, "redis-server", "redis-server")
     session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python", "-e", TESTING)
     session.run(
         "pytest",
@@ -113,6 +115,7 @@ def fuzz(session: nox.Session) -> None:
     """Hypothesis properties (config, classifier, reset parsers) and a raw-socket fuzz of a live
     proxy. Short by default (about a minute); `nox -s fuzz -- --long` (or POOLSWITCH_FUZZ_LONG=1)
     for the long run. Prints its seed; POOLSWITCH_FUZZ_SEED=N replays a run."""
+    ensure_apt(session, "redis-server", "redis-server")  # the live-proxy fuzz is end to end
     session.install("-e", f"{SERVER}[test]", "-e", TESTING)
     args = list(session.posargs)
     # A fresh seed each run explores; CI runs a fixed one, so that a landing is reproducible
@@ -208,6 +211,7 @@ def sdk_go(session: nox.Session) -> None:
 def conformance(session: nox.Session, sdk: str) -> None:
     """The conformance cases through one client (raw HTTP or an SDK) against the real proxy:
     `nox -s conformance` runs all four; `-- --run 'failover/*'` narrows (conformance/README.md)."""
+    ensure_apt(session, "redis-server", "redis-server")  # cases with proxies sharing one Redis
     session.install("-e", SERVER, "-e", "./sdk-python", "-e", TESTING)
     if sdk == "node":
         ensure_apt(session, "node", "nodejs")
@@ -257,5 +261,6 @@ def bench(session: nox.Session) -> None:
     """Throughput, latency, SSE delay and memory against nginx references (not in `nox`)."""
     ensure_apt(session, "nginx", "nginx")
     ensure_apt(session, "wrk", "wrk")
+    ensure_apt(session, "redis-server", "redis-server")
     session.install("-e", SERVER)
     session.run("python", "server/bench/run.py", *session.posargs)

@@ -1,7 +1,13 @@
-"""Shared fixtures: a fake upstream and a real proxy (uvicorn) on loopback, each in a thread.
+"""Shared fixtures: a fake upstream and a real proxy (uvicorn) on loopback, each in a thread;
+a real redis-server.
 
 The fake upstream and `free_port` come from the test-support package (`poolswitch_testing`,
-`pip install -e ./testing`); so does `ProxyProcess`, a real `poolswitch start` subprocess."""
+`pip install -e ./testing`); so do `ProxyProcess`, a real `poolswitch start` subprocess, and
+`RedisServer`, a real `redis-server` subprocess.
+
+Redis: `redis_url` is an emptied database on the session's one server (`redis_server`);
+`redis_factory()` starts a server of the test's own, to kill, pause or restart. Without
+redis-server installed these fixtures fail (never skip): CI must run the Redis tests."""
 
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from poolswitch.cli import build_server
 from poolswitch.config import Config, parse_config
 from poolswitch_testing.fake_upstream import FakeUpstream
 from poolswitch_testing.proxy import free_port as free_port  # re-exported for the tests
+from poolswitch_testing.redis_server import RedisServer, RedisServerNotFound
 
 # key value -> key id, as the fake upstream knows them
 KEYS = {
@@ -110,3 +117,54 @@ def tmp_config(tmp_path: Path) -> Callable[[str], Path]:
 
     return write
 
+
+def started_redis(directory: Path, **options: Any) -> RedisServer:
+    """A started RedisServer; a missing redis-server fails the test with the install line."""
+    try:
+        server = RedisServer(directory, **options)
+    except RedisServerNotFound as error:
+        missing = str(error)
+    else:
+        return server.start()
+    pytest.fail(missing, pytrace=False)  # outside the except: one line, no chained traceback
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session (no persistence). Tests use `redis_url`, which
+    empties it first; a test that kills, pauses or restarts a server uses `redis_factory`."""
+    server = started_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """`redis://127.0.0.1:<port>/0` on the session's server, emptied (keys and scripts)."""
+    if not redis_server.alive():
+        pytest.fail(
+            f"the session's redis-server is gone (a test stopped it? use redis_factory):\n"
+            f"{redis_server.tail()}",
+            pytrace=False,
+        )
+    redis_server.flushall()
+    return redis_server.url
+
+
+RedisFactory = Callable[..., RedisServer]
+
+
+@pytest.fixture
+def redis_factory(tmp_path: Path) -> Iterator[RedisFactory]:
+    """redis_factory(password=..., appendonly=..., port=...) -> a started RedisServer of the
+    test's own, data in tmp_path; every one is stopped after the test (even if paused)."""
+    started: list[RedisServer] = []
+
+    def factory(**options: Any) -> RedisServer:
+        server = started_redis(tmp_path / f"redis-{len(started)}", **options)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
