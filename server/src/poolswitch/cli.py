@@ -167,7 +167,9 @@ def cmd_start(args: argparse.Namespace) -> int:
         )
         return 2
     if args.worker_fd is not None:  # one of a supervisor's workers: the socket is bound
-        follow_supervisor()
+        if not follow_supervisor():
+            print("error: the supervisor of this worker has exited", file=sys.stderr)
+            return 1
         setup_logging(args.log_level)
         return _serve(config, args, host, port, socket.socket(fileno=args.worker_fd))
     # Opened (created or upgraded) here, before the server: a bad file is one line and exit 2,

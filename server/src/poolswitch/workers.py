@@ -31,7 +31,6 @@ The supervisor itself imports neither the server nor prometheus_client.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -55,6 +54,7 @@ BACKOFF_MAX = 4.0
 STOP_MARGIN = 5.0
 TICK = 0.05
 PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
+SUPERVISOR_PID = "_POOLSWITCH_SUPERVISOR_PID"  # in each worker's environment
 
 Clock = Callable[[], float]
 
@@ -69,16 +69,19 @@ def exit_status(code: int) -> str:
         return f"killed by signal {-code}"
 
 
-def follow_supervisor() -> None:
-    """In a worker: be sent SIGTERM when the parent (the supervisor) dies. Linux only; elsewhere
-    (or if the call fails) nothing changes."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        log.warning("the worker will outlive a killed supervisor: prctl is not available")
+def follow_supervisor() -> bool:
+    """In a worker: be sent SIGTERM when the supervisor dies (Linux only; elsewhere nothing
+    changes). False when it is already gone: the worker should exit rather than serve."""
+    if sys.platform.startswith("linux"):
+        import ctypes  # here: a single-process start does not pay for it
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            log.warning("the worker will outlive a killed supervisor: prctl is not available")
+    # it may have died before prctl: then this process has another parent already
+    return os.environ.get(SUPERVISOR_PID) == str(os.getppid())
 
 
 @dataclass
@@ -116,6 +119,7 @@ class Supervisor:
         """Start the workers, watch them until a signal, drain them; the exit code."""
         metrics_dir = tempfile.mkdtemp(prefix="poolswitch-metrics-")
         self.env[MULTIPROCESS_DIR] = metrics_dir
+        self.env[SUPERVISOR_PID] = str(os.getpid())
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
