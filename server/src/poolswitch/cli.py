@@ -1,14 +1,19 @@
 """The `poolswitch` command: start | validate | status | metrics.
 
-    poolswitch start --config FILE [--host H] [--port P] [--log-level L]
+    poolswitch start --config FILE [--host H] [--port P] [--log-level L] [--workers N]
     poolswitch validate --config FILE
     poolswitch status [--url URL | --config FILE] [--json] [--token T]
     poolswitch metrics [--url URL | --config FILE] [--token T]
     poolswitch keys list|enable ID|disable ID [--url URL | --config FILE] [--token T]
     poolswitch schema                     print the config's JSON Schema
 
-Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable), 2 bad usage or config
-(including a storage.sqlite_path that cannot be used: one line naming it).
+`--workers N` (default $POOLSWITCH_WORKERS, else 1) serves the one port from N processes, run
+by a supervisor (workers.py); it needs a shared store (sqlite or redis). With 1, the proxy is one
+process, as it always was.
+
+Exit codes: 0 fine, 1 runtime failure (port taken, proxy unreachable, workers that keep failing
+at start), 2 bad usage or config (including a storage.sqlite_path that cannot be used: one line
+naming it).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from poolswitch.origins import is_loopback
 from poolswitch.protocol import effective_max_connections, protocol_class
 from poolswitch.proxy import STREAM_CUT
 from poolswitch.storage import check_store
+from poolswitch.workers import Supervisor, follow_supervisor
 
 log = logging.getLogger("poolswitch.cli")
 
@@ -142,6 +148,9 @@ def _store_usable(config: Config, *, prepare: bool) -> bool:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    workers = _workers(args)
+    if workers is None:
+        return 2
     config = _load(args.config)
     if config is None:
         return 2
@@ -150,6 +159,19 @@ def cmd_start(args: argparse.Namespace) -> int:
     if problem:
         print(f"config error: {problem}", file=sys.stderr)
         return 2
+    if workers > 1 and config.storage.backend == "memory":
+        print(
+            "config error: storage.backend: memory keeps key state in each process; "
+            f"--workers {workers} needs sqlite or redis",
+            file=sys.stderr,
+        )
+        return 2
+    if args.worker_fd is not None:  # one of a supervisor's workers: the socket is bound
+        if not follow_supervisor():
+            print("error: the supervisor of this worker has exited", file=sys.stderr)
+            return 1
+        setup_logging(args.log_level)
+        return _serve(config, args, host, port, socket.socket(fileno=args.worker_fd))
     # Opened (created or upgraded) here, before the server: a bad file is one line and exit 2,
     # not a failure inside the server's start-up.
     if not _store_usable(config, prepare=True):
@@ -162,7 +184,22 @@ def cmd_start(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
         return 1
     setup_logging(args.log_level)
-    log.info("listening on http://%s:%d", f"[{host}]" if ":" in host else host, port)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    if workers > 1:
+        log.info("%d workers on %s", workers, url)
+        command = [sys.executable, "-m", "poolswitch", "start", "--config", args.config]
+        command += ["--host", host, "--port", str(port), "--log-level", args.log_level]
+        command += ["--workers", str(workers), "--worker-fd", str(sock.fileno())]
+        with sock:
+            return Supervisor(sock, workers, command, drain_seconds=DRAIN_SECONDS).run()
+    log.info("listening on %s", url)
+    return _serve(config, args, host, port, sock)
+
+
+def _serve(
+    config: Config, args: argparse.Namespace, host: str, port: int, sock: socket.socket
+) -> int:
+    """The proxy in this process on the bound `sock`, until SIGINT/SIGTERM."""
     _tune_gc()
     app = PoolSwitchApp(config)
     install(for_config(config, app.redactor))  # masks every record from here on
@@ -170,6 +207,31 @@ def cmd_start(args: argparse.Namespace) -> int:
     with sock:
         server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def _workers(args: argparse.Namespace) -> int | None:
+    """--workers, else $POOLSWITCH_WORKERS, else 1; None (said why) when the variable is bad."""
+    if args.workers is not None:
+        count: int = args.workers
+        return count
+    text = os.environ.get("POOLSWITCH_WORKERS")
+    if text is None:
+        return 1
+    try:
+        return _worker_count(text)
+    except argparse.ArgumentTypeError as exc:
+        print(f"error: POOLSWITCH_WORKERS: {exc}", file=sys.stderr)
+        return None
+
+
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {count}")
+    return count
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -382,6 +444,13 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--host", help="listen address (default: listen_host)")
     start.add_argument("--port", type=int, help="listen port (default: listen_port)")
     start.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    start.add_argument(
+        "--workers",
+        type=_worker_count,
+        help="worker processes serving the port (default: $POOLSWITCH_WORKERS, else 1); "
+        "more than 1 needs storage sqlite or redis",
+    )
+    start.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # set by the supervisor
     start.set_defaults(run=cmd_start)
 
     validate = sub.add_parser("validate", help="check a configuration file")

@@ -5,14 +5,21 @@ scrape time by a collector, so there is nothing to keep in sync. Labels come fro
 only: method, status class, outcome, reason, configured pool name and key id, configured caller
 id (`-` when none). Never a path, a client address or a token. Every metric about keys carries
 the `pool` label: key ids are unique per pool only.
+
+Under `poolswitch start --workers N` each worker has PROMETHEUS_MULTIPROC_DIR set (workers.py):
+prometheus_client then keeps the counters and histograms in files there, and a scrape sums every
+worker's files instead of reading this process's own counters, so no total depends on which
+worker answers. Key state is read from this worker's pools, a mirror of the shared store.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from poolswitch.keys import AVAILABLE, COOLING_DOWN, DISABLED
@@ -46,56 +53,61 @@ class Metrics:
         storage: Callable[[], StorageView] | None = None,
     ) -> None:
         self.registry = registry
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        # In multiprocess mode the scrape reads every worker's files, not these objects.
+        counted = None if shared else registry
         self.requests = Counter(
             "poolswitch_requests",
             "Requests answered, by method, status class, caller and pool (- when none).",
             ["method", "status_class", "caller", "pool"],
-            registry=registry,
+            registry=counted,
         )
         self.caller_rejections = Counter(
             "poolswitch_caller_rejections",
             "Requests refused for a caller's limits, by caller and reason (rpm, concurrency, "
             "pool); nothing was sent upstream.",
             ["caller", "reason"],
-            registry=registry,
+            registry=counted,
         )
         self.proxy_errors = Counter(
             "poolswitch_proxy_errors",
             "Answers the proxy made itself, by error code.",
             ["code"],
-            registry=registry,
+            registry=counted,
         )
         self.upstream_attempts = Counter(
             "poolswitch_upstream_attempts",
             "Attempts sent upstream, by pool, key and outcome.",
             ["pool", "key_id", "outcome"],
-            registry=registry,
+            registry=counted,
         )
         self.failovers = Counter(
             "poolswitch_failovers",
             "Times a request moved on to another key, by pool and reason.",
             ["pool", "reason"],
-            registry=registry,
+            registry=counted,
         )
         self.request_duration = Histogram(
             "poolswitch_request_duration_seconds",
             "Time from request received to response headers sent, retries included.",
             buckets=_BUCKETS,
-            registry=registry,
+            registry=counted,
         )
         self.upstream_duration = Histogram(
             "poolswitch_upstream_duration_seconds",
             "Time of one upstream attempt until its response headers arrived.",
             buckets=_BUCKETS,
-            registry=registry,
+            registry=counted,
         )
         self.propagation = Histogram(
             "poolswitch_state_propagation_seconds",
             "From another process's key transition (its clock) to this one applying it to its "
             "key selection; shared stores only.",
             buckets=_PROPAGATION_BUCKETS,
-            registry=registry,
+            registry=counted,
         )
+        if shared:
+            MultiProcessCollector(registry, shared)  # type: ignore[no-untyped-call]
         registry.register(_KeyCollector(pools, clock))
         if storage is not None:
             registry.register(_StorageCollector(storage))

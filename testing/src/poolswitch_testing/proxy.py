@@ -11,7 +11,8 @@ The settings are written as YAML to `<directory>/poolswitch.yaml`; the log (stdo
 goes to `<directory>/proxy.log`. `server_src` puts another copy of the server's `src/` first on
 PYTHONPATH: that is how a patched server is tried without touching the real one. POOLSWITCH_*
 variables of the caller's environment are not passed on (they would change the settings behind
-the test's back); `env` adds variables.
+the test's back); `env` adds variables; `args` adds arguments to `poolswitch start` (say
+`["--workers", "2"]`); `pid` is the running process's id.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -77,6 +78,7 @@ class ProxyProcess:
         log_level: str = "info",
         env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT,
+        args: Sequence[str] = (),
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.python = python
@@ -87,6 +89,7 @@ class ProxyProcess:
         self.log_level = log_level
         self.env = proxy_environment(server_src, env)
         self.start_timeout = start_timeout
+        self.args = list(args)
         self.port = 0
         self.url = ""
         self.exit_code: int | None = None
@@ -106,7 +109,7 @@ class ProxyProcess:
     def _launch(self) -> bool:
         self._log = self.log_path.open("ab")
         command = [self.python, "-m", "poolswitch", "start", "--config", str(self.config_path)]
-        command += ["--port", str(self.port), "--log-level", self.log_level]
+        command += ["--port", str(self.port), "--log-level", self.log_level, *self.args]
         self._process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -135,6 +138,10 @@ class ProxyProcess:
                 return bool(response.status == 200)
         except (OSError, urllib.error.URLError):
             return False
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     def alive(self) -> bool:
         if self._process is None:
