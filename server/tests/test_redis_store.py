@@ -32,7 +32,7 @@ def pool_config(**overrides: Any) -> Any:
 
 
 def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
+    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def until(check: Callable[[], bool], seconds: float = BOUND) -> float:
@@ -80,9 +80,7 @@ def _hash(record: KeyRecord) -> dict[str, str]:
 def test_the_lua_script_merges_as_merge_py_does(case: Case, redis_url: str) -> None:
     store = RedisStore(redis_url, namespace="merge", clock=lambda: NOW)
     if case.stored is not None:
-        redis.Redis.from_url(redis_url).hset(
-            store.key("default", "k"), mapping=_hash(case.stored)
-        )
+        redis.Redis.from_url(redis_url).hset(store.key("default", "k"), mapping=_hash(case.stored))
 
     async def main() -> KeyRecord:
         await store.open()

@@ -32,8 +32,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -290,6 +290,10 @@ class RedisStore(Store):
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
+    async def _ping(self) -> None:
+        # redis-py types its commands for both clients (Awaitable[bool] | bool)
+        await cast(Awaitable[bool], self._redis.ping())
+
     def key(self, pool: str, key_id: str) -> str:
         return f"{{{self.namespace}}}:key:{pool}:{key_id}"
 
@@ -297,7 +301,7 @@ class RedisStore(Store):
 
     async def open(self) -> None:
         try:
-            await asyncio.wait_for(self._redis.ping(), CONNECT_SECONDS)
+            await asyncio.wait_for(self._ping(), CONNECT_SECONDS)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             line = f"cannot reach redis at {self.server}: {reason(exc)}"
             if not self.start_without_redis:
@@ -374,7 +378,7 @@ class RedisStore(Store):
         while not self._closing:
             await asyncio.sleep(PING_SECONDS)
             try:
-                await asyncio.wait_for(self._redis.ping(), max(PING_SECONDS, self.commit_timeout))
+                await asyncio.wait_for(self._ping(), max(PING_SECONDS, self.commit_timeout))
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
                 self._failed(exc)
                 continue
