@@ -305,7 +305,8 @@ def test_no_secret_in_any_repr() -> None:
 def test_storage_overrides_name_their_variable(tmp_path: Any) -> None:
     env = {"POOLSWITCH_STORAGE_BACKEND": "mongodb", "POOLSWITCH_STORAGE": "{not json"}
     assert problems(pools_doc(), env) == [
-        "storage.backend (from POOLSWITCH_STORAGE_BACKEND): unknown value (one of: memory, sqlite, redis)"
+        "storage.backend (from POOLSWITCH_STORAGE_BACKEND): unknown value"
+        " (one of: memory, sqlite, redis)"
     ]
     env = {"POOLSWITCH_STORAGE_BACKEND": "sqlite", "POOLSWITCH_STORAGE_SQLITE_PATH": "s.db"}
     cfg = parse_config(pools_doc(), env=env, base_dir=tmp_path)

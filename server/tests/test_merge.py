@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from merge_cases import CASES, FP, NOW, Case, stored, update
+
 from poolswitch.storage.base import PARK, RECOVERED, REPLACE, SET
 from poolswitch.storage.merge import combine, merge, next_version
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import redis
-
 from merge_cases import CASES, NOW, Case, update
+
 from poolswitch.classifier import Outcome, Verdict
 from poolswitch.config import parse_config
 from poolswitch.errors import StorageError
@@ -179,7 +179,9 @@ def test_redis_unreachable_at_start_serves_degraded_or_refuses() -> None:
 
     async def refused() -> None:
         store = RedisStore(url, start_without_redis=False)
-        with pytest.raises(StorageError, match="cannot reach redis at redis://127.0.0.1:9") as e:
+        with pytest.raises(
+            StorageError, match=r"cannot reach redis at redis://127\.0\.0\.1:9"
+        ) as e:
             await store.open()
         assert "s3cret" not in str(e.value)
 
