@@ -165,6 +165,15 @@ class ProxyProcess:
             self.exit_code = process.returncode
         self._close_log()
 
+    def kill(self) -> None:
+        """SIGKILL: no drain, no last write (what a crash or an OOM kill does)."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+            self.exit_code = process.returncode
+        self._close_log()
+
     def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()

@@ -408,15 +408,21 @@ class RedisStore(Store):
             mirror.apply(list(records.values()))
 
     async def _subscribe(self) -> None:
-        """Apply the records other replicas publish; after each (re)subscription re-read
-        everything (messages sent meanwhile are lost)."""
+        """Apply the records other replicas publish. Messages sent while the channel was down
+        are lost, and a Redis that restarted may have lost everything: after a resubscription,
+        resync (write back, then re-read)."""
         delay = 0.1
+        subscribed = False
         while not self._closing:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 delay = 0.1
-                await self._reconcile()
+                if subscribed:  # the channel dropped: maybe Redis restarted, empty
+                    await self._resync()
+                else:
+                    await self._reconcile()
+                subscribed = True
                 while not self._closing:
                     message = await pubsub.get_message(timeout=LISTEN_SECONDS)
                     if message is not None and message.get("type") == "message":
