@@ -23,6 +23,28 @@ type Health struct {
 	KeysTotal int `json:"keys_total"`
 	// Pools has one entry per pool, in the config's order (nil from a proxy before pools).
 	Pools []PoolHealth `json:"pools"`
+	// Storage is the key-state store's health (nil from a proxy before it was reported).
+	Storage *HealthStorage `json:"storage,omitempty"`
+}
+
+// StorageHealth says whether the key-state store answers; a proxy whose Redis is away serves
+// on its local state and reports HealthDegraded.
+type StorageHealth struct {
+	// Status is HealthOK or HealthDegraded, for the store.
+	Status string `json:"status"`
+	// Reason says why the store cannot be used (one line, no secrets); nil when it can.
+	Reason *string `json:"reason"`
+	// Since is when the store became unusable (unix seconds); nil when it is usable.
+	Since *float64 `json:"since"`
+	// Outages counts the times the store became unusable since the proxy started.
+	Outages int `json:"outages"`
+}
+
+// HealthStorage is the store's part of Health: StorageHealth and the backend's name.
+type HealthStorage struct {
+	// Backend is "memory", "sqlite" or "redis".
+	Backend string `json:"backend"`
+	StorageHealth
 }
 
 // PoolHealth is one pool's part of Health.

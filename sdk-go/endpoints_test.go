@@ -15,13 +15,15 @@ func TestHealth(t *testing.T) {
 		want Health
 	}{
 		{"ok", `{"status": "ok", "keys_available": 2, "keys_total": 2,
-		  "pools": [{"name": "default", "status": "ok", "keys_available": 2, "keys_total": 2}]}`,
-			Health{HealthOK, 2, 2, []PoolHealth{{"default", HealthOK, 2, 2}}}},
+		  "pools": [{"name": "default", "status": "ok", "keys_available": 2, "keys_total": 2}],
+		  "storage": {"backend": "redis", "status": "ok", "reason": null, "since": null, "outages": 0}}`,
+			Health{HealthOK, 2, 2, []PoolHealth{{"default", HealthOK, 2, 2}},
+				&HealthStorage{"redis", StorageHealth{HealthOK, nil, nil, 0}}}},
 		{"degraded", `{"status": "degraded", "keys_available": 1, "keys_total": 3,
 		  "pools": [{"name": "openai", "status": "degraded", "keys_available": 0, "keys_total": 1},
 		            {"name": "gemini", "status": "ok", "keys_available": 1, "keys_total": 2}]}`,
-			Health{HealthDegraded, 1, 3, []PoolHealth{{"openai", HealthDegraded, 0, 1}, {"gemini", HealthOK, 1, 2}}}},
-		{"a proxy before pools", `{"status": "ok", "keys_available": 2, "keys_total": 2}`, Health{HealthOK, 2, 2, nil}},
+			Health{HealthDegraded, 1, 3, []PoolHealth{{"openai", HealthDegraded, 0, 1}, {"gemini", HealthOK, 1, 2}}, nil}},
+		{"a proxy before pools", `{"status": "ok", "keys_available": 2, "keys_total": 2}`, Health{HealthOK, 2, 2, nil, nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,8 +23,11 @@ const (
 // level when the proxy has exactly one pool, for readers of PoolSwitch 0.x; Strategy is nil
 // (and Keys nil) otherwise.
 type Status struct {
-	// Storage is where key state is kept ("memory", "sqlite").
+	// Storage is where key state is kept ("memory", "sqlite", "redis").
 	Storage string `json:"storage"`
+	// StorageHealth says whether that store answers now (nil from a proxy before it was
+	// reported).
+	StorageHealth *StorageHealth `json:"storage_health,omitempty"`
 	// Degraded is true while the outage guard of any pool holds requests.
 	Degraded bool `json:"degraded"`
 	// Pools holds one entry per pool, in the config's order.

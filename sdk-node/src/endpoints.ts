@@ -16,6 +16,24 @@ export interface PoolHealth {
   keys_total: number;
 }
 
+/** Whether the key-state store answers (a proxy whose Redis is away serves on local state). */
+export interface StorageHealth {
+  /** `"degraded"` while the store cannot be used. */
+  status: "ok" | "degraded";
+  /** Why the store cannot be used (one line, no secrets), else `null`. */
+  reason: string | null;
+  /** Unix time (seconds) since when, else `null`. */
+  since: number | null;
+  /** Times the store became unusable since the proxy started. */
+  outages: number;
+}
+
+/** The key-state store's part of `GET /health`. */
+export interface HealthStorage extends StorageHealth {
+  /** `memory`, `sqlite` or `redis`. */
+  backend: string;
+}
+
 /** `GET /health`. */
 export interface HealthDocument {
   /** `"degraded"` when keys are missing to serve (see docs/protocol.md). */
@@ -25,6 +43,8 @@ export interface HealthDocument {
   keys_total: number;
   /** Each pool's own health. */
   pools: PoolHealth[];
+  /** The key-state store's health. */
+  storage: HealthStorage;
 }
 
 /** A key's state in `GET /status` (ids only, never values). */
@@ -94,7 +114,10 @@ export interface CallerStatus {
  * and `keys` are there only when the config has exactly one pool (as 0.x proxies answered).
  */
 export interface StatusDocument {
+  /** Where key state is kept: `memory`, `sqlite` or `redis`. */
   storage: string;
+  /** Whether that store answers now. */
+  storage_health: StorageHealth;
   /** `true` when `GET /health` would answer `degraded`. */
   degraded: boolean;
   pools: PoolStatus[];

@@ -9,11 +9,13 @@ export { isProxyErrorCode, PROXY_ERROR_CODES, ProxyErrorCode } from "./codes.js"
 export type {
   CallerStatus,
   HealthDocument,
+  HealthStorage,
   KeyStatus,
   Outage,
   PoolHealth,
   PoolStatus,
   StatusDocument,
+  StorageHealth,
 } from "./endpoints.js";
 export {
   errorFromResponse,

@@ -28,6 +28,13 @@ const DOCUMENTS = {
       { name: "openai", status: "ok", keys_available: 1, keys_total: 2 },
       { name: "anthropic", status: "degraded", keys_available: 0, keys_total: 2 },
     ],
+    storage: {
+      backend: "redis",
+      status: "degraded",
+      reason: "redis at redis://127.0.0.1:6379: no answer in time",
+      since: 1795491759.9,
+      outages: 1,
+    },
   },
 };
 

@@ -63,7 +63,13 @@ def test_every_key_of_the_example_status_is_a_field_of_the_types() -> None:
 def test_the_single_pool_fields_are_optional() -> None:
     compatibility = {"strategy", "upstream_base_url", "provider", "outage", "keys"}
     assert StatusDocument.__optional_keys__ == compatibility
-    assert StatusDocument.__required_keys__ == {"storage", "degraded", "pools", "callers"}
+    assert StatusDocument.__required_keys__ == {
+        "storage",
+        "storage_health",
+        "degraded",
+        "pools",
+        "callers",
+    }
 
 
 def test_an_outage_is_typed_too() -> None:
@@ -91,6 +97,13 @@ def test_the_health_document(status: str) -> None:
         "keys_available": 1,
         "keys_total": 2,
         "pools": [{"name": "openai", "status": status, "keys_available": 1, "keys_total": 2}],
+        "storage": {
+            "backend": "redis",
+            "status": status,
+            "reason": None if status == "ok" else "redis at redis://127.0.0.1:6379: no answer",
+            "since": None if status == "ok" else 1795491759.9,
+            "outages": 0 if status == "ok" else 1,
+        },
     }
     assert unknown_keys(document, HealthDocument, "health") == []
     assert missing_keys(document, HealthDocument, "health") == []

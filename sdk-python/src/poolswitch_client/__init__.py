@@ -23,11 +23,13 @@ from poolswitch_client._sse import ServerSentEvent
 from poolswitch_client._status import (
     CallerStatus,
     HealthDocument,
+    HealthStorage,
     KeyStatus,
     Outage,
     PoolHealth,
     PoolStatus,
     StatusDocument,
+    StorageHealth,
 )
 from poolswitch_client._stream import AsyncProxyStream, ProxyStream
 from poolswitch_client._types import USE_CLIENT_DEFAULT, UseClientDefault
@@ -40,6 +42,7 @@ __all__ = [
     "CallerStatus",
     "ErrorCode",
     "HealthDocument",
+    "HealthStorage",
     "KeyStatus",
     "Outage",
     "PoolHealth",
@@ -53,6 +56,7 @@ __all__ = [
     "ProxyTimeoutError",
     "ServerSentEvent",
     "StatusDocument",
+    "StorageHealth",
     "UpstreamError",
     "UseClientDefault",
     "__version__",

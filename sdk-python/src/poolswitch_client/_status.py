@@ -68,10 +68,20 @@ class _SinglePoolFields(TypedDict, total=False):
     keys: list[KeyStatus]
 
 
+class StorageHealth(TypedDict):
+    """Whether the key-state store answers (a proxy whose Redis is away serves on local state)."""
+
+    status: Literal["ok", "degraded"]
+    reason: str | None  # why the store cannot be used, e.g. "redis at redis://host:6379: ..."
+    since: float | None  # unix seconds
+    outages: int  # times the store became unusable since start
+
+
 class StatusDocument(_SinglePoolFields):
     """`GET /status`: storage, every pool with its keys, every caller (ids only)."""
 
-    storage: str
+    storage: str  # "memory", "sqlite" or "redis"
+    storage_health: StorageHealth
     degraded: bool
     pools: list[PoolStatus]
     callers: list[CallerStatus]
@@ -86,10 +96,17 @@ class PoolHealth(TypedDict):
     keys_total: int
 
 
+class HealthStorage(StorageHealth):
+    """The store's line of `GET /health`."""
+
+    backend: str  # "memory", "sqlite" or "redis"
+
+
 class HealthDocument(TypedDict):
-    """`GET /health`: overall, and per pool."""
+    """`GET /health`: overall, per pool, and the key-state store."""
 
     status: Literal["ok", "degraded"]
     keys_available: int
     keys_total: int
     pools: list[PoolHealth]
+    storage: HealthStorage
