@@ -96,6 +96,7 @@ def tests(session: nox.Session) -> None:
     """The server's tests: unit tests and end-to-end tests over loopback HTTP."""
     ensure_apt(session, "promtool", "prometheus")
     ensure_apt(session, "redis-server", "redis-server")
+    ensure_apt(session, "openssl", "openssl")  # a TLS redis-server's certificate
     session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python", "-e", TESTING)
     session.run(
         "pytest",

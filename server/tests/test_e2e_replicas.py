@@ -67,7 +67,7 @@ def replicas(
         made.append(Replicas(tmp_path, upstream, url))
         return made[-1]
 
-    yield make  # type: ignore[misc]
+    yield make
     for group in made:
         group.stop()
 

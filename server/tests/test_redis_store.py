@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
+import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +20,11 @@ from poolswitch.classifier import Outcome, Verdict
 from poolswitch.config import parse_config
 from poolswitch.errors import StorageError
 from poolswitch.pool import Pool
+from poolswitch.storage import create_store
 from poolswitch.storage.base import PARK, KeyRecord
 from poolswitch.storage.merge import merge
 from poolswitch.storage.redis import RedisStore, reachable
+from poolswitch_testing.proxy import free_port
 
 KEYS = [{"id": "a", "value": "sk-redis-alpha-0001"}, {"id": "b", "value": "sk-redis-bravo-0002"}]
 QUOTA = Verdict(Outcome.QUOTA_EXHAUSTED, cooldown=3600.0, source="test")
@@ -186,3 +191,81 @@ def test_redis_unreachable_at_start_serves_degraded_or_refuses() -> None:
         assert "s3cret" not in str(e.value)
 
     run(refused())
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """redis-server speaking only TLS (a self-signed certificate for 127.0.0.1) with a
+    password: (port, the certificate to trust)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    port = free_port()
+    conf = tmp_path / "redis.conf"
+    conf.write_text(
+        f'port 0\ntls-port {port}\nbind 127.0.0.1\nsave ""\ndir {tmp_path}\n'
+        f"tls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {cert}\n"
+        f"tls-auth-clients no\nrequirepass {PASSWORD}\n"
+    )
+    process = subprocess.Popen(["redis-server", str(conf)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline and process.poll() is None, "no TLS redis"
+            time.sleep(0.05)
+        yield port, cert
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+PASSWORD = "tls-redis-s3cret-pw"
+
+
+def test_tls_with_a_password_works_and_the_password_stays_secret(
+    tls_redis: tuple[int, Path],
+) -> None:
+    port, cert = tls_redis
+    url = f"rediss://:{PASSWORD}@127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+    config = parse_config(
+        {
+            "upstream_base_url": "http://127.0.0.1:9",
+            "keys": KEYS,
+            "storage": {"backend": "redis", "redis_url": "${REDIS_URL}"},
+        },
+        env={"REDIS_URL": url},
+    )
+    assert PASSWORD not in repr(config)
+
+    async def main() -> tuple[str | None, list[str]]:
+        store = create_store(config.storage)
+        pool = Pool(config.pools[0], store)
+        await store.open()
+        await pool.open()
+        try:
+            pool.record(0, QUOTA)
+            await pool.commit_transitions()
+            stored = await store.load("default")
+        finally:
+            await pool.close()
+            await store.close()
+        wrong = RedisStore(url.replace(PASSWORD, "not-the-password"), start_without_redis=False)
+        with pytest.raises(StorageError) as err:
+            await wrong.open()
+        return stored["a"].reason, [str(err.value), wrong.server]
+
+    reason, lines = run(main())
+    assert reason == "quota_exhausted"
+    assert all(PASSWORD not in line and "not-the-password" not in line for line in lines)
+    assert lines[1] == f"rediss://127.0.0.1:{port}"
