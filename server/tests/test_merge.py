@@ -49,7 +49,6 @@ def test_soft_fields_take_the_latest_news() -> None:
     ("pending", "new", "written"),
     [
         (None, PARK, PARK),
-        (PARK, None, PARK),
         (RECOVERED, PARK, PARK),
         (PARK, RECOVERED, PARK),
         (PARK, SET, SET),

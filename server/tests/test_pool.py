@@ -417,3 +417,53 @@ def test_a_key_answering_5xx_alone_is_parked_during_a_rate_limit_storm() -> None
     for _ in range(2):
         pool.record(0, error)
     assert pool.snapshot()[0].source == "3 consecutive 5xx"
+
+
+def test_others_counters_applied_during_a_write_are_not_counted_twice() -> None:
+    async def scenario() -> tuple[int, int, GatedStore]:
+        store = GatedStore()
+        pool, _ = make_pool(store, ids="a")
+        await pool.open()
+        for _ in range(3):
+            pool.select()
+        flushing = asyncio.ensure_future(pool.flush())
+        await until(lambda: store.started == 1)
+        # another replica's 5 requests arrive while this pool's 3 are being written
+        fingerprint = pool.keys[0].fingerprint
+        pool.apply([KeyRecord(key_id="a", fingerprint=fingerprint, total_requests=5)])
+        store.gate.set()
+        await flushing
+        after_write = pool.snapshot()[0].total_requests
+        # the store's own total then includes both
+        pool.apply([KeyRecord(key_id="a", fingerprint=fingerprint, total_requests=8)])
+        pool.select()
+        await pool.flush()
+        await pool.close()
+        return after_write, pool.snapshot()[0].total_requests, store
+
+    after_write, final, store = asyncio.run(scenario())
+    assert (after_write, final) == (8, 9)
+    assert [u.add_requests for batch in store.writes for u in batch] == [3, 1]
+
+
+def test_a_newer_record_replaces_the_state_unless_a_change_of_its_own_is_pending() -> None:
+    async def scenario() -> list[str]:
+        store = RecordingStore()
+        pool, _ = make_pool(store, ids="ab")
+        await pool.open()
+        fp = [k.fingerprint for k in pool.keys]
+        parked = KeyRecord(key_id="a", fingerprint=fp[0], available_at=2e9, reason="q", version=7)
+        pool.apply([parked])
+        seen = [pool.snapshot()[0].state]
+        pool.apply([KeyRecord(key_id="a", fingerprint=fp[0], version=6)])  # older: ignored
+        seen.append(pool.snapshot()[0].state)
+        pool.disable("b")  # pending SET on b: a record for b waits for this write's result
+        pool.apply([KeyRecord(key_id="b", fingerprint=fp[1], version=99)])
+        seen.append(pool.snapshot()[1].state)
+        other = KeyRecord(key_id="a", fingerprint="0" * 16, version=100)  # another key's record
+        pool.apply([other])
+        seen.append(pool.snapshot()[0].state)
+        await pool.close()
+        return seen
+
+    assert asyncio.run(scenario()) == ["cooling_down", "cooling_down", "disabled", "cooling_down"]

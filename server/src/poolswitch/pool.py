@@ -253,7 +253,7 @@ class Pool:
         if self._wake is not None:
             self._dirty.add(i)
             if kind is not None:
-                self._kinds[i] = combine(self._kinds.get(i), kind)  # type: ignore[assignment]
+                self._kinds[i] = combine(self._kinds.get(i), kind)
                 if kind != RECOVERED:
                     self._transitions += 1
                     self.transitions_pending = True
@@ -360,7 +360,7 @@ class Pool:
     def _counters(s: KeyState) -> tuple[int, int, int, int]:
         return (s.total_requests, s.successes, s.errors, s.failovers)
 
-    def _update(self, i: int, kind: str | None) -> tuple[KeyUpdate, tuple[int, int, int, int]]:
+    def _update(self, i: int, kind: str | None) -> KeyUpdate:
         s = self.states[i]
         counts = self._counters(s)
         before = self._flushed[i]
@@ -381,7 +381,7 @@ class Pool:
             add_failovers=counts[3] - before[3],
             pool=self.name,
         )
-        return update, counts
+        return update
 
     async def commit_transitions(self) -> None:
         """Commit every transition noted so far, before an answer goes out. Never raises: when
@@ -439,19 +439,29 @@ class Pool:
             taken = {i: self._update(i, kinds.get(i)) for i in sorted(dirty)}
             if taken:
                 try:
-                    merged = await self.store.write([update for update, _ in taken.values()])
+                    merged = await self.store.write(list(taken.values()))
                 except Exception as exc:
                     self._dirty |= dirty
-                    for i, kind in kinds.items():  # put back under what came since
-                        self._kinds[i] = combine(kind, self._kinds.get(i))  # type: ignore[assignment]
+                    for i, kind in kinds.items():  # put back with what came since
+                        self._kinds[i] = combine(self._kinds.get(i), kind)
                     self._store_failing_until = self.clock() + COMMIT_RETRY_SECONDS
                     if not isinstance(exc, StorageError):
                         log.exception("writing key state failed (kept in memory, retried)")
-                    elif self.store.problem is None:  # else the store said it is down
+                    elif self.store.problem is None:  # once per outage (a store may say first)
                         log.error("writing key state failed (kept in memory, retried): %s", exc)
+                    self.store.failing(str(exc), self.clock())
                     return exc
-                for i, (_, counts) in taken.items():
-                    self._flushed[i] = counts
+                if self.store.problem is not None and self.store.recovers_on_write:
+                    self.store.working()
+                for i, u in taken.items():
+                    # what this write added; a record applied meanwhile may have moved the base
+                    f = self._flushed[i]
+                    self._flushed[i] = (
+                        f[0] + u.add_requests,
+                        f[1] + u.add_successes,
+                        f[2] + u.add_errors,
+                        f[3] + u.add_failovers,
+                    )
                 self.apply(merged, remote=False)
             self._committed = transitions
             self.transitions_pending = self._committed < self._transitions

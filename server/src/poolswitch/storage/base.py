@@ -112,6 +112,9 @@ class Store(ABC):
         """Before open(): `mirror` is told of records others change (shared stores only)."""
         self.mirrors[mirror.name] = mirror
 
+    recovers_on_write = True
+    """Whether a successful write ends an outage (a store with its own monitor says False)."""
+
     def failing(self, problem: str, now: float) -> None:
         """Note that the store cannot be used; returns quietly if that was known."""
         if self.problem is None:

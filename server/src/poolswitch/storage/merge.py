@@ -29,10 +29,10 @@ from poolswitch.storage.base import PARK, RECOVERED, REPLACE, SET, KeyRecord, Ke
 _STRENGTH = {None: 0, RECOVERED: 1, PARK: 2, SET: 3, REPLACE: 4}
 
 
-def combine(pending: str | None, new: str | None) -> str | None:
-    """The kind of two successive changes of one key written at once: the stronger one (a SET
-    after a PARK writes the whole current state, which includes that park)."""
-    return pending if _STRENGTH[pending] >= _STRENGTH[new] else new
+def combine(pending: str | None, new: str) -> str:
+    """The kind of two changes of one key written at once: the stronger one (a SET after a PARK
+    writes the whole current state, which includes that park)."""
+    return pending if pending is not None and _STRENGTH[pending] >= _STRENGTH[new] else new
 
 
 def next_version(stored: int, now: float) -> int:

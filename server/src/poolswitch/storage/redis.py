@@ -266,6 +266,7 @@ def _decode(key_id: str, fields: Mapping[str, Any]) -> KeyRecord:
 
 class RedisStore(Store):
     name = "redis"
+    recovers_on_write = False  # the monitor decides, and resyncs first
 
     def __init__(
         self,
