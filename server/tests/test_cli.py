@@ -274,6 +274,13 @@ def test_format_status_table() -> None:
     ]
     assert lines[3].split() == ["a", "cooling_down", "30s", "rate_limited", "3", "1", "1"]
     assert lines[4].split() == ["b", "available", "-", "-", "2", "0", "0"]
+    doc["storage"] = "redis"
+    doc["storage_health"] = {"status": "degraded", "reason": "redis at redis://r:6379: gone"}
+    lines = format_status(doc, now=100.0).splitlines()
+    assert lines[0] == (
+        "STORAGE DEGRADED: redis at redis://r:6379: gone (serving on this process's own key state)"
+    )
+    assert lines[1] == "strategy round_robin, storage redis, upstream http://u"
 
 
 def test_main_requires_a_command() -> None:

@@ -340,14 +340,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def format_status(doc: dict[str, Any], now: float) -> str:
-    """A readable table of `/status`: one per pool."""
+    """A readable table of `/status`: one per pool (and the store's trouble, if any, first)."""
+    health = doc.get("storage_health") or {}
+    trouble = (
+        f"STORAGE DEGRADED: {health.get('reason')} (serving on this process's own key state)\n"
+        if health.get("status") == "degraded"
+        else ""
+    )
     pools = doc.get("pools")
     if pools is not None and len(pools) > 1:
-        parts = [f"storage {doc['storage']}, {len(pools)} pools"]
+        parts = [f"{trouble}storage {doc['storage']}, {len(pools)} pools"]
         for pool in pools:
             parts.append(f"\npool {pool['name']} at {pool['route']}: " + _pool_table(pool, now))
         return "\n".join(parts)
-    return _pool_table(doc, now)
+    return trouble + _pool_table(doc, now)
 
 
 def _pool_table(doc: dict[str, Any], now: float) -> str:

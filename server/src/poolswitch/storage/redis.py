@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, cast
@@ -80,7 +81,8 @@ _FLOATS = frozenset({"available_at", "last_used_at", "changed_at"})
 
 # The rule of storage/merge.py, in Lua (tests/test_redis_store.py runs both on one table).
 # KEYS[i]: the hash of update i. ARGV[1]: JSON list of updates (strings, "" for None);
-# ARGV[2]: now (epoch seconds); ARGV[3]: the channel. Returns the JSON list of merged records.
+# ARGV[2]: now (epoch seconds); ARGV[3]: the channel; ARGV[4]: the writer's id (it ignores its
+# own messages). Returns the JSON list of merged records.
 _MERGE = """
 local updates = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
@@ -166,7 +168,9 @@ for i, u in ipairs(updates) do
   table.insert(out, r)
   if differs then table.insert(changed, r) end
 end
-if #changed > 0 then redis.call('PUBLISH', ARGV[3], cjson.encode(changed)) end
+if #changed > 0 then
+  redis.call('PUBLISH', ARGV[3], cjson.encode({origin = ARGV[4], records = changed}))
+end
 return cjson.encode(out)
 """
 
@@ -285,6 +289,8 @@ class RedisStore(Store):
         self.start_without_redis = start_without_redis
         self.clock = clock
         self.channel = f"{{{namespace}}}:events"
+        self.origin = secrets.token_hex(8)
+        """This store's id in the messages it publishes (it has applied its own already)."""
         # commands wait at most a few commit timeouts, and never under a second for a reply
         self._redis = client(url, max(timeout * 4, 1.0))
         self._script = self._redis.register_script(_MERGE)
@@ -357,7 +363,8 @@ class RedisStore(Store):
         if self.problem is not None:
             raise StorageError(self.problem)  # known down: never wait on it
         keys = [self.key(u.pool, u.key_id) for u in updates]
-        args = [json.dumps([_encode(u) for u in updates]), repr(self.clock()), self.channel]
+        encoded = json.dumps([_encode(u) for u in updates])
+        args = [encoded, repr(self.clock()), self.channel, self.origin]
         try:
             raw = await self._script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
@@ -439,9 +446,11 @@ class RedisStore(Store):
 
     def _received(self, data: str) -> None:
         try:
-            records = json.loads(data)
+            message = json.loads(data)
+            if message["origin"] == self.origin:
+                return
             by_pool: dict[str, list[KeyRecord]] = {}
-            for r in records:
+            for r in message["records"]:
                 by_pool.setdefault(r["pool"], []).append(_decode(r["key_id"], r))
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed message on %s", self.channel)
