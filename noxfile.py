@@ -1,8 +1,9 @@
 """Every test, lint and benchmark of PoolSwitch: `nox -l` lists them, `nox` runs the default set.
 
 Sessions install what they need. Tools that are not Python packages (promtool for the metrics
-test, redis-server for the Redis backend's tests, nginx and wrk for the benchmark) are installed
-with apt-get when missing and we are root; the Redis tests fail, never skip, without it.
+test, redis-server for the Redis backend's tests, nginx for the multi-replica example and the
+benchmark, wrk for the benchmark) are installed with apt-get when missing and we are root; the
+Redis tests fail, never skip, without it.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ PY_SOURCES = [
     "testing",
     "sdk-python",
     "examples/python",
+    "examples/multi-replica",
     "noxfile.py",
 ]
 
 
 def ensure_apt(session: nox.Session, command: str, package: str) -> None:
     """Install a Debian package when `command` is not on PATH (needs root, as on CI)."""
-    if shutil.which(command):
+    if shutil.which(command) or shutil.which(command, path="/usr/sbin:/usr/bin"):
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         session.error(f"{command} is missing: install the Debian package {package!r}")
@@ -86,6 +88,7 @@ def lint(session: nox.Session) -> None:
         "conformance/clients/raw",
         "conformance/clients/python",
         "conformance/official",
+        "examples/multi-replica",
     )
     with session.chdir("server"):
         session.run("mypy", "--strict", "tests")
@@ -97,6 +100,7 @@ def tests(session: nox.Session) -> None:
     ensure_apt(session, "promtool", "prometheus")
     ensure_apt(session, "redis-server", "redis-server")
     ensure_apt(session, "openssl", "openssl")  # a TLS redis-server's certificate
+    ensure_apt(session, "nginx", "nginx")  # the load balancer of examples/multi-replica
     session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python", "-e", TESTING)
     session.run(
         "pytest",
