@@ -136,3 +136,64 @@ def test_client_options_background_and_sdk_only(tmp_path: Path) -> None:
     assert out.splitlines()[-2:] == ["Total cases: 1", "1 passed, 0 failed"], out
     assert "(1 about SDK behaviour skipped)" in out.splitlines()[0]
     assert code == 0
+
+
+REPLICAS = """
+cases:
+  - name: shared
+    replicas: 2
+    keys: [alpha, beta]
+    config: {strategy: quota_failover, storage: {backend: redis}}
+    upstream: {alpha: [{kind: quota_exhausted}, {kind: ok}]}
+    steps:
+      - request: {}
+        expect: {status: 200, key_id: beta, upstream_keys: [alpha, beta]}
+      - status: {}
+        replica: 1
+        eventually: 2
+        expect: {json: {keys: [{id: alpha, state: cooling_down}, {id: beta}]}}
+      - kill: {}
+        replica: 1
+      - request: {}
+        replica: 1
+        expect: {status: 200, key_id: beta, upstream_keys: [beta]}
+  - name: wrong
+    replicas: 2
+    keys: [alpha, beta]
+    config: {strategy: quota_failover, storage: {backend: redis}}
+    upstream: {alpha: [{kind: quota_exhausted}, {kind: ok}]}
+    steps:
+      - request: {}
+        replica: 1
+      - status: {}
+        eventually: 0.3
+        expect: {json: {keys: [{id: alpha, state: available}, {id: beta}]}}
+"""
+
+
+def test_replicas_share_one_redis_server(tmp_path: Path) -> None:
+    directory = tmp_path / "cases"
+    directory.mkdir()
+    (directory / "demo.yaml").write_text(REPLICAS)
+    code, out = run("--cases", str(directory), "--known-failing", str(tmp_path / "none.txt"))
+    assert out.splitlines()[-2:] == ["Total cases: 2", "1 passed, 1 failed"], out
+    assert (
+        '    step 2 (status): json.keys[0].state: expected "available", seen "cooling_down" '
+        "(still, after 0.3s)" in out.splitlines()
+    ), out
+    assert code == 1
+
+
+def test_no_redis_server_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "cases"
+    directory.mkdir()
+    (directory / "demo.yaml").write_text(REPLICAS)
+    monkeypatch.setenv("PATH", str(tmp_path))  # a real PATH without redis-server on it
+    code, out = run("--cases", str(directory), "--known-failing", str(tmp_path / "none.txt"))
+    assert code == 2, out
+    assert capsys.readouterr().err.startswith(
+        "conformance: redis-server not found: apt-get install redis-server "
+        "(storage redis in demo/shared and 1 more)"
+    )

@@ -139,7 +139,7 @@ steps: [{wait: 1}]
 def test_steps_need_exactly_one_action() -> None:
     assert problems_of(case_with("steps: [{wait: 1, restart: {}}]")) == [
         "t.yaml: cases[0].steps[0]: needs exactly one of: request, stream, health, status, "
-        "metrics, wait, restart, script, background"
+        "metrics, wait, restart, kill, script, background"
     ]
     assert problems_of(case_with("steps: [{wait: 1, expect: {}}]")) == [
         "t.yaml: cases[0].steps[0].expect: unknown field"
@@ -291,4 +291,77 @@ def test_pool_keys_are_named_by_pool() -> None:
         "t.yaml: cases[0].upstream.alpha: not a key of this case (a:alpha, a:beta, b:alpha, b:x)",
         # and the proxy's own loader, which the case's config is checked with, says so too
         "t.yaml: cases[0].config.pools[2].name: duplicate name (also pools[1])",
+    ]
+
+
+REPLICAS = """
+cases:
+  - name: r
+    replicas: 3
+    config: {storage: {backend: redis}}
+    steps:
+      - request: {}
+        replica: 2
+        repeat: 2
+      - status: {}
+        replica: 1
+        eventually: 2
+      - kill: {}
+        replica: 1
+      - restart: {}
+      - background: {}
+        replica: 2
+      - health: {}
+"""
+
+
+def test_replicas_and_the_steps_that_name_one() -> None:
+    [case] = parse_file("t.yaml", REPLICAS)
+    assert case.replicas == 3 and case.uses_redis
+    assert [(s.action, s.replica, s.eventually) for s in case.steps] == [
+        ("request", 2, None),
+        ("status", 1, 2.0),
+        ("kill", 1, None),
+        ("restart", 0, None),
+        ("background", 2, None),
+        ("health", 0, None),
+    ]
+    assert case.steps[0].label() == "request POST /v1/chat/completions, replica 2"
+    assert case.steps[2].label() == "kill, replica 1" and case.steps[3].label() == "restart"
+    [single] = parse_file("t.yaml", case_with("steps: [{status: {}}]"))
+    assert single.replicas == 1 and not single.uses_redis
+
+
+def test_replica_problems_name_the_field() -> None:
+    text = case_with("""
+replicas: 2
+config: {storage: {backend: sqlite}}
+steps:
+  - wait: 1
+    replica: 1
+  - status: {}
+    replica: 2
+  - request: {}
+    eventually: 1
+  - kill: {now: true}
+""")
+    assert problems_of(text) == [
+        "t.yaml: cases[0].steps[0].replica: a wait step talks to no proxy (no replica)",
+        "t.yaml: cases[0].steps[2].eventually: only a health, status or metrics step is "
+        "retried until it matches",
+        "t.yaml: cases[0].steps[3].kill: takes no settings (write `kill: {}`)",
+        "t.yaml: cases[0].replicas: needs config.storage.backend: redis (replicas share it)",
+        "t.yaml: cases[0].steps[1].replica: no replica 2: the case has 2, from 0",
+    ]
+    text = case_with("""
+replicas: 4
+config: {storage: {backend: redis, redis_url: "redis://h:1/0", namespace: n}}
+steps: [{status: {}, replica: 3, eventually: 31}]
+""")
+    assert problems_of(text) == [
+        "t.yaml: cases[0].replicas: must be an integer in [1, 3]",
+        "t.yaml: cases[0].steps[0].replica: must be an integer in [0, 2]",
+        "t.yaml: cases[0].steps[0].eventually: must be in [0.1, 30], got 31",
+        "t.yaml: cases[0].config.storage.redis_url: set by the runner",
+        "t.yaml: cases[0].config.storage.namespace: set by the runner",
     ]

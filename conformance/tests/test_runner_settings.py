@@ -88,3 +88,24 @@ def test_pool_settings_are_checked() -> None:
     with pytest.raises(SettingsError) as info:
         check_settings({}, [], [{**POOLS[0], "settings": {"strategy": "nope"}}])
     assert any(line.startswith("pools[0].strategy: ") for line in info.value.problems)
+
+
+def test_the_runner_gives_redis_its_url_and_a_namespace(tmp_path: Path) -> None:
+    settings = proxy_settings(
+        {"storage": {"backend": "redis", "start_without_redis": False}},
+        [("a", None)],
+        {"a": "v"},
+        "http://u",
+        tmp_path,
+        redis=("redis://127.0.0.1:6400/0", "conformance-1"),
+    )
+    assert settings["storage"] == {
+        "backend": "redis",
+        "start_without_redis": False,
+        "redis_url": "redis://127.0.0.1:6400/0",
+        "namespace": "conformance-1",
+    }
+    check_settings({"storage": {"backend": "redis"}}, [("a", None)])
+    with pytest.raises(SettingsError) as info:
+        check_settings({"storage": {"backend": "redis", "namespace": "x"}}, [("a", None)])
+    assert info.value.problems == ("storage.namespace: set by the runner",)

@@ -7,8 +7,9 @@
     patterns.py  `--run` globs and the `known-failing/<sdk>.txt` lists
     settings.py  a case's proxy settings (base, overrides, keys, pools), checked by the server
     client.py    the long-lived client program, spoken to over JSON Lines
-    execute.py   one case: fake upstream, proxy (`poolswitch_testing.proxy`), steps, verdict
-    cli.py       the command line: select, run (two at a time), report
+    execute.py   one case: fake upstream, proxy (`poolswitch_testing.proxy`; one per replica),
+                 steps, verdict
+    cli.py       the command line: select, run (two at a time, on one redis-server), report
 
 Run it as `python conformance/run_cases.py --sdk raw`, or `python -m poolswitch_testing.conformance
 --sdk raw` from the repository's root (see conformance/README.md).

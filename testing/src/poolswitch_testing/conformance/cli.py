@@ -9,7 +9,9 @@ its own, `-m` defaults to `./conformance`.
 
 Prints `FAILED: <case>` with its reasons for every failing case, then `Total cases: N` and, last,
 `X passed, Y failed`. Exit status: 0 when nothing failed, 1 when something did, 2 when the run
-could not start (invalid cases, patterns or known-failing list; a client that does not build).
+could not start (invalid cases, patterns or known-failing list; a client that does not build; no
+redis-server for cases with `storage: {backend: redis}`: the run starts one on a free loopback
+port for all of them, each case in its own namespace, and stops it at the end).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from poolswitch_testing.conformance.patterns import (
 )
 from poolswitch_testing.conformance.patterns import unused as unused_entries
 from poolswitch_testing.conformance.schema import Case, CaseError, load_cases
+from poolswitch_testing.redis_server import RedisServer, RedisServerError
 
 __all__ = ["SDKS", "main"]
 
@@ -88,6 +91,18 @@ def client_command(sdk: str, build_dir: Path, home: Path) -> list[str]:
             raise SetupError(f"go build took over {GO_BUILD_TIMEOUT}s") from None
         return [str(binary)]
     raise SetupError(f"unknown SDK {sdk!r} (one of {', '.join(SDKS)}, or give --client)")
+
+
+def _redis(cases: Sequence[Case], workdir: Path) -> RedisServer | None:
+    """The run's one redis-server, started when a case needs it (never skipped without it)."""
+    needing = [case.id for case in cases if case.uses_redis]
+    if not needing:
+        return None
+    more = f" and {len(needing) - 1} more" if len(needing) > 1 else ""
+    try:
+        return RedisServer(workdir / "redis").start()
+    except RedisServerError as exc:
+        raise SetupError(f"{exc} (storage redis in {needing[0]}{more})") from None
 
 
 def _parser(home: Path | None) -> argparse.ArgumentParser:
@@ -245,12 +260,19 @@ def main(
         return 0
     workdir = Path(tempfile.mkdtemp(prefix=f"poolswitch-conformance-{args.sdk}-"))
     started = time.monotonic()
+    redis: RedisServer | None = None
     try:
         command = (
             shlex.split(args.client) if args.client else client_command(args.sdk, workdir, home)
         )
         server = args.server_src.resolve() if args.server_src else None
-        env = Environment(python=args.python, workdir=workdir, server_src=server)
+        redis = _redis(selected, workdir)
+        env = Environment(
+            python=args.python,
+            workdir=workdir,
+            server_src=server,
+            redis_url=None if redis is None else redis.url,
+        )
         where = f", proxy from {server}" if server else ""
         skipped = f" ({len(sdk_only)} about SDK behaviour skipped)" if sdk_only else ""
         print(
@@ -264,6 +286,8 @@ def main(
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
     finally:
+        if redis is not None:
+            redis.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     if report.known_failures:
         print(f"Known failing (accepted): {report.known_failures}", file=out)

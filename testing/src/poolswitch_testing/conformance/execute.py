@@ -8,6 +8,13 @@ meet a request in flight. Every call's result is checked against its expectation
 values (the secret invariant); the upstream's record against the case's `expect_upstream`; the
 proxy's log for key values; and the proxy must exit 0 when stopped. A harness error or a dead
 proxy ends the case.
+
+A case with `replicas: N` runs N proxies with the same settings on one Redis namespace (the run's
+redis-server, a namespace of its own), all in front of the one fake upstream; a step's `replica`
+picks the proxy it talks to, restarts or kills (SIGKILL, then started again). An endpoint step
+with `eventually: S` is called again every EVENTUALLY_INTERVAL until its expectations hold, for
+at most S seconds (what another replica learned arrives within about 100 ms, counters within a
+second or two); the last call's differences are the step's.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import dataclasses
 import http.client
 import json
 import json as jsonlib
+import os
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -43,6 +52,7 @@ __all__ = ["CaseResult", "Environment", "run_case"]
 
 HARNESS_SLACK = 15.0  # how much longer than a call's own timeout the client may take
 BACKGROUND_TIMEOUT = 30.0
+EVENTUALLY_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class Environment:
     python: str  # the interpreter that runs `-m poolswitch start`
     workdir: Path  # a fresh directory for this run
     server_src: Path | None = None  # another server's src/ to run instead
+    redis_url: str | None = None  # the run's redis-server, for cases with storage: redis
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,7 @@ class _CaseRun:
         self.dead_url = f"http://127.0.0.1:{self._dead.getsockname()[1]}"
         self.table = {f"key:{i}": v for i, v in self.values.items()} | {"dead_url": self.dead_url}
         self.fake: FakeUpstream | None = None
-        self.proxy: ProxyProcess | None = None
+        self.proxies: list[ProxyProcess] = []
         self.background: list[threading.Thread] = []
 
     def run(self) -> None:
@@ -139,6 +150,12 @@ class _CaseRun:
                 }
                 for pool in self.case.pools
             ]
+        redis = None
+        if self.case.uses_redis:
+            if self.env.redis_url is None:
+                self.reasons.append("start: storage redis, but the runner has no redis-server")
+                raise _Failed
+            redis = (self.env.redis_url, f"conformance-{secrets.token_hex(8)}")
         settings = proxy_settings(
             overrides,
             [(k.id, k.weight) for k in self.case.keys],
@@ -146,32 +163,42 @@ class _CaseRun:
             self.fake.url,
             self.directory,
             pools,
+            redis,
         )
-        self.proxy = ProxyProcess(
-            self.env.python, self.directory, settings, server_src=self.env.server_src
-        )
-        self._start_proxy("start")
+        for i in range(self.case.replicas):
+            directory = self.directory if self.case.replicas == 1 else self.directory / f"r{i}"
+            self.proxies.append(
+                ProxyProcess(self.env.python, directory, settings, server_src=self.env.server_src)
+            )
+        for i in range(self.case.replicas):
+            self._start_proxy(i, "start")
 
-    def _start_proxy(self, what: str) -> None:
-        assert self.proxy is not None
+    def _name(self, replica: int) -> str:
+        return "the proxy" if self.case.replicas == 1 else f"replica {replica}"
+
+    def _start_proxy(self, replica: int, what: str) -> None:
+        proxy = self.proxies[replica]
         try:
-            self.proxy.start()
+            proxy.start()
         except ProxyStartError as exc:
-            self.reasons.append(f"{what}: {exc} (exit code {self.proxy.exit_code})")
-            self.log_tail = self.proxy.tail()
+            on = "" if self.case.replicas == 1 else f" (replica {replica})"
+            self.reasons.append(f"{what}{on}: {exc} (exit code {proxy.exit_code})")
+            self.log_tail = proxy.tail()
             raise _Failed from None
 
     def _stop(self) -> None:
         for thread in self.background:
             thread.join(BACKGROUND_TIMEOUT + HARNESS_SLACK)
-        if self.proxy is not None:
-            running = self.proxy.alive()
-            self.proxy.stop()
-            if running and self.proxy.exit_code != 0:
-                self.reasons.append(f"the proxy exited with {self.proxy.exit_code} on SIGTERM")
-            leaked = leaks.in_text(self.proxy.log(), self.secrets)
+        for i, proxy in enumerate(self.proxies):
+            running = proxy.alive()
+            proxy.stop()
+            if running and proxy.exit_code != 0:
+                self.reasons.append(f"{self._name(i)} exited with {proxy.exit_code} on SIGTERM")
+            leaked = leaks.in_text(proxy.log(), self.secrets)
             if leaked:
-                self.reasons.append(f"the proxy's log contains the value of {', '.join(leaked)}")
+                self.reasons.append(
+                    f"{self._name(i)}'s log contains the value of {', '.join(leaked)}"
+                )
         if self.fake is not None:
             self.fake.stop_thread()
         self._dead.close()
@@ -188,27 +215,50 @@ class _CaseRun:
         elif step.action == "script":
             self._script(step.scripts)
         elif step.action == "background":
-            assert step.call is not None and self.proxy is not None
-            thread = threading.Thread(
-                target=_send, args=(self.proxy.url, self._request("", step.call)), daemon=True
-            )
+            assert step.call is not None
+            request = self._request("", step.call, step.replica)
+            url = self.proxies[step.replica].url
+            thread = threading.Thread(target=_send, args=(url, request), daemon=True)
             thread.start()
             self.background.append(thread)
         elif step.action == "restart":
-            assert self.proxy is not None
-            self.proxy.stop()
-            if self.proxy.exit_code != 0:
-                self.reasons.append(f"{label}: the proxy exited with {self.proxy.exit_code}")
-            self._start_proxy(label)
+            proxy = self.proxies[step.replica]
+            proxy.stop()
+            if proxy.exit_code != 0:
+                self.reasons.append(
+                    f"{label}: {self._name(step.replica)} exited with {proxy.exit_code}"
+                )
+            self._start_proxy(step.replica, label)
+        elif step.action == "kill":
+            proxy = self.proxies[step.replica]
+            if proxy.pid is not None:
+                os.kill(proxy.pid, signal.SIGKILL)
+            proxy.stop()  # reaps it
+            self._start_proxy(step.replica, label)
         else:
             for turn in range(step.repeat):
                 where = label if step.repeat == 1 else f"{label} #{turn + 1}"
                 self._call(where, f"{self.case.id}#{number}.{turn + 1}", step)
 
     def _call(self, where: str, request_id: str, step: Step) -> None:
-        assert self.fake is not None and self.proxy is not None and step.call is not None
+        """One call and its checks; with `eventually`, again until they hold or time is up."""
+        deadline = time.monotonic() + (step.eventually or 0.0)
+        reasons = self._try_call(where, request_id, step)
+        tries = 1
+        while reasons and time.monotonic() + EVENTUALLY_INTERVAL <= deadline:
+            time.sleep(EVENTUALLY_INTERVAL)
+            tries += 1
+            reasons = self._try_call(where, f"{request_id}.{tries}", step)
+        if reasons and step.eventually is not None:
+            reasons = [f"{r} (still, after {step.eventually:g}s)" for r in reasons]
+        self.reasons += [f"{where}: {reason}" for reason in reasons]
+
+    def _try_call(self, where: str, request_id: str, step: Step) -> list[str]:
+        """The differences from the step's expectations; a leak is reported at once."""
+        assert self.fake is not None and step.call is not None
+        proxy = self.proxies[step.replica]
         before = len(self.fake.attempts)
-        request = self._request(request_id, step.call)
+        request = self._request(request_id, step.call, step.replica)
         try:
             bound = max(step.call.timeout, float(request.get("client", {}).get("timeout", 0)))
             begun = time.monotonic()
@@ -225,18 +275,19 @@ class _CaseRun:
         expect = step.expect
         filled = {f.name: substitute(getattr(expect, f.name), self.table) for f in fields(expect)}
         expect = dataclasses.replace(expect, **filled)
-        for reason in check_result(expect, result, attempts, now=time.time(), seconds=seconds):
-            self.reasons.append(f"{where}: {reason}")
-        if not self.proxy.alive():
-            self.reasons.append(f"{where}: the proxy died (exit code {self.proxy.exit_code})")
-            self.log_tail = self.proxy.tail()
+        reasons = check_result(expect, result, attempts, now=time.time(), seconds=seconds)
+        if not proxy.alive():
+            self.reasons += [f"{where}: {reason}" for reason in reasons]
+            name = self._name(step.replica)
+            self.reasons.append(f"{where}: {name} died (exit code {proxy.exit_code})")
+            self.log_tail = proxy.tail()
             raise _Failed
+        return list(reasons)
 
-    def _request(self, request_id: str, call: Call) -> dict[str, Any]:
-        assert self.proxy is not None
+    def _request(self, request_id: str, call: Call, replica: int = 0) -> dict[str, Any]:
         request: dict[str, Any] = {
             "id": request_id,
-            "proxy_url": self.dead_url if call.dead_proxy else self.proxy.url,
+            "proxy_url": self.dead_url if call.dead_proxy else self.proxies[replica].url,
             "call": call.call,
             "stream": call.call == "stream",
             "method": call.method,

@@ -35,8 +35,11 @@ __all__ = [
     "ACTIONS",
     "CALLS",
     "DEFAULT_KEYS",
+    "ENDPOINTS",
     "MAX_BLOB",
+    "MAX_REPLICAS",
     "MAX_WAIT",
+    "PER_PROXY",
     "AttemptDoc",
     "CallDoc",
     "CaseDoc",
@@ -52,7 +55,10 @@ __all__ = [
 ]
 
 CALLS = ("request", "stream", "health", "status", "metrics")
-ACTIONS = (*CALLS, "wait", "restart", "script", "background")
+ACTIONS = (*CALLS, "wait", "restart", "kill", "script", "background")
+ENDPOINTS = ("health", "status", "metrics")  # calls without side effects: `eventually` retries
+PER_PROXY = (*CALLS, "restart", "kill", "background")  # the steps that may name a `replica`
+MAX_REPLICAS = 3
 DEFAULT_KEYS = ("alpha", "beta", "gamma")
 MAX_BLOB = 64 * 1024 * 1024
 MAX_WAIT = 30.0
@@ -324,9 +330,12 @@ class StepDoc(_Doc):
     background: CallDoc | None = None
     wait: _number(0.0, MAX_WAIT) | None = None  # type: ignore[valid-type]
     restart: dict[str, Any] | None = None
+    kill: dict[str, Any] | None = None
     script: Scripts | None = None
     expect: ExpectDoc | None = None
     repeat: _integer(1, 200) = 1  # type: ignore[valid-type]
+    replica: _integer(0, MAX_REPLICAS - 1) = 0  # type: ignore[valid-type]
+    eventually: _number(0.1, MAX_WAIT) | None = None  # type: ignore[valid-type]
 
     @model_validator(mode="wrap")
     @classmethod
@@ -339,16 +348,18 @@ class StepDoc(_Doc):
                 cls.__name__, handler, {}, [((), f"needs exactly one of: {', '.join(ACTIONS)}")]
             )
         action = actions[0]
-        allowed = (action, "expect", "repeat") if action in CALLS else (action,)
+        allowed: tuple[str, ...] = (action, "expect", "repeat") if action in CALLS else (action,)
+        allowed += ("replica",) if action in PER_PROXY else ()
+        allowed += ("eventually",) if action in ENDPOINTS else ()
         extra: list[tuple[Loc, str]] = [
-            ((str(k),), "unknown field") for k in data if k not in allowed
+            ((str(k),), _misplaced(str(k), action)) for k in data if k not in allowed
         ]
         doc = {k: v for k, v in data.items() if k in allowed}
         if action in CALLS and doc.get(action) is None:
             doc[action] = {}
-        if action == "restart" and doc["restart"] not in (None, {}):
-            extra.append((("restart",), "takes no settings (write `restart: {}`)"))
-            doc["restart"] = {}
+        if action in ("restart", "kill") and doc[action] not in (None, {}):
+            extra.append(((action,), f"takes no settings (write `{action}: {{}}`)"))
+            doc[action] = {}
         expect = doc.get("expect")
         if action != "stream" and isinstance(expect, Mapping) and "events" in expect:
             extra.append((("expect", "events"), "only a stream step has events"))
@@ -357,6 +368,14 @@ class StepDoc(_Doc):
     @property
     def action(self) -> str:
         return next(name for name in ACTIONS if name in self.model_fields_set)
+
+
+def _misplaced(name: str, action: str) -> str:
+    if name == "replica":
+        return f"a {action} step talks to no proxy (no replica)"
+    if name == "eventually":
+        return "only a health, status or metrics step is retried until it matches"
+    return "unknown field"
 
 
 class UpstreamDoc(_Doc):
@@ -399,6 +418,7 @@ class CaseDoc(_Doc):
     ] = Field(default_factory=lambda: [KeyDoc(id=k) for k in DEFAULT_KEYS])
     pools: Annotated[list[PoolDoc], BeforeValidator(_non_empty)] | None = None
     sdk_only: Annotated[bool, _check(lambda v: type(v) is bool, "must be true or false")] = False
+    replicas: _integer(1, MAX_REPLICAS) = 1  # type: ignore[valid-type]
     config: Settings = {}
     client: ClientDoc | None = None
     upstream: Scripts = {}
@@ -410,7 +430,8 @@ class CaseDoc(_Doc):
     def _case_keys(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         if not isinstance(data, Mapping):
             return handler(data)
-        return _combine(cls.__name__, handler, data, _key_problems(data))
+        extra = _key_problems(data) + _replica_problems(data)
+        return _combine(cls.__name__, handler, data, extra)
 
 
 def _raw_id(item: Any) -> Any:
@@ -460,6 +481,28 @@ def _key_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
     expect_upstream = data.get("expect_upstream")
     if isinstance(expect_upstream, Mapping):
         names_keys(expect_upstream.get("key_counts"), ("expect_upstream", "key_counts"))
+    return found
+
+
+def _replica_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Replicas share key state through Redis (a case with `replicas: 2` needs the redis
+    backend), and a step names one of the case's replicas."""
+    found: list[tuple[Loc, str]] = []
+    replicas = data.get("replicas", 1)
+    if type(replicas) is not int or not 1 <= replicas <= MAX_REPLICAS:
+        return found  # the field's own check reports it
+    config = data.get("config")
+    storage = config.get("storage") if isinstance(config, Mapping) else None
+    backend = storage.get("backend") if isinstance(storage, Mapping) else None
+    if replicas > 1 and backend != "redis":
+        found.append((("replicas",), "needs config.storage.backend: redis (replicas share it)"))
+    steps = data.get("steps")
+    for s, step in enumerate(steps if isinstance(steps, list) else []):
+        replica = step.get("replica") if isinstance(step, Mapping) else None
+        if type(replica) is int and 0 <= replica < MAX_REPLICAS and replica >= replicas:
+            found.append(
+                (("steps", s, "replica"), f"no replica {replica}: the case has {replicas}, from 0")
+            )
     return found
 
 

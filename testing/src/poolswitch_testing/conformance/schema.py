@@ -14,7 +14,8 @@ short:
         upstream: {alpha: [{kind: rate_limit}]}   # the fake upstream's script per key
         steps:                                    # request | stream | health | status |
           - request: {method: POST, path: /v1/x}  # metrics (+ expect, repeat) | wait | restart
-            expect: {status: 200, key_id: beta}   # | script
+            expect: {status: 200, key_id: beta}   # | kill | script
+            replica: 1                            # with `replicas: 2` (storage: redis)
         expect_upstream: {keys: [alpha, beta]}    # every attempt the upstream saw, in order
 
 `{{key:ID}}` in a behaviour or an expectation stands for the value of key ID, `{{dead_url}}`
@@ -149,13 +150,16 @@ class Step:
     repeat: int = 1
     seconds: float = 0.0
     scripts: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    replica: int = 0  # which of the case's proxies the step talks to (restarts, kills)
+    eventually: float | None = None  # an endpoint call: retried until it matches, this long
 
     def label(self) -> str:
+        on = f", replica {self.replica}" if self.replica else ""
         if self.call is None:
-            return self.action if self.action != "wait" else f"wait {self.seconds:g}s"
+            return (self.action if self.action != "wait" else f"wait {self.seconds:g}s") + on
         if self.action in ("request", "stream", "background"):
-            return f"{self.action} {self.call.method} {self.call.path}"
-        return self.action
+            return f"{self.action} {self.call.method} {self.call.path}{on}"
+        return self.action + on
 
 
 @dataclass(frozen=True)
@@ -176,10 +180,16 @@ class Case:
     expect_upstream: UpstreamExpect
     pools: tuple[PoolSpec, ...] = ()  # empty: the single-pool form (keys at the top level)
     sdk_only: bool = False  # about an SDK's own behaviour (retries): not run with the raw client
+    replicas: int = 1  # proxies sharing one Redis namespace (replicas > 1 needs backend redis)
 
     @property
     def id(self) -> str:
         return f"{self.file}/{self.name}"
+
+    @property
+    def uses_redis(self) -> bool:
+        storage = self.config.get("storage")
+        return isinstance(storage, Mapping) and storage.get("backend") == "redis"
 
 
 # ---- placeholders ----
@@ -388,6 +398,7 @@ def _case(doc: CaseDoc, stem: str, where: str) -> Case:
         ),
         pools=pools,
         sdk_only=doc.sdk_only,
+        replicas=doc.replicas,
     )
 
 
@@ -395,14 +406,22 @@ def _step(doc: StepDoc, where: str, client: Mapping[str, Any]) -> Step:
     action = doc.action
     if action == "wait":
         return Step("wait", where, seconds=float(doc.wait or 0.0))
-    if action == "restart":
-        return Step("restart", where)
+    if action in ("restart", "kill"):
+        return Step(action, where, replica=doc.replica)
     if action == "script":
         return Step("script", where, scripts=dict(doc.script or {}))
     call_doc = getattr(doc, action)
     call = _call(action, call_doc, client)
     expect = _expect(doc.expect) if doc.expect is not None else Expect()
-    return Step(action, where, call=call, expect=expect, repeat=doc.repeat)
+    return Step(
+        action,
+        where,
+        call=call,
+        expect=expect,
+        repeat=doc.repeat,
+        replica=doc.replica,
+        eventually=doc.eventually,
+    )
 
 
 def _call(action: str, doc: EndpointDoc, defaults: Mapping[str, Any]) -> Call:

@@ -2,7 +2,9 @@
 
 The base keeps cases fast and independent: a short request timeout, a memory store, three
 attempts. A case changes what it is about (`config:` in its YAML); the runner owns the keys
-(values made up per run), where the proxy listens (`--port`) and the sqlite file's place.
+(values made up per run), where the proxy listens (`--port`) and the sqlite file's place; with
+`storage: {backend: redis}` also `redis_url` (the run's one redis-server) and `namespace` (one per
+case, so that cases share the server without seeing each other's keys).
 
 A case with `pools` gets `pools:` in the proxy's settings, one per pool, in the case's order:
 `{name, route (when given), upstream_base_url: <fake>/pool-<name>, **settings, keys}`. Every pool is
@@ -24,6 +26,7 @@ from poolswitch.errors import ConfigError
 __all__ = [
     "BASE",
     "RUNNER_OWNED",
+    "STORAGE_OWNED",
     "PoolKeys",
     "SettingsError",
     "check_settings",
@@ -40,8 +43,10 @@ BASE: Mapping[str, Any] = {
     "storage": {"backend": "memory"},
 }
 RUNNER_OWNED = ("keys", "listen_host", "listen_port", "pools")
+STORAGE_OWNED = ("redis_url", "namespace")  # with backend: redis
 _POOL_OWNED = ("name", "route", "keys")
 _CHECK_URL = "http://127.0.0.1:9"
+_CHECK_REDIS = "redis://127.0.0.1:9/0"
 
 PoolKeys = Mapping[str, Any]
 """A pool as the runner gives it: {name, route, keys: [(id, weight)], settings}."""
@@ -81,13 +86,17 @@ def proxy_settings(
     upstream_url: str,
     directory: Path,
     pools: Sequence[PoolKeys] | None = None,
+    redis: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole settings document for one case (YAML is written from it). With `pools`,
-    `values` is keyed `<pool>:<id>` and `keys` is not used."""
+    `values` is keyed `<pool>:<id>` and `keys` is not used. `redis` is (url, namespace), for
+    a case with `storage: {backend: redis}`."""
     settings = _merge({**BASE, "upstream_base_url": upstream_url}, overrides)
     storage = settings["storage"]
     if storage.get("backend") == "sqlite" and "sqlite_path" not in storage:
         storage["sqlite_path"] = str(directory / "state.db")
+    if storage.get("backend") == "redis" and redis is not None:
+        storage["redis_url"], storage["namespace"] = redis
     if pools is None:
         settings["keys"] = _keys(keys, values)
         return settings
@@ -120,6 +129,9 @@ def check_settings(
     """Raise SettingsError unless the proxy accepts these overrides (checked with the server's
     own validator, so a typo in a case is an error when it loads, not a failed proxy start)."""
     owned = [f"{name}: set by the runner" for name in RUNNER_OWNED if name in overrides]
+    storage = overrides.get("storage")
+    if isinstance(storage, Mapping) and storage.get("backend") == "redis":
+        owned += [f"storage.{n}: set by the runner" for n in STORAGE_OWNED if n in storage]
     for i, pool in enumerate(pools or ()):
         settings = pool.get("settings") or {}
         owned += [f"pools[{i}].{n}: set by the case's pool" for n in _POOL_OWNED if n in settings]
@@ -131,7 +143,9 @@ def check_settings(
         else [f"{p['name']}:{k}" for p in pools for k, _ in p["keys"]]
     )
     values = {key_id: f"sk-check-{key_id.replace(':', '-')}" for key_id in ids}
-    settings = proxy_settings(overrides, keys, values, _CHECK_URL, Path("/nonexistent"), pools)
+    settings = proxy_settings(
+        overrides, keys, values, _CHECK_URL, Path("/nonexistent"), pools, (_CHECK_REDIS, "check")
+    )
     settings = _no_placeholders(settings)
     found = _parse(settings)
     if found:
