@@ -24,9 +24,7 @@ import dataclasses
 import http.client
 import json
 import json as jsonlib
-import os
 import secrets
-import signal
 import socket
 import threading
 import time
@@ -230,10 +228,7 @@ class _CaseRun:
                 )
             self._start_proxy(step.replica, label)
         elif step.action == "kill":
-            proxy = self.proxies[step.replica]
-            if proxy.pid is not None:
-                os.kill(proxy.pid, signal.SIGKILL)
-            proxy.stop()  # reaps it
+            self.proxies[step.replica].kill()
             self._start_proxy(step.replica, label)
         else:
             for turn in range(step.repeat):
