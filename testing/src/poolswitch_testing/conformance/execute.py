@@ -13,8 +13,8 @@ A case with `replicas: N` runs N proxies with the same settings on one Redis nam
 redis-server, a namespace of its own), all in front of the one fake upstream; a step's `replica`
 picks the proxy it talks to, restarts or kills (SIGKILL, then started again). An endpoint step
 with `eventually: S` is called again every EVENTUALLY_INTERVAL until its expectations hold, for
-at most S seconds (what another replica learned arrives within about 100 ms, counters within a
-second or two); the last call's differences are the step's.
+at most S seconds (what another replica learned arrives within about 100 ms, counters within
+about 3 s); the last call's differences are the step's.
 """
 
 from __future__ import annotations
