@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -235,7 +236,7 @@ def test_an_unusable_sqlite_file_is_one_line_and_exit_2(
 
 
 def test_format_status_table() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "strategy": "round_robin",
         "storage": "memory",
         "upstream_base_url": "http://u",

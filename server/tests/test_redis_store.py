@@ -23,7 +23,7 @@ from poolswitch.pool import Pool
 from poolswitch.storage import create_store
 from poolswitch.storage.base import PARK, KeyRecord
 from poolswitch.storage.merge import merge
-from poolswitch.storage.redis import RedisStore, reachable
+from poolswitch.storage.redis import RedisStore, reachable, stored_fields
 from poolswitch_testing.proxy import free_port
 
 KEYS = [{"id": "a", "value": "sk-redis-alpha-0001"}, {"id": "b", "value": "sk-redis-bravo-0002"}]
@@ -50,42 +50,13 @@ async def until(check: Callable[[], bool], seconds: float = BOUND) -> float:
     return time.monotonic() - start
 
 
-def _hash(record: KeyRecord) -> dict[str, str]:
-    def text(value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "1" if value else "0"
-        if isinstance(value, float):
-            return repr(min(value, 1e308))
-        return str(value)
-
-    return {
-        name: text(getattr(record, name))
-        for name in (
-            "fingerprint",
-            "available_at",
-            "disabled",
-            "reason",
-            "source",
-            "strikes",
-            "total_requests",
-            "successes",
-            "errors",
-            "failovers",
-            "estimated_remaining_quota",
-            "last_used_at",
-            "version",
-            "changed_at",
-        )
-    }
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_the_lua_script_merges_as_merge_py_does(case: Case, redis_url: str) -> None:
     store = RedisStore(redis_url, namespace="merge", clock=lambda: NOW)
     if case.stored is not None:
-        redis.Redis.from_url(redis_url).hset(store.key("default", "k"), mapping=_hash(case.stored))
+        redis.Redis.from_url(redis_url).hset(
+            store.key("default", "k"), mapping=stored_fields(case.stored)
+        )
 
     async def main() -> KeyRecord:
         await store.open()

@@ -221,16 +221,23 @@ def client(url: str, timeout: float) -> aioredis.Redis:
     )
 
 
-def _encode(u: KeyUpdate) -> dict[str, str]:
-    def text(value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "1" if value else "0"
-        if isinstance(value, float):
-            return repr(min(value, _INF))
-        return str(value)
+def text(value: Any) -> str:
+    """A field as the hash and the script hold it: "" for None, 1/0, floats exact."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(min(value, _INF))
+    return str(value)
 
+
+def stored_fields(record: KeyRecord) -> dict[str, str]:
+    """A record as its hash holds it (what `load` decodes)."""
+    return {name: text(getattr(record, name)) for name in _FIELDS}
+
+
+def _encode(u: KeyUpdate) -> dict[str, str]:
     return {
         "pool": u.pool,
         "key_id": u.key_id,
