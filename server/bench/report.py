@@ -25,7 +25,7 @@ TARGETS: dict[str, str] = {
     "e": "PoolSwitch 2 keys, k1 429s",
     "p1": "PoolSwitch 1 pool, paired with (p)",
     "p": "PoolSwitch 3 pools of 2 keys",
-    "rm": "PoolSwitch memory, paired with (r)",
+    "rm": "PoolSwitch on memory, paired",
     "r": "PoolSwitch on Redis",
     "w1": "--workers 1 on Redis, all CPUs",
     "w2": "--workers 2 on Redis, all CPUs",
@@ -261,27 +261,9 @@ def _exit_text(code: int | None) -> str:
     return f"exit {code}"
 
 
-def render(res: Results, all_checks: list[Check]) -> str:
+def _render_runs(res: Results) -> list[str]:
     lines: list[str] = []
     add = lines.append
-    m = res.meta
-    add("=" * 78)
-    add("PoolSwitch benchmark")
-    add("=" * 78)
-    for key in (
-        "poolswitch",
-        "python",
-        "nginx",
-        "wrk",
-        "cpu",
-        "load",
-        "pinning",
-        "duration",
-        "installed",
-    ):
-        if key in m:
-            add(f"{key + ':':12} {m[key]}")
-    add("")
     add("Throughput and latency (wrk -t1, POST 152-byte chat request, 615-byte JSON answer)")
     widths = [36, 5, 10, 8, 8, 8, 8, 7]
     add(
@@ -325,12 +307,12 @@ def render(res: Results, all_checks: list[Check]) -> str:
         add(_row(cells, widths))
     for line in LEGEND:
         add(line)
-    if res.upstream_429s:
-        per = ", ".join(f"c={c}: {n}" for c, n in sorted(res.upstream_429s.items()))
-        add(f"(e) 429s sent by the upstream to k1 during the measured runs: {per}")
-    rps = {t: {c: r.rps for c, r in by_conc.items()} for t, by_conc in res.runs.items()}
-    lines += render_cpu(res.cpu, rps)
-    lines += render_propagation(res.propagation)
+    return lines
+
+
+def _render_sse(res: Results) -> list[str]:
+    lines: list[str] = []
+    add = lines.append
     add("")
     add("SSE (20 events 50 ms apart; median over sequential streams, client on the load CPU)")
     d, p = res.sse_direct, res.sse_proxy
@@ -346,6 +328,12 @@ def render(res: Results, all_checks: list[Check]) -> str:
             f"  {'difference':22}{p.first_event_ms_median - d.first_event_ms_median:+16.2f}"
             f"{'':18}{p.last_event_ms_median - d.last_event_ms_median:+16.2f}"
         )
+    return lines
+
+
+def _render_rss(res: Results) -> list[str]:
+    lines: list[str] = []
+    add = lines.append
     add("")
     add("PoolSwitch (c) memory, VmRSS of the serving process")
     labels = {
@@ -360,6 +348,42 @@ def render(res: Results, all_checks: list[Check]) -> str:
             f"  (with children: {tree / 1024:.1f} MiB)" if tree is not None and tree != v else ""
         )
         add(f"  {label:34}{'n/a' if v is None else f'{v / 1024:8.1f} MiB'}{extra}")
+    return lines
+
+
+def render(res: Results, all_checks: list[Check]) -> str:
+    lines: list[str] = []
+    add = lines.append
+    m = res.meta
+    add("=" * 78)
+    add("PoolSwitch benchmark")
+    add("=" * 78)
+    for key in (
+        "poolswitch",
+        "python",
+        "nginx",
+        "wrk",
+        "cpu",
+        "load",
+        "pinning",
+        "duration",
+        "installed",
+    ):
+        if key in m:
+            add(f"{key + ':':12} {m[key]}")
+    add("")
+    if res.runs or res.only is None:
+        lines += _render_runs(res)
+    if res.upstream_429s:
+        per = ", ".join(f"c={c}: {n}" for c, n in sorted(res.upstream_429s.items()))
+        add(f"(e) 429s sent by the upstream to k1 during the measured runs: {per}")
+    rps = {t: {c: r.rps for c, r in by_conc.items()} for t, by_conc in res.runs.items()}
+    lines += render_cpu(res.cpu, rps)
+    lines += render_propagation(res.propagation)
+    if res.only is None or "sse" in res.only:
+        lines += _render_sse(res)
+    if res.only is None or "c" in res.only:
+        lines += _render_rss(res)
     if res.exit_codes:
         add("")
         add("PoolSwitch shutdown on SIGTERM (contract: exit code 0)")

@@ -10,6 +10,7 @@ CPU_TARGETS = ("rm", "r", "w1", "w2")
 CPU_COLUMNS = ("poolswitch", "worker 1", "worker 2", "supervisor", WRK, "nginx", "redis-server")
 OURS = ("poolswitch", "supervisor", WRK, "nginx", "redis-server")  # "worker i" is in poolswitch
 SATURATED = 0.9  # share of the machine's CPUs busy from which a run counts as CPU-bound
+OTHERS_BUSY = 0.2  # cores taken by other processes from which a (w1)/(w2) pair is flagged
 
 
 def render_cpu(cpu: dict[str, dict[int, CpuUse]], rps: dict[str, dict[int, float]]) -> list[str]:
@@ -74,6 +75,12 @@ def _limits(cpu: dict[str, dict[int, CpuUse]], rps: dict[str, dict[int, float]])
             f"side (wrk + nginx + redis) took {load:.2f} and other processes {_other(two):.2f} "
             f"of {two.n_cpus} cores"
         )
+        busiest = max(_other(one), _other(two))
+        if busiest > OTHERS_BUSY:
+            out.append(
+                f"    <-- processes outside the benchmark took up to {busiest:.2f} cores in these "
+                "runs: the ratio says more about them than about --workers"
+            )
     if out:
         out += [
             "    On 2 CPUs two workers cannot have a core each: wrk and nginx take part of one,",
