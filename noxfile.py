@@ -263,9 +263,11 @@ def official_sdks(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Throughput, latency, SSE delay and memory against nginx references (not in `nox`)."""
+    """Throughput, latency, SSE delay and memory against nginx references, Redis vs memory,
+    --workers 2 vs 1 and the propagation delay between replicas (not in `nox`). Takes about
+    20 min; `nox -s bench -- --only redis,workers,propagation` runs just those."""
     ensure_apt(session, "nginx", "nginx")
     ensure_apt(session, "wrk", "wrk")
     ensure_apt(session, "redis-server", "redis-server")
-    session.install("-e", SERVER)
+    session.install("-e", SERVER, "-e", TESTING)  # poolswitch_testing starts redis-server
     session.run("python", "server/bench/run.py", *session.posargs)

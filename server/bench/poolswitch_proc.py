@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
-from proc import BenchError, Processes, child_pids, free_port, rss_kib, wait_http_ok
+from proc import BenchError, Cpus, Processes, child_pids, free_port, rss_kib, wait_http_ok
 
 HEALTH_TIMEOUT_S = 20.0
+_READY = re.compile(r"Application startup complete")  # uvicorn's line, once per serving process
 DEFAULT_LOG_LEVEL = "info"  # `poolswitch start`'s default: one access-log line per request
 QUIET_LOG_LEVEL = "warning"
 
 
-def write_config(path: Path, upstream_url: str, n_keys: int, pools: tuple[str, ...] = ()) -> Path:
+def write_config(
+    path: Path,
+    upstream_url: str,
+    n_keys: int,
+    pools: tuple[str, ...] = (),
+    storage: dict[str, str] | None = None,
+    admin_token: str | None = None,
+) -> Path:
     """A minimal config: round robin over keys k1..kN with values sk-bench-1..N; with `pools`,
-    one pool per name at route /<name>, each with its own N keys, all to the same upstream."""
+    one pool per name at route /<name>, each with its own N keys, all to the same upstream.
+    `storage` (say `{backend: redis, redis_url: ..., namespace: ...}`) and `admin_token` are
+    written as given."""
     lines = [f"upstream_base_url: {upstream_url}", "strategy: round_robin"]
+    if storage:
+        lines.append("storage:")
+        lines += [f"  {name}: {json.dumps(value)}" for name, value in storage.items()]
+    if admin_token is not None:
+        lines.append(f"admin_token: {json.dumps(admin_token)}")
     if not pools:
         lines += [
             "keys:",
@@ -73,16 +91,23 @@ class PoolSwitch:
         name: str,
         upstream_url: str,
         n_keys: int,
-        cpu: int | None,
+        cpu: Cpus,
         log_level: str = DEFAULT_LOG_LEVEL,
         pools: tuple[str, ...] = (),
+        *,
+        storage: dict[str, str] | None = None,
+        admin_token: str | None = None,
+        workers: int = 1,
     ) -> None:
         self.procs = procs
         self.name = name
         self.cpu = cpu
         self.log_level = log_level
+        self.workers = workers
         self.port = free_port()
-        self.config = write_config(workdir / f"{name}.yaml", upstream_url, n_keys, pools)
+        self.config = write_config(
+            workdir / f"{name}.yaml", upstream_url, n_keys, pools, storage, admin_token
+        )
         # with several pools, load goes to the route matched last (the longest is tried first)
         self.prefix = f"/{sorted(pools, key=len, reverse=True)[-1]}" if pools else ""
         self.pid: int | None = None
@@ -108,14 +133,31 @@ class PoolSwitch:
             "--log-level",
             self.log_level,
         ]
+        if self.workers != 1:
+            cmd += ["--workers", str(self.workers)]
         proc = self.procs.start(self.name, cmd, self.cpu)
         self.pid = proc.pid
         try:
             self.startup_s = wait_http_ok(self.url("/health"), HEALTH_TIMEOUT_S, proc)
+            if self.workers > 1:  # /health answered by one worker: wait for every one
+                self._wait_workers(time.monotonic() + HEALTH_TIMEOUT_S - self.startup_s)
         except BenchError as exc:
             tail = self.procs.log_tail(self.name)
             self.procs.stop(self.name)
             raise BenchError(f"PoolSwitch {self.name} did not start: {exc}\n{tail}") from exc
+
+    def _wait_workers(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if len(_READY.findall(self.procs.log_text(self.name))) >= self.workers:
+                return
+            time.sleep(0.05)
+        raise BenchError(f"not all {self.workers} workers were ready in time")
+
+    def serving_pids(self) -> list[int]:
+        """The processes that serve requests: the one started, or a supervisor's workers."""
+        if self.pid is None:
+            return []
+        return [self.pid] if self.workers == 1 else child_pids(self.pid)
 
     def rss(self) -> tuple[int, int]:
         """(VmRSS of the started process, VmRSS summed over it and its children) in KiB."""

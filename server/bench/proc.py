@@ -18,6 +18,9 @@ from typing import IO
 # Extra places where Debian/Ubuntu put nginx; searched after $PATH.
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
+Cpus = int | tuple[int, ...] | None
+"""Where a process may run: one CPU, a set of CPUs, or None (the harness's own CPU set)."""
+
 
 class BenchError(RuntimeError):
     """A measurement could not be made."""
@@ -72,9 +75,12 @@ class Pinning:
         if len(cpus) >= 2:
             self.proxy_cpu: int | None = cpus[0]
             self.load_cpu: int | None = cpus[1]
+            # every usable CPU, for processes that share the machine (--workers N)
+            self.all_cpus: tuple[int, ...] | None = tuple(cpus)
         else:
             self.proxy_cpu = None
             self.load_cpu = None
+            self.all_cpus = None
         self.taskset = shutil.which("taskset")
 
     def describe(self) -> str:
@@ -83,20 +89,20 @@ class Pinning:
         how = "taskset" if self.taskset else "sched_setaffinity"
         return (
             f"PoolSwitch and the nginx proxy (b, bl) on CPU {self.proxy_cpu}; the nginx "
-            f"upstream, wrk, SSE server and client on CPU {self.load_cpu} ({how})"
+            f"upstream, wrk, redis-server, SSE server and client on CPU {self.load_cpu} ({how})"
         )
 
-    def command(
-        self, cmd: Sequence[str], cpu: int | None
-    ) -> tuple[list[str], Callable[[], None] | None]:
-        """The command to run `cmd` pinned to `cpu`, plus a preexec_fn when taskset is missing."""
+    def command(self, cmd: Sequence[str], cpu: Cpus) -> tuple[list[str], Callable[[], None] | None]:
+        """The command to run `cmd` pinned to `cpu` (one or several), plus a preexec_fn when
+        taskset is missing."""
         if cpu is None:
             return list(cmd), None
+        allowed = {cpu} if isinstance(cpu, int) else set(cpu)
         if self.taskset:
-            return [self.taskset, "-c", str(cpu), *cmd], None
+            return [self.taskset, "-c", ",".join(map(str, sorted(allowed))), *cmd], None
 
         def _pin() -> None:
-            os.sched_setaffinity(0, {cpu})
+            os.sched_setaffinity(0, allowed)
 
         return list(cmd), _pin
 
@@ -117,7 +123,7 @@ class Processes:
         self._files: dict[str, IO[bytes]] = {}
 
     def start(
-        self, name: str, cmd: Sequence[str], cpu: int | None, cwd: Path | None = None
+        self, name: str, cmd: Sequence[str], cpu: Cpus, cwd: Path | None = None
     ) -> subprocess.Popen[bytes]:
         if name in self._procs:
             raise BenchError(f"process {name!r} already running")
@@ -140,12 +146,14 @@ class Processes:
         self._files[name] = fh
         return proc
 
-    def log_tail(self, name: str, lines: int = 20) -> str:
+    def log_text(self, name: str) -> str:
         log = self._logs.get(name)
         if log is None or not log.exists():
             return ""
-        text = log.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return log.read_text(errors="replace")
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        return "\n".join(self.log_text(name).splitlines()[-lines:])
 
     def stop(self, name: str, timeout: float = 10.0) -> int | None:
         """SIGTERM, wait up to `timeout`, then SIGKILL. Returns the exit code."""

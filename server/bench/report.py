@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cpu import CpuUse
+from propagation import PropagationResult
+from report_shared import render_cpu, render_propagation
 from sse import SseResult
 from wrk import WrkResult
 
@@ -22,6 +25,10 @@ TARGETS: dict[str, str] = {
     "e": "PoolSwitch 2 keys, k1 429s",
     "p1": "PoolSwitch 1 pool, paired with (p)",
     "p": "PoolSwitch 3 pools of 2 keys",
+    "rm": "PoolSwitch on memory, paired",
+    "r": "PoolSwitch on Redis",
+    "w1": "--workers 1 on Redis, all CPUs",
+    "w2": "--workers 2 on Redis, all CPUs",
 }
 # What each target is, printed under the table.
 LEGEND = (
@@ -31,9 +38,15 @@ LEGEND = (
     "    access-log line per request, to a file); (cq): --log-level warning.",
     "(p): three pools (routes /openai, /anthropic, /gemini), load through /gemini; (p1) the",
     "    single pool beside it: both run at once, loaded in turn, median of 5 rounds each.",
+    "(r): storage redis (redis-server on the load CPU), (rm) storage memory, one process each",
+    "    on the proxy CPU, paired as (p)/(p1) with 5 s runs. (w1), (w2): --workers 1 and 2 on",
+    "    Redis, free to use every CPU (so they share them with wrk and nginx), paired, 3 rounds.",
 )
 CONCURRENCY = (1, 16, 64)
 
+REDIS_FLOOR = 0.9  # (r) on Redis / (rm) on memory, c=16 and c=64
+PROPAGATION_P99_MS = 100.0  # A's transition -> B's /status shows it, p99 over 200
+PROPAGATION_SHARE = 0.99  # of B's own histogram observations within 100 ms
 PROXY_FLOOR = 0.075  # PoolSwitch (default log) / nginx proxy (access log off), c=16 and c=64
 ADDED_P50_MS = 0.3  # PoolSwitch (default log) p50 - direct nginx p50, c=1
 RSS_LIMIT_MIB = 60.0
@@ -51,6 +64,9 @@ class Results:
     rss_kib: dict[str, int] = field(default_factory=dict)  # of the started PoolSwitch process
     rss_tree_kib: dict[str, int] = field(default_factory=dict)  # plus its children, if any
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    cpu: dict[str, dict[int, CpuUse]] = field(default_factory=dict)  # of the median runs
+    propagation: PropagationResult | None = None
+    only: list[str] | None = None  # --only: the sections that ran
     errors: list[str] = field(default_factory=list)
 
     def run(self, target: str, conc: int) -> WrkResult | None:
@@ -117,6 +133,8 @@ def checks(res: Results) -> list[Check]:
         ("d", "c", "1000 keys vs 2", 0.8),
         ("e", "c", "one key limited vs healthy", 0.8),
         ("p", "p1", "three pools vs one, paired", 0.95),
+        ("r", "rm", "Redis vs memory, paired", REDIS_FLOOR),
+        ("w2", "w1", "--workers 2 vs 1, paired", None),
     )
     for num, den, what, floor in ratios:
         for conc in (16, 64):
@@ -183,6 +201,7 @@ def checks(res: Results) -> list[Check]:
             lambda v: v <= RSS_GROWTH_MIB,
         )
     )
+    out += _propagation_checks(res.propagation)
     measured = [r for t in res.runs.values() for r in t.values()]
     bad = sum(r.non2xx + r.errors_total for r in measured)
     out.append(
@@ -195,6 +214,34 @@ def checks(res: Results) -> list[Check]:
         )
     )
     return out
+
+
+def _propagation_checks(prop: PropagationResult | None) -> list[Check]:
+    summary = prop.summary_ms() if prop else None
+    p99 = summary["p99"] if summary else None
+    return [
+        _check(
+            "propagation A -> B (B's /status), p99",
+            p99,
+            "{:.1f} ms",
+            f"<= {PROPAGATION_P99_MS:g} ms",
+            lambda v: v <= PROPAGATION_P99_MS,
+        ),
+        _check(
+            "propagation, B's histogram share <= 100 ms",
+            prop.share_within("0.1") if prop else None,
+            "{:.3f}",
+            f">= {PROPAGATION_SHARE:g}",
+            lambda v: v >= PROPAGATION_SHARE,
+        ),
+        _check(
+            "propagation, transitions B never showed",
+            float(prop.not_seen) if prop else None,
+            "{:.0f}",
+            "= 0",
+            lambda v: v == 0,
+        ),
+    ]
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
@@ -214,27 +261,9 @@ def _exit_text(code: int | None) -> str:
     return f"exit {code}"
 
 
-def render(res: Results, all_checks: list[Check]) -> str:
+def _render_runs(res: Results) -> list[str]:
     lines: list[str] = []
     add = lines.append
-    m = res.meta
-    add("=" * 78)
-    add("PoolSwitch benchmark")
-    add("=" * 78)
-    for key in (
-        "poolswitch",
-        "python",
-        "nginx",
-        "wrk",
-        "cpu",
-        "load",
-        "pinning",
-        "duration",
-        "installed",
-    ):
-        if key in m:
-            add(f"{key + ':':12} {m[key]}")
-    add("")
     add("Throughput and latency (wrk -t1, POST 152-byte chat request, 615-byte JSON answer)")
     widths = [36, 5, 10, 8, 8, 8, 8, 7]
     add(
@@ -242,7 +271,10 @@ def render(res: Results, all_checks: list[Check]) -> str:
     )
     add("-" * 104)
     for t, label in TARGETS.items():
-        for conc in CONCURRENCY:
+        measured = [c for c in CONCURRENCY if res.run(t, c) is not None]
+        if not measured and res.only is not None:
+            continue  # a section --only left out
+        for conc in measured or CONCURRENCY:
             r = res.run(t, conc)
             name = f"({t}) {label}"
             if r is None:
@@ -275,9 +307,12 @@ def render(res: Results, all_checks: list[Check]) -> str:
         add(_row(cells, widths))
     for line in LEGEND:
         add(line)
-    if res.upstream_429s:
-        per = ", ".join(f"c={c}: {n}" for c, n in sorted(res.upstream_429s.items()))
-        add(f"(e) 429s sent by the upstream to k1 during the measured runs: {per}")
+    return lines
+
+
+def _render_sse(res: Results) -> list[str]:
+    lines: list[str] = []
+    add = lines.append
     add("")
     add("SSE (20 events 50 ms apart; median over sequential streams, client on the load CPU)")
     d, p = res.sse_direct, res.sse_proxy
@@ -293,6 +328,12 @@ def render(res: Results, all_checks: list[Check]) -> str:
             f"  {'difference':22}{p.first_event_ms_median - d.first_event_ms_median:+16.2f}"
             f"{'':18}{p.last_event_ms_median - d.last_event_ms_median:+16.2f}"
         )
+    return lines
+
+
+def _render_rss(res: Results) -> list[str]:
+    lines: list[str] = []
+    add = lines.append
     add("")
     add("PoolSwitch (c) memory, VmRSS of the serving process")
     labels = {
@@ -307,6 +348,42 @@ def render(res: Results, all_checks: list[Check]) -> str:
             f"  (with children: {tree / 1024:.1f} MiB)" if tree is not None and tree != v else ""
         )
         add(f"  {label:34}{'n/a' if v is None else f'{v / 1024:8.1f} MiB'}{extra}")
+    return lines
+
+
+def render(res: Results, all_checks: list[Check]) -> str:
+    lines: list[str] = []
+    add = lines.append
+    m = res.meta
+    add("=" * 78)
+    add("PoolSwitch benchmark")
+    add("=" * 78)
+    for key in (
+        "poolswitch",
+        "python",
+        "nginx",
+        "wrk",
+        "cpu",
+        "load",
+        "pinning",
+        "duration",
+        "installed",
+    ):
+        if key in m:
+            add(f"{key + ':':12} {m[key]}")
+    add("")
+    if res.runs or res.only is None:
+        lines += _render_runs(res)
+    if res.upstream_429s:
+        per = ", ".join(f"c={c}: {n}" for c, n in sorted(res.upstream_429s.items()))
+        add(f"(e) 429s sent by the upstream to k1 during the measured runs: {per}")
+    rps = {t: {c: r.rps for c, r in by_conc.items()} for t, by_conc in res.runs.items()}
+    lines += render_cpu(res.cpu, rps)
+    lines += render_propagation(res.propagation)
+    if res.only is None or "sse" in res.only:
+        lines += _render_sse(res)
+    if res.only is None or "c" in res.only:
+        lines += _render_rss(res)
     if res.exit_codes:
         add("")
         add("PoolSwitch shutdown on SIGTERM (contract: exit code 0)")
@@ -318,6 +395,8 @@ def render(res: Results, all_checks: list[Check]) -> str:
     add("Summary against the acceptance targets")
     add("=" * 78)
     for c in all_checks:
+        if c.value is None and res.only is not None:
+            continue  # not run (--only)
         add(f"  {c.name:58}{c.shown:>12}  {c.target:>10}  {c.status}")
     if res.errors:
         add("")
@@ -343,6 +422,10 @@ def to_json(res: Results, all_checks: list[Check]) -> dict[str, Any]:
         "rss_kib": res.rss_kib,
         "rss_tree_kib": res.rss_tree_kib,
         "exit_codes": res.exit_codes,
+        "cpu": {
+            t: {str(c): u.to_json() for c, u in by_conc.items()} for t, by_conc in res.cpu.items()
+        },
+        "propagation": res.propagation.to_json() if res.propagation else None,
         "checks": [c.to_json() for c in all_checks],
         "errors": res.errors,
     }

@@ -2,26 +2,30 @@
 
 Run from the repository root, with PoolSwitch installed in this interpreter:
 
-    python server/bench/run.py [--duration SECONDS] [--quick] [--json PATH]
+    python server/bench/run.py [--duration SECONDS] [--quick] [--json PATH] [--only SECTIONS]
 
 Measures, in one run: wrk against (a) nginx directly, (b) nginx as a keepalive
 reverse proxy in its own process on the proxy's CPU, without and (bl) with its access
 log, (c) PoolSwitch with 2 keys at its default log level and (cq) quiet, (d) with 1000
 keys, (e) with 2 keys of which one is always rate limited (429, Retry-After: 1); SSE
-first-event delay direct vs through PoolSwitch; and PoolSwitch's RSS. Prints a report
-with the acceptance targets. Exit code 0 when everything could be measured (even if a
-target is missed), 1 when a measurement could not be made, 130 on Ctrl-C.
+first-event delay direct vs through PoolSwitch; PoolSwitch's RSS; (r) on Redis vs (rm) on
+memory, (w2) `--workers 2` vs (w1) 1, and the propagation delay between two replicas on one
+Redis (shared_state.py). Prints a report with the acceptance targets. Exit code 0 when
+everything could be measured (even if a target is missed), 1 when a measurement could not be
+made, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -29,10 +33,12 @@ import nginx
 import poolswitch_proc
 import sse
 from nginx import NginxProxy, NginxUpstream
+from paired import paired
 from payloads import CHAT_PATH, CHAT_REQUEST_JSON, COMPLETION_JSON
 from poolswitch_proc import DEFAULT_LOG_LEVEL, QUIET_LOG_LEVEL, PoolSwitch
 from proc import (
     BenchError,
+    Cpus,
     Pinning,
     Processes,
     ensure_tools,
@@ -42,6 +48,7 @@ from proc import (
     wait_http_ok,
 )
 from report import CONCURRENCY, TARGETS, Results, checks, render, to_json
+from shared_state import SharedState
 from wrk import Wrk, WrkResult, write_script
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -131,14 +138,32 @@ class Bench:
         n_keys: int,
         log_level: str = DEFAULT_LOG_LEVEL,
         pools: tuple[str, ...] = (),
+        *,
+        cpu: Cpus = None,
+        storage: dict[str, str] | None = None,
+        admin_token: str | None = None,
+        workers: int = 1,
     ) -> PoolSwitch:
+        """Started on `cpu` (default: the proxy CPU)."""
         ps = PoolSwitch(
-            self.procs, self.tmp, name, upstream, n_keys, self.pinning.proxy_cpu, log_level, pools
+            self.procs,
+            self.tmp,
+            name,
+            upstream,
+            n_keys,
+            self.pinning.proxy_cpu if cpu is None else cpu,
+            log_level,
+            pools,
+            storage=storage,
+            admin_token=admin_token,
+            workers=workers,
         )
         ps.start()
+        extra = f", storage {storage['backend']}" if storage else ""
+        extra += f", --workers {workers}" if workers != 1 else ""
         progress(
             f"{name}: ready in {ps.startup_s:.2f} s on port {ps.port} (pid {ps.pid}, "
-            f"--log-level {log_level})"
+            f"--log-level {log_level}{extra})"
         )
         return ps
 
@@ -157,10 +182,14 @@ class Bench:
 
     # -- sections ------------------------------------------------------------
 
-    def nginx_targets(self) -> None:
-        """(a) on the load CPU; (b) and (bl) from a second nginx on the proxy CPU."""
+    def start_upstream(self) -> None:
+        """The nginx upstream (a, e and every PoolSwitch target's) on the load CPU."""
         self.nginx = NginxUpstream(self.procs, self.tmp / "nginx-upstream", self.pinning.load_cpu)
         self.nginx.start()
+
+    def nginx_targets(self) -> None:
+        """(a) the upstream; (b) and (bl) from a second nginx on the proxy CPU."""
+        assert self.nginx is not None
         self.levels("a", nginx.url(self.nginx.ports.upstream, CHAT_PATH))
         proxy = NginxProxy(
             self.procs, self.tmp / "nginx-proxy", self.pinning.proxy_cpu, self.nginx.ports.upstream
@@ -223,16 +252,12 @@ class Bench:
             several = self.start_poolswitch("poolswitch-p", upstream, 2, pools=THREE_POOLS)
             for ps in (single, several):
                 self.check_forwarding(ps)
-            pair = (("p1", single), ("p", several))
-            for conc in CONCURRENCY:
-                seen: dict[str, list[WrkResult]] = {"p1": [], "p": []}
-                for round_ in range(PAIRED_ROUNDS):
-                    for target, ps in pair if round_ % 2 == 0 else pair[::-1]:
-                        seen[target].append(self.load(target, ps.proxied(CHAT_PATH), conc))
-                for target, runs in seen.items():
-                    self.res.runs.setdefault(target, {})[conc] = sorted(runs, key=lambda r: r.rps)[
-                        len(runs) // 2
-                    ]
+            sides = [
+                (t, functools.partial(self.load, t, ps.proxied(CHAT_PATH)))
+                for t, ps in (("p1", single), ("p", several))
+            ]
+            for target, by_conc in paired(sides, CONCURRENCY, PAIRED_ROUNDS, _rps).items():
+                self.res.runs.setdefault(target, {}).update(by_conc)
         finally:
             if several is not None:
                 self.stop_poolswitch(several)
@@ -275,43 +300,72 @@ class Bench:
         finally:
             self.procs.stop(name)
 
-    def run_all(self) -> None:
-        try:
-            self.nginx_targets()
-        except BenchError as exc:
-            self.fail("nginx targets (a, b, bl)", exc)
+    def run_all(self, only: frozenset[str] | None = None) -> None:
+        """Every section, or those named in `only` (see SECTIONS)."""
+        wanted = SECTIONS if only is None else only
+        if wanted & UPSTREAM_SECTIONS:
+            try:
+                self.start_upstream()
+            except BenchError as exc:
+                self.fail("nginx upstream", exc)
         if self.nginx is not None:
-            ports = self.nginx.ports
-            for what, section in (
-                ("(c) PoolSwitch 2 keys", self.poolswitch_2keys),
+            port = self.nginx.ports
+            shared = SharedState(self, nginx.url(port.upstream))
+            sections: tuple[tuple[str, str, Callable[[], None]], ...] = (
+                ("nginx", "nginx targets (a, b, bl)", self.nginx_targets),
+                ("c", "(c) PoolSwitch 2 keys", self.poolswitch_2keys),
                 (
+                    "cq",
                     "(cq) PoolSwitch 2 keys, quiet",
-                    lambda: self.poolswitch_plain("cq", ports.upstream, 2, QUIET_LOG_LEVEL),
+                    lambda: self.poolswitch_plain("cq", port.upstream, 2, QUIET_LOG_LEVEL),
                 ),
                 (
+                    "d",
                     "(d) PoolSwitch 1000 keys",
-                    lambda: self.poolswitch_plain("d", ports.upstream, 1000),
+                    lambda: self.poolswitch_plain("d", port.upstream, 1000),
                 ),
                 (
+                    "e",
                     "(e) PoolSwitch 2 keys, k1 429s",
-                    lambda: self.poolswitch_plain("e", ports.limited, 2),
+                    lambda: self.poolswitch_plain("e", port.limited, 2),
                 ),
-                ("(p) PoolSwitch 3 pools vs (p1) 1 pool, paired", self.pools_paired),
-            ):
-                try:
-                    section()
-                except BenchError as exc:
-                    self.fail(what, exc)
+                ("pools", "(p) PoolSwitch 3 pools vs (p1) 1 pool, paired", self.pools_paired),
+                ("redis", "(r) PoolSwitch on Redis vs (rm) memory, paired", shared.redis_vs_memory),
+                ("workers", "(w2) --workers 2 vs (w1) 1, paired", shared.workers),
+                ("propagation", "propagation delay, two replicas on Redis", shared.propagation),
+            )
+            try:
+                for name, what, section in sections:
+                    if name not in wanted:
+                        continue
+                    try:
+                        section()
+                    except BenchError as exc:
+                        self.fail(what, exc)
+            finally:
+                shared.close()
             self.nginx.stop()
-        try:
-            self.sse_targets()
-        except BenchError as exc:
-            self.fail("SSE first-event delay", exc)
+        if "sse" in wanted:
+            try:
+                self.sse_targets()
+            except BenchError as exc:
+                self.fail("SSE first-event delay", exc)
+
+
+def _rps(run: WrkResult) -> float:
+    return run.rps
 
 
 THREE_POOLS = ("openai", "anthropic", "gemini")
 """(p): a gateway config, three pools at /openai, /anthropic, /gemini; load goes to /gemini."""
 PAIRED_ROUNDS = 5
+UPSTREAM_SECTIONS = frozenset(
+    {"nginx", "c", "cq", "d", "e", "pools", "redis", "workers", "propagation"}
+)
+SECTIONS = UPSTREAM_SECTIONS | {"sse"}
+REDIS_SECTIONS = frozenset({"redis", "workers", "propagation"})
+"""Names for --only: nginx (a, b, bl), c (with RSS), cq, d, e, pools (p, p1), redis (r, rm),
+workers (w1, w2), propagation, sse."""
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -323,7 +377,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=None, help="seconds per run (default 10)")
     p.add_argument("--quick", action="store_true", help="3 s per run, 1 s warm-up")
     p.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    p.add_argument(
+        "--only",
+        type=_sections,
+        default=None,
+        metavar="SECTIONS",
+        help=f"comma-separated sections to run, of: {', '.join(sorted(SECTIONS))} (default all)",
+    )
     return p.parse_args(argv)
+
+
+def _sections(text: str) -> frozenset[str]:
+    names = frozenset(n.strip() for n in text.split(",") if n.strip())
+    unknown = sorted(names - SECTIONS)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown section(s) {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(sorted(SECTIONS))}"
+        )
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     warmup = 1.0 if args.quick or duration < 5 else 2.0
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        installed = ensure_tools(["nginx", "wrk"])
+        wanted = SECTIONS if args.only is None else args.only
+        needs_redis = bool(wanted & REDIS_SECTIONS)
+        installed = ensure_tools(["nginx", "wrk", *(["redis-server"] if needs_redis else [])])
     except BenchError as exc:
         print(f"cannot run the benchmark: {exc}", file=sys.stderr)
         return 1
@@ -360,7 +434,10 @@ def main(argv: list[str] | None = None) -> int:
                 res.meta["load"] = f"{load:.2f} (1-min load average before starting){busy}"
             if installed:
                 res.meta["installed"] = " ".join(installed)
-            bench.run_all()
+            if args.only is not None:
+                res.only = sorted(args.only)
+                res.meta["sections"] = f"only {', '.join(res.only)} (--only)"
+            bench.run_all(args.only)
         except KeyboardInterrupt:
             print("interrupted; stopping processes", file=sys.stderr)
             return 130
