@@ -1,4 +1,4 @@
-"""examples/multi-replica/run.py end to end: redis-server, three replicas and nginx, as a
+"""examples/multi-replica/multi_replica.py end to end: redis-server, three replicas and nginx, as a
 newcomer runs it (needs the Debian packages redis-server and nginx; fails without them)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "multi-replica" / "run.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "multi-replica" / "multi_replica.py"
 TIMEOUT = 180.0
 SUMMARY = re.compile(
     r"^summary: ok: 60 requests, 0 errors; k1 sent upstream (\d+) time\(s\) "

@@ -1,6 +1,6 @@
 """Three PoolSwitch replicas behind nginx share one pool's key state through Redis.
 
-    python examples/multi-replica/run.py [--requests N] [--concurrency C] [--keep-running]
+    python examples/multi-replica/multi_replica.py [--requests N] [--concurrency C] [--keep-running]
 
 It starts, on free 127.0.0.1 ports and in a temporary directory: a fake OpenAI-like upstream (a
 thread of this script: key k1 answers 429 `insufficient_quota`, k2 and k3 answer 200),
