@@ -66,7 +66,6 @@ class PoolSwitchApp:
     ) -> None:
         self.config = config
         self.upstream_connections = max_connections
-        self.clock = clock
         self.store = create_store(config.storage, clock)
         self.metrics = Metrics(
             registry or CollectorRegistry(), self._pool_views, clock, self._storage_view

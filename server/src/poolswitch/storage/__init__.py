@@ -28,9 +28,8 @@ def create_store(config: StorageConfig, clock: Callable[[], float] = time.time) 
     if config.backend == "sqlite":
         return SQLiteStore(config.sqlite_path, clock=clock)
     if config.backend == "redis":
-        from poolswitch.storage.redis import (
-            RedisStore,
-        )  # only then: redis-py takes a while to import
+        # imported only here: redis-py takes a while to import
+        from poolswitch.storage.redis import RedisStore
 
         assert config.redis_url is not None  # crosschecks.py
         return RedisStore(

@@ -126,6 +126,12 @@ class Store(ABC):
         self.problem = None
         self.problem_since = None
 
+    async def refresh(self) -> None:
+        """Give every attached pool the store's current records (shared stores: what other
+        processes wrote). Raises StorageError."""
+        for name, mirror in list(self.mirrors.items()):
+            mirror.apply(list((await self.load(name)).values()))
+
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (connections, files)."""
 

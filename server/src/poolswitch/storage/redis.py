@@ -415,12 +415,8 @@ class RedisStore(Store):
         await self._reconcile()
 
     async def _reconcile(self) -> None:
-        for name, mirror in list(self.mirrors.items()):
-            try:
-                records = await self.load(name)
-            except StorageError:
-                return
-            mirror.apply(list(records.values()))
+        with contextlib.suppress(StorageError):  # the outage is noted; the monitor retries
+            await self.refresh()
 
     async def _subscribe(self) -> None:
         """Apply the records other replicas publish. Messages sent while the channel was down

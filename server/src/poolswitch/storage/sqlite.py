@@ -329,8 +329,7 @@ class SQLiteStore(Store):
                 if version == self._data_version:
                     continue
                 self._data_version = version
-                for name, mirror in self.mirrors.items():
-                    mirror.apply(list((await self.load(name)).values()))
+                await self.refresh()
             except StorageError as exc:
                 log.warning("reading other processes' key state failed: %s", exc)
                 await asyncio.sleep(1.0)
