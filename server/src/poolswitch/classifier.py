@@ -30,18 +30,19 @@ How an answer is read (status >= 400; anything below is `SUCCESS` without lookin
 no rule applies to it):
 1. `on_status` rules, in order, first match wins: same status and, if the rule has `match`, that
    text anywhere in the body's head (case-insensitive). See `_rule_verdict` for the actions.
-2. Phrases of the profile (`_PHRASES`), found anywhere in the body's head.
+2. Phrases of the profile (`profiles.<name>.phrases`), found anywhere in the body's head.
 3. Error identifiers from the JSON body - `details.error_code`, `code`, ErrorInfo `reason`,
-   `status`, `type`, most specific first - looked up in `_MARKERS`: `_COMMON` identifiers, which
-   mean one thing whoever sends them, plus the profile's own. A body that is not JSON
-   (truncated, HTML) is searched for the same quoted fields; with none, for the snake_case
-   identifiers themselves. A compressed body (gzip, deflate, br; or gzip bytes unlabelled) is
-   decoded first, up to 64 KiB (`decoding.decode`); one that cannot be decoded counts as empty.
-4. The status alone (`_STATUS_KINDS`). On a 5xx only an "overloaded" identifier counts.
+   `status`, `type`, most specific first (`identifier_fields`) - looked up in the `markers`,
+   which mean one thing whoever sends them, plus the profile's own (`profiles.<name>.markers`).
+   A body that is not JSON (truncated, HTML) is searched for the same quoted fields; with none,
+   for the snake_case identifiers themselves. A compressed body (gzip, deflate, br; or gzip
+   bytes unlabelled) is decoded first, up to 64 KiB (`decoding.decode`); one that cannot be
+   decoded counts as empty.
+4. The status alone (`status_kinds`). On a 5xx only an "overloaded" identifier counts.
 A rate limit becomes a quota when a Gemini body says so: a `...PerDay...` quota id (parked until
 midnight Pacific) or "limit: 0" / quotaValue "0" (no quota for this model on this tier: parked
 for the longest of cooldown_seconds, the next midnight Pacific and any signal - waiting does not
-help, so the key is tried again at most once a day).
+help, so the key is tried again at most once a day): `refine_rate`.
 
 Reset times (see `resets.py`): a rate limit uses every header signal (the exhausted dimension's
 window only), Gemini's `retryDelay`, else a delay in the message; a quota ignores the
@@ -54,8 +55,10 @@ and timeout either's (the upstream's, unless repeated on one key alone: pool.py)
 the caller's. A profile's key_invalid is the key's only once confirmed: it relays the answer when
 the key is verified good (a 401 for a path the keys may not use is the caller's to see).
 
-The profile (`provider:` setting, or `detect_provider(upstream_base_url)`) picks the tables;
-`generic` uses only the status and the `_COMMON` identifiers:
+Every table named here is data: profiles/providers.json, the one file the embedded Node client
+embeds too (the names above are its fields); this module holds how they are applied. The profile
+(`provider:` setting, or `detect_provider(upstream_base_url)` by `hosts` and `host_suffixes`)
+picks the tables; `generic` uses only the status and the common `markers`. Today's file says:
 
     every profile  enforced_spend_limit_reached -> quota until next month; insufficient_quota,
                    billing_hard_limit_reached, credit_balance_exhausted, billing_error -> quota;
@@ -77,24 +80,27 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from poolswitch.decoding import decode
 from poolswitch.errors import DecodeError
+from poolswitch.profiles import RULES, Deadline, Refinement
 from poolswitch.resets import (
+    FORMATS,
     MAX_RESET_SECONDS,
     Signal,
     header_signals,
     longest,
-    pacific,
     parse_duration,
     parse_retry_after,
     prose_signal,
     reset_after,
     until_midnight,
     until_month_start,
+    zone,
 )
 
 if TYPE_CHECKING:
@@ -121,9 +127,9 @@ __all__ = [
     "reset_after",
 ]
 
-DEFAULT_RATE_LIMIT_COOLDOWN = 60.0
-PROFILES = ("openai", "anthropic", "gemini", "generic")
-_BODY_LIMIT = 64 * 1024
+DEFAULT_RATE_LIMIT_COOLDOWN = RULES.default_rate_limit_cooldown
+PROFILES = tuple(RULES.profiles)
+_BODY_LIMIT = RULES.body_bytes
 
 
 class Fault(str, Enum):
@@ -201,117 +207,23 @@ UPSTREAM_ERROR = Verdict(Outcome.UPSTREAM_ERROR, failover=True)
 NETWORK_ERROR = Verdict(Outcome.NETWORK_ERROR, failover=True)
 TIMEOUT = Verdict(Outcome.TIMEOUT, failover=True)
 
-# Kinds: an outcome, finer where the cooldown differs.
-_OUTCOMES = {
-    "rate": Outcome.RATE_LIMITED,
-    "quota": Outcome.QUOTA_EXHAUSTED,
-    "spend_cap": Outcome.QUOTA_EXHAUSTED,  # until 00:00 UTC on the 1st of next month
-    "daily_quota": Outcome.QUOTA_EXHAUSTED,  # until midnight Pacific
-    "no_quota": Outcome.QUOTA_EXHAUSTED,  # Gemini "limit: 0"
-    "invalid": Outcome.KEY_INVALID,
-    "overloaded": Outcome.UPSTREAM_OVERLOADED,
-    "error": Outcome.UPSTREAM_ERROR,
-    "client": Outcome.CLIENT_ERROR,
-}
 _FIXED = {
     "invalid": KEY_INVALID,
     "overloaded": UPSTREAM_OVERLOADED,
     "error": UPSTREAM_ERROR,
     "client": CLIENT_ERROR,
 }
-_STATUS_KINDS = {
-    401: "invalid",
-    402: "quota",
-    403: "invalid",
-    429: "rate",
-    503: "overloaded",
-    529: "overloaded",  # Anthropic
-}
-
-# Error identifiers (lower-cased) that mean the same whoever sends them: every profile.
-_COMMON = {
-    "enforced_spend_limit_reached": "spend_cap",  # Anthropic 429, details.error_code
-    "insufficient_quota": "quota",  # OpenAI 429
-    "billing_hard_limit_reached": "quota",  # OpenAI
-    "credit_balance_exhausted": "quota",  # OpenAI billing code
-    "billing_error": "quota",  # Anthropic 402
-    "invalid_api_key": "invalid",  # OpenAI 401
-    "api_key_invalid": "invalid",  # Gemini 400 ErrorInfo.reason
-    "authentication_error": "invalid",  # Anthropic 401
-    "rate_limit_exceeded": "rate",  # OpenAI, Groq 429
-    "rate_limit_error": "rate",  # Anthropic 429
-    "resource_exhausted": "rate",  # Gemini 429 (refined below)
-    "overloaded_error": "overloaded",  # Anthropic 529
-    "unsupported_country_region_territory": "client",  # OpenAI 403: the proxy's egress, not the key
-}
-_PROFILE_MARKERS: dict[str, dict[str, str]] = {
-    "openai": {  # also Groq, Mistral, Azure OpenAI
-        "slow_down": "overloaded",  # 429 (formerly 503): ramping up too fast
-        "billing_not_active": "quota",
-        "access_terminated": "invalid",
-        "account_deactivated": "invalid",
-        "rate_limited": "rate",  # Mistral 429
-    },
-    "anthropic": {"permission_error": "invalid"},  # 403
-    "gemini": {
-        "permission_denied": "invalid",  # 403
-        "unauthenticated": "invalid",  # 401
-        "failed_precondition": "quota",  # 400: billing must be enabled for this project
-        "unavailable": "overloaded",  # 503
-    },
-    "generic": {},
-}
-_MARKERS = {profile: {**_COMMON, **own} for profile, own in _PROFILE_MARKERS.items()}
-
-# Phrases (lower-cased) that refine an identifier; checked first.
-_PHRASES: dict[str, tuple[tuple[str, str], ...]] = {
-    "openai": (("country, region, or territory not supported", "client"),),  # 403
-    "anthropic": (
-        ("monthly spend limit", "spend_cap"),  # 429 rate_limit_error
-        ("reached your specified api usage limits", "spend_cap"),  # 400: workspace spend limit
-        ("credit balance is too low", "quota"),  # 400 invalid_request_error
-    ),
-    "gemini": (("location is not supported", "client"),),  # 400 FAILED_PRECONDITION
-    "generic": (),
-}
-
-# The status an error event at the start of a 2xx stream would have had as an answer.
-_EVENT_STATUS = {
-    "enforced_spend_limit_reached": 429,
-    "rate_limit_error": 429,
-    "rate_limit_exceeded": 429,
-    "insufficient_quota": 429,
-    "resource_exhausted": 429,
-    "slow_down": 429,
-    "overloaded_error": 529,
-    "unavailable": 503,
-    "authentication_error": 401,
-    "invalid_api_key": 401,
-    "unauthenticated": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "permission_denied": 403,
-    "invalid_request_error": 400,
-    "invalid_argument": 400,
-    "not_found_error": 404,
-    "request_too_large": 413,
-}
-
-_HOSTS = {
-    "api.openai.com": "openai",
-    "api.groq.com": "openai",
-    "api.mistral.ai": "openai",
-    "api.anthropic.com": "anthropic",
-    "generativelanguage.googleapis.com": "gemini",
-}
-_HOST_SUFFIXES = ((".openai.azure.com", "openai"),)
-
-_SPECIFICITY = ("error_code", "code", "reason", "status", "type")
-_WANTED = frozenset((*_SPECIFICITY, "quotaId", "quotaValue", "retryDelay"))
+"""Kinds whose verdict is always the same (the others carry a cooldown)."""
+_OUTCOMES = {name: Outcome(kind.outcome) for name, kind in RULES.kinds.items()}
+_DEADLINE_KINDS = {name: kind for name, kind in RULES.kinds.items() if kind.deadline is not None}
+_SPECIFICITY = RULES.identifier_fields
+_DELAY_FIELDS = {f.name: f.source or f.name for f in RULES.body_fields}
+_DELAY_FORMATS = {f.name: f.format for f in RULES.body_fields}
+_WANTED = frozenset((*_SPECIFICITY, *RULES.fact_fields, *_DELAY_FIELDS))
 _QUOTED = re.compile(
-    r'"(error_code|code|reason|status|type|quotaId|quotaValue|retryDelay)"\s*:\s*"([^"\\]{0,200})"'
+    r'"(' + "|".join(map(re.escape, sorted(_WANTED))) + r')"\s*:\s*"([^"\\]{0,200})"'
 )
-_LIMIT_ZERO = re.compile(r"\blimit: 0(?![\d.])")
+_DIMENSIONS = RULES.dimension_types
 _LINES = re.compile(r"\r\n|\r|\n")
 
 
@@ -322,10 +234,13 @@ def detect_provider(upstream_base_url: str) -> str:
         host = (urlsplit(url if "//" in url else "//" + url).hostname or "").rstrip(".")
     except ValueError:
         return "generic"
-    found = _HOSTS.get(host)
-    if found is not None:
-        return found
-    return next((p for suffix, p in _HOST_SUFFIXES if host.endswith(suffix)), "generic")
+    for profile in RULES.profiles.values():
+        if host in profile.hosts:
+            return profile.name
+    for profile in RULES.profiles.values():
+        if any(host.endswith(suffix) for suffix in profile.host_suffixes):
+            return profile.name
+    return "generic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,8 +251,8 @@ class _Facts:
     fields: tuple[str, ...] = ()  # error identifiers, lower-cased, most specific first
     dimension: str | None = None  # OpenAI/Groq `type`: "requests" or "tokens"
     quota_ids: tuple[str, ...] = ()  # Gemini QuotaFailure violations, lower-cased
-    zero_quota: bool = False  # a Gemini violation with quotaValue "0"
-    retry_delay: float | None = None  # Gemini RetryInfo.retryDelay, seconds
+    quota_values: tuple[str, ...] = ()  # their quotaValue, as text
+    delays: tuple[tuple[str, str], ...] = ()  # (value, field) of the body's reset fields
     http_code: int | None = None  # a numeric `code` that is an HTTP status (Gemini)
 
 
@@ -374,15 +289,17 @@ def _facts(text: str, doc: Any) -> _Facts:
         for match in _QUOTED.finditer(text):
             values.setdefault(match.group(1), []).append(match.group(2))
     strings = {k: [str(v).lower() for v in vs if isinstance(v, str)] for k, vs in values.items()}
-    delays = [parse_duration(v) for v in values.get("retryDelay", []) if isinstance(v, str)]
+    delays = tuple(
+        (v, name) for name in _DELAY_FIELDS for v in values.get(name, []) if isinstance(v, str)
+    )
     codes = [v for v in values.get("code", []) if type(v) is int and 400 <= v <= 599]
     return _Facts(
         text=text.lower(),
         fields=tuple(v for name in _SPECIFICITY for v in strings.get(name, [])),
-        dimension=next((t for t in strings.get("type", []) if t in ("requests", "tokens")), None),
+        dimension=next((t for t in strings.get("type", []) if t in _DIMENSIONS), None),
         quota_ids=tuple(strings.get("quotaId", [])),
-        zero_quota=any(str(v) == "0" for v in values.get("quotaValue", [])),
-        retry_delay=max((d for d in delays if d is not None), default=None),
+        quota_values=tuple(str(v) for v in values.get("quotaValue", [])),
+        delays=delays,
         http_code=codes[0] if codes else None,
     )
 
@@ -442,7 +359,8 @@ class Classifier:
         facts = _facts(data[:_BODY_LIMIT], doc)
         status = facts.http_code
         if status is None:
-            status = next((_EVENT_STATUS[f] for f in facts.fields if f in _EVENT_STATUS), 500)
+            known = RULES.event_status
+            status = next((known[f] for f in facts.fields if f in known), 500)
         return self._classify(status, headers, facts, now)
 
     def _classify(
@@ -458,24 +376,25 @@ class Classifier:
 
     def _kind(self, status: int, facts: _Facts) -> str:
         marked = self._marker(facts)
+        statuses = RULES.status_kinds
         if status >= 500:
-            kind = "overloaded" if marked == "overloaded" else _STATUS_KINDS.get(status, "error")
+            kind = "overloaded" if marked == "overloaded" else statuses.get(status, "error")
         else:
-            kind = marked or _STATUS_KINDS.get(status, "client")
-        if kind == "rate" and (facts.quota_ids or "resource_exhausted" in facts.fields):
-            if facts.zero_quota or _LIMIT_ZERO.search(facts.text):  # Gemini
-                return "no_quota"
-            if any("perday" in quota_id for quota_id in facts.quota_ids):
-                return "daily_quota"
+            kind = marked or statuses.get(status, "client")
+        if kind == "rate" and _refinable(facts):
+            for rule in RULES.refinements:
+                if _refines(rule, facts):
+                    return rule.kind
         return kind
 
     def _marker(self, facts: _Facts) -> str | None:
         if not facts.text:
             return None
-        for phrase, kind in _PHRASES[self.profile]:
+        profile = RULES.profiles[self.profile]
+        for phrase, kind in profile.phrases:
             if phrase in facts.text:
                 return kind
-        markers = _MARKERS[self.profile]
+        markers = profile.markers
         for field in facts.fields:
             if field in markers:
                 return markers[field]
@@ -489,10 +408,8 @@ class Classifier:
         fixed = _FIXED.get(kind)
         if fixed is not None:
             return fixed
-        found: list[Signal] = []
-        if facts.retry_delay is not None:
-            found.append((facts.retry_delay, "retryDelay"))
-        if kind == "rate":
+        found = _body_signals(facts, now)
+        if _OUTCOMES[kind] is Outcome.RATE_LIMITED:
             found += header_signals(headers, now, dimension=facts.dimension)
             best = longest(found) or prose_signal(facts.text, now)
             if best is None:
@@ -500,17 +417,54 @@ class Classifier:
             return Verdict(Outcome.RATE_LIMITED, failover=True, cooldown=best[0], source=best[1])
         found += header_signals(headers, now, windows=False)
         prose = None if found else prose_signal(facts.text, now)
-        if kind == "spend_cap":
-            found.insert(0, (until_month_start(now), "spend limit: next month"))
-        elif kind in ("daily_quota", "no_quota"):
-            found.insert(0, (until_midnight(now, pacific()), "daily quota: midnight Pacific"))
+        spec = RULES.kinds[kind]
+        if spec.deadline is not None:
+            found.insert(0, _deadline(spec.deadline, now))
         best = longest([*found, prose] if prose else found)
-        if kind == "no_quota":
-            seconds = max(best[0] if best else 0.0, self.cooldown_seconds)
-            best = (seconds, "limit: 0")
+        if spec.at_least_cooldown_seconds:
+            best = (max(best[0] if best else 0.0, self.cooldown_seconds), best[1] if best else "")
         elif best is None:
             best = (self.cooldown_seconds, "cooldown_seconds")
-        return Verdict(Outcome.QUOTA_EXHAUSTED, failover=True, cooldown=best[0], source=best[1])
+        source = spec.source or best[1]
+        return Verdict(Outcome.QUOTA_EXHAUSTED, failover=True, cooldown=best[0], source=source)
+
+
+def _body_signals(facts: _Facts, now: float) -> list[Signal]:
+    """The reset fields of the body (Gemini's RetryInfo.retryDelay): the longest of each."""
+    found: list[Signal] = []
+    for field, source in _DELAY_FIELDS.items():
+        parse = FORMATS[_DELAY_FORMATS[field]]
+        seconds = [parse(v, now) for v, name in facts.delays if name == field]
+        best = max((d for d in seconds if d is not None), default=None)
+        if best is not None:
+            found.append((best, source))
+    return found
+
+
+def _deadline(deadline: Deadline, now: float) -> Signal:
+    """A quota's own reset (profiles: kinds.*.deadline) as a signal."""
+    fallback = timezone(timedelta(hours=deadline.fallback_utc_offset_hours or 0.0))
+    where = zone(deadline.zone, fallback)
+    if deadline.until == "month_start":
+        return until_month_start(now, where), deadline.source
+    return until_midnight(now, where), deadline.source
+
+
+def _refinable(facts: _Facts) -> bool:
+    """May a rate limit be refined into a quota (profiles: refine_rate)?"""
+    if RULES.refine_quota_ids and facts.quota_ids:
+        return True
+    return any(field in RULES.refine_fields for field in facts.fields)
+
+
+def _refines(rule: Refinement, facts: _Facts) -> bool:
+    if rule.quota_value is not None and rule.quota_value in facts.quota_values:
+        return True
+    if rule.text_pattern is not None and rule.text_pattern.search(facts.text):
+        return True
+    if rule.quota_id_contains is not None:
+        return any(rule.quota_id_contains in quota_id for quota_id in facts.quota_ids)
+    return False
 
 
 def _rule_verdict(i: int, rule: StatusRule, outcome: Outcome) -> Verdict | None:

@@ -37,6 +37,7 @@ from poolswitch.errors import (
 from poolswitch.forwarder import Response, Upstream
 from poolswitch.metrics import Metrics
 from poolswitch.pool import Pool
+from poolswitch.profiles import RULES
 from poolswitch.redact import Redactor
 from poolswitch.request import (
     HOP_BY_HOP,
@@ -81,7 +82,7 @@ FIRST_EVENT_LIMIT = 64 * 1024
 """A 2xx event stream's first event is held back (up to this much) to see if it is an error."""
 
 _BUFFERED_DROP = _RESPONSE_DROP | {b"content-length"}
-_QUOTA_HEADERS = ("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining")
+_QUOTA_HEADERS = RULES.remaining_quota_headers
 
 STREAM_CUT: ContextVar[bool] = ContextVar("poolswitch_stream_cut", default=False)
 """Set in the request's task when the proxy ended a caller's stream abruptly on purpose (the

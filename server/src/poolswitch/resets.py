@@ -21,6 +21,9 @@ above 1e12 as epoch milliseconds. The per-dimension windows (`x-ratelimit-reset-
 names, else one whose `...-remaining` header is absent or 0 (a window with requests left did not
 cause the 429, and Groq's request window is a whole day). Every signal is clamped to
 [0, MAX_RESET_SECONDS]; the longest wins.
+
+Which headers, windows and phrases count, and in which format, is data (profiles/providers.json,
+`resets`); the parsers of the formats are here: `FORMATS`.
 """
 
 from __future__ import annotations
@@ -32,21 +35,20 @@ from datetime import datetime, time, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-MAX_RESET_SECONDS = 86400.0 * 31
+from poolswitch.profiles import RULES
+
+MAX_RESET_SECONDS = RULES.max_reset_seconds
 PACIFIC_FALLBACK = timezone(timedelta(hours=-8), "UTC-8")
 
 Signal = tuple[float, str]
 _Parser = Callable[[str, float], float | None]
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_UNITS = RULES.duration_units
+_DURATION_PART = re.compile(
+    r"(\d+(?:\.\d+)?)(" + "|".join(map(re.escape, sorted(_UNITS, key=len, reverse=True))) + ")"
+)
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))"
-)
-_PROSE_DELAY = re.compile(r"(?:try again|retry) in ((?:\d+(?:\.\d+)?(?:ms|us|µs|ns|h|m|s))+)")
-_PROSE_DATE = re.compile(
-    r"(?:regain access on|resets? (?:at|on))\s+(\d{4}-\d\d-\d\d)"
-    r"(?:(?:\s+at\s+|[t ])(\d\d:\d\d(?::\d\d)?))?"
 )
 
 
@@ -73,7 +75,7 @@ def parse_duration(value: str) -> float | None:
     for match in _DURATION_PART.finditer(value):
         if match.start() != pos:
             return None
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos == 0:
         return _number(value) if value else None
@@ -132,23 +134,14 @@ def _go_duration(value: str, now: float) -> float | None:
     return parse_duration(value)
 
 
-_PLAIN: tuple[tuple[str, _Parser], ...] = (
-    ("retry-after", parse_retry_after),
-    ("retry-after-ms", parse_millis),
-    ("x-ms-retry-after-ms", parse_millis),
-    ("x-ratelimit-reset", parse_epoch),
-)
-# (header, parser, dimension, the header that says what is left of that dimension)
-_WINDOWS: tuple[tuple[str, _Parser, str, str], ...] = (
-    *(
-        (f"x-ratelimit-reset-{d}", _go_duration, d, f"x-ratelimit-remaining-{d}")
-        for d in ("requests", "tokens")
-    ),
-    *(
-        (f"anthropic-ratelimit-{d}-reset", parse_rfc3339, d, f"anthropic-ratelimit-{d}-remaining")
-        for d in ("requests", "tokens", "input-tokens", "output-tokens")
-    ),
-)
+FORMATS: dict[str, _Parser] = {
+    "retry_after": parse_retry_after,
+    "millis": parse_millis,
+    "epoch": parse_epoch,
+    "duration": _go_duration,
+    "rfc3339": parse_rfc3339,
+}
+"""The parser of each header format that providers.json names."""
 
 
 def _has_left(value: str | None) -> bool:
@@ -163,15 +156,15 @@ def header_signals(
     leaves out the per-dimension rate windows (they say nothing about a quota); `dimension`
     ("requests" or "tokens", as an OpenAI error's `type` names it) keeps only that window."""
     found: list[Signal] = []
-    for name, parse in _PLAIN:
-        _add(found, headers, name, parse, now)
+    for signal in RULES.header_signals:
+        _add(found, headers, signal.name, FORMATS[signal.format], now)
     if windows:
-        for name, parse, dim, remaining in _WINDOWS:
-            if dimension is not None and dim != dimension:
+        for signal in RULES.windows:
+            if dimension is not None and signal.dimension != dimension:
                 continue
-            if dimension is None and _has_left(headers.get(remaining)):
+            if dimension is None and signal.remaining and _has_left(headers.get(signal.remaining)):
                 continue
-            _add(found, headers, name, parse, now)
+            _add(found, headers, signal.name, FORMATS[signal.format], now)
     return found
 
 
@@ -203,33 +196,40 @@ def reset_after(headers: Mapping[str, str], now: float) -> Signal | None:
 def prose_signal(text: str, now: float) -> Signal | None:
     """A reset stated in an error message (lower-cased): "please try again in 9.78s", "please
     retry in 10h17m5.7s", "you will regain access on 2026-04-01 at 00:00 utc" (read as UTC)."""
-    delay = _PROSE_DELAY.search(text)
-    if delay is not None:
-        seconds = parse_duration(delay.group(1))
-        if seconds is not None:
-            return clamp(seconds), "message"
-    date = _PROSE_DATE.search(text)
-    if date is not None:
-        clock = date.group(2) or "00:00"
-        seconds = parse_rfc3339(f"{date.group(1)}T{clock}{':00' if len(clock) == 5 else ''}Z", now)
+    for pattern, form in RULES.prose:
+        found = pattern.search(text)
+        if found is None:
+            continue
+        if form == "date_utc":
+            clock = found.group(2) or "00:00"
+            stamp = f"{found.group(1)}T{clock}{':00' if len(clock) == 5 else ''}Z"
+            seconds = parse_rfc3339(stamp, now)
+        else:
+            seconds = FORMATS[form](found.group(1), now)
         if seconds is not None:
             return clamp(seconds), "message"
     return None
 
 
-def until_month_start(now: float) -> float:
-    """Seconds until 00:00 UTC on the 1st of next month (Anthropic's monthly spend limits)."""
-    today = datetime.fromtimestamp(now, timezone.utc)
+def until_month_start(now: float, zone: tzinfo = timezone.utc) -> float:
+    """Seconds until 00:00 on the 1st of next month in `zone` (Anthropic's monthly spend
+    limits: UTC)."""
+    today = datetime.fromtimestamp(now, zone)
     year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
-    return datetime(year, month, 1, tzinfo=timezone.utc).timestamp() - now
+    return datetime(year, month, 1, tzinfo=zone).timestamp() - now
+
+
+def zone(name: str, fallback: tzinfo) -> tzinfo:
+    """The IANA time zone `name`, or `fallback` where the tz database is missing."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, OSError, ValueError):
+        return fallback
 
 
 def pacific() -> tzinfo:
     """America/Los_Angeles, or a fixed UTC-8 where the tz database is missing."""
-    try:
-        return ZoneInfo("America/Los_Angeles")
-    except (ZoneInfoNotFoundError, OSError, ValueError):
-        return PACIFIC_FALLBACK
+    return zone("America/Los_Angeles", PACIFIC_FALLBACK)
 
 
 def until_midnight(now: float, zone: tzinfo) -> float:

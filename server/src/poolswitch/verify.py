@@ -40,6 +40,7 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 from poolswitch.classifier import Outcome, Verdict
+from poolswitch.profiles import RULES
 
 VALID = "valid"
 INVALID = "invalid"
@@ -51,15 +52,10 @@ SUSPECT_WINDOW = 600.0
 VERIFY_TIMEOUT = 5.0
 VERIFY_READ = 64 * 1024
 
-DEFAULT_PATHS = {
-    "openai": "/v1/models",
-    "anthropic": "/v1/models",
-    "gemini": "/v1beta/models",
-    "generic": None,
-}
-VERIFY_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
-    "anthropic": (("anthropic-version", "2023-06-01"),),  # required on every Anthropic call
-}
+DEFAULT_PATHS = {name: profile.verify_path for name, profile in RULES.profiles.items()}
+"""Each profile's verify path (profiles/providers.json: profiles.*.verify.path)."""
+VERIFY_HEADERS = {name: profile.verify_headers for name, profile in RULES.profiles.items()}
+"""Headers every call to the provider needs, sent with the verification too."""
 
 
 class Judgement(str, Enum):
