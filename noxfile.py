@@ -212,13 +212,15 @@ def sdk_go(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("sdk", ["raw", "python", "node", "go"])
+@nox.parametrize("sdk", ["raw", "python", "node", "go", "embedded-node", "embedded-python"])
 def conformance(session: nox.Session, sdk: str) -> None:
-    """The conformance cases through one client (raw HTTP or an SDK) against the real proxy:
-    `nox -s conformance` runs all four; `-- --run 'failover/*'` narrows (conformance/README.md)."""
+    """The conformance cases through one client (raw HTTP or an SDK) against the real proxy, and
+    through the embedded clients (the pool in the client, no proxy; cases tagged `proxy` left
+    out): `nox -s conformance` runs all six; `-- --run 'failover/*'` narrows
+    (conformance/README.md)."""
     ensure_apt(session, "redis-server", "redis-server")  # cases with proxies sharing one Redis
     session.install("-e", SERVER, "-e", "./sdk-python", "-e", TESTING)
-    if sdk == "node":
+    if sdk in ("node", "embedded-node"):
         ensure_apt(session, "node", "nodejs")
         ensure_apt(session, "npm", "npm")
         with session.chdir("sdk-node"):

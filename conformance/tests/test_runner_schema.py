@@ -365,3 +365,20 @@ steps: [{status: {}, replica: 3, eventually: 31}]
         "t.yaml: cases[0].config.storage.redis_url: set by the runner",
         "t.yaml: cases[0].config.storage.namespace: set by the runner",
     ]
+
+
+def test_tags_of_the_file_and_of_a_case_add_up() -> None:
+    text = "tags: [proxy]\n" + case_with("steps: [{status: {}}]")
+    [case] = parse_file("t.yaml", text)
+    assert case.tags == {"proxy"}
+    [case] = parse_file("t.yaml", case_with("tags: [proxy]\nsteps: [{status: {}}]"))
+    assert case.tags == {"proxy"}
+    [case] = parse_file("t.yaml", case_with("steps: [{status: {}}]"))
+    assert case.tags == frozenset()
+
+
+def test_an_unknown_tag_is_an_error() -> None:
+    found = problems_of("tags: [proxi]\n" + case_with("steps: [{status: {}}]"))
+    assert found == ["t.yaml: tags: must be a list of tags (proxy)"]
+    found = problems_of(case_with("tags: proxy\nsteps: [{status: {}}]"))
+    assert found == ["t.yaml: cases[0].tags: must be a list of tags (proxy)"]

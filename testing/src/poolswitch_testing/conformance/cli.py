@@ -47,7 +47,9 @@ from poolswitch_testing.redis_server import RedisServer, RedisServerError
 
 __all__ = ["SDKS", "main"]
 
-SDKS = ("raw", "python", "node", "go")
+SDKS = ("raw", "python", "node", "go", "embedded-node", "embedded-python")
+EMBEDDED = frozenset({"embedded-node", "embedded-python"})
+"""Clients that hold the pool themselves: no proxy is started; cases tagged `proxy` are not run."""
 NODE_SDK = Path("sdk-node", "dist", "esm", "index.js")  # from the repository's root
 GO_BUILD_TIMEOUT = 300
 
@@ -65,13 +67,15 @@ def client_command(sdk: str, build_dir: Path, home: Path) -> list[str]:
         return [sys.executable, str(clients / "raw" / "raw_client.py")]
     if sdk == "python":
         return [sys.executable, str(clients / "python" / "python_client.py")]
-    if sdk == "node":
+    if sdk == "embedded-python":
+        return [sys.executable, str(clients / "embedded-python" / "embedded_client.py")]
+    if sdk in ("node", "embedded-node"):
         if not node_sdk.is_file():
             raise SetupError(f"{node_sdk} is missing: run `npm ci && npm run build` in sdk-node")
         node = shutil.which("node")
         if node is None:
             raise SetupError("node is not on PATH")
-        return [node, str(clients / "node" / "client.mjs")]
+        return [node, str(clients / sdk / "client.mjs")]
     if sdk == "go":
         binary = build_dir / "go-client"
         try:
@@ -253,8 +257,11 @@ def main(
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
     selected = [case for case in cases if case.id in chosen]
-    sdk_only = [case.id for case in selected if case.sdk_only and args.sdk == "raw"]
-    selected = [case for case in selected if case.id not in sdk_only]
+    embedded = args.sdk in EMBEDDED
+    sdk_only = [case.id for case in selected if case.sdk_only and (args.sdk == "raw" or embedded)]
+    proxy_only = [case.id for case in selected if embedded and "proxy" in case.tags]
+    left_out = set(sdk_only) | set(proxy_only)
+    selected = [case for case in selected if case.id not in left_out]
     if args.list:
         print("\n".join(case.id for case in selected), file=out)
         return 0
@@ -272,9 +279,12 @@ def main(
             workdir=workdir,
             server_src=server,
             redis_url=None if redis is None else redis.url,
+            embedded=embedded,
         )
         where = f", proxy from {server}" if server else ""
         skipped = f" ({len(sdk_only)} about SDK behaviour skipped)" if sdk_only else ""
+        if proxy_only:
+            skipped += f" ({len(proxy_only)} tagged proxy skipped)"
         print(
             f"conformance: {args.sdk} client, {len(selected)} case(s){skipped}, "
             f"{args.parallel} at a time{where}",

@@ -42,7 +42,7 @@ from poolswitch_testing.conformance.compare import (
     normalise,
 )
 from poolswitch_testing.conformance.schema import Call, Case, Step, substitute
-from poolswitch_testing.conformance.settings import proxy_settings
+from poolswitch_testing.conformance.settings import embedded_settings, proxy_settings
 from poolswitch_testing.fake_upstream import FakeUpstream, blob_bytes
 from poolswitch_testing.proxy import ProxyProcess, ProxyStartError
 
@@ -59,6 +59,7 @@ class Environment:
     workdir: Path  # a fresh directory for this run
     server_src: Path | None = None  # another server's src/ to run instead
     redis_url: str | None = None  # the run's redis-server, for cases with storage: redis
+    embedded: bool = False  # the client holds the pool itself (no proxy is started)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class _CaseRun:
         self.fake: FakeUpstream | None = None
         self.proxies: list[ProxyProcess] = []
         self.background: list[threading.Thread] = []
+        self.embedded: dict[str, Any] | None = None  # the pool the embedded client builds
 
     def run(self) -> None:
         try:
@@ -163,6 +165,16 @@ class _CaseRun:
             pools,
             redis,
         )
+        if self.env.embedded:
+            storage = settings.get("storage", {}).get("backend", "memory")
+            if self.case.pools or self.case.replicas > 1 or storage != "memory":
+                self.reasons.append("start: pools, replicas or a store need the proxy; tag `proxy`")
+                raise _Failed
+            self.embedded = {
+                "id": f"{self.case.id}#{secrets.token_hex(4)}",
+                "settings": embedded_settings(settings),
+            }
+            return
         for i in range(self.case.replicas):
             directory = self.directory if self.case.replicas == 1 else self.directory / f"r{i}"
             self.proxies.append(
@@ -208,6 +220,9 @@ class _CaseRun:
 
     def _step(self, number: int, step: Step) -> None:
         label = f"step {number} ({step.label()})"
+        if self.env.embedded and _needs_proxy(step):
+            self.reasons.append(f"{label}: needs the proxy; tag the case `proxy`")
+            raise _Failed
         if step.action == "wait":
             time.sleep(step.seconds)
         elif step.action == "script":
@@ -251,7 +266,7 @@ class _CaseRun:
     def _try_call(self, where: str, request_id: str, step: Step) -> list[str]:
         """The differences from the step's expectations; a leak is reported at once."""
         assert self.fake is not None and step.call is not None
-        proxy = self.proxies[step.replica]
+        proxy = self.proxies[step.replica] if self.proxies else None
         before = len(self.fake.attempts)
         request = self._request(request_id, step.call, step.replica)
         try:
@@ -271,7 +286,7 @@ class _CaseRun:
         filled = {f.name: substitute(getattr(expect, f.name), self.table) for f in fields(expect)}
         expect = dataclasses.replace(expect, **filled)
         reasons = check_result(expect, result, attempts, now=time.time(), seconds=seconds)
-        if not proxy.alive():
+        if proxy is not None and not proxy.alive():
             self.reasons += [f"{where}: {reason}" for reason in reasons]
             name = self._name(step.replica)
             self.reasons.append(f"{where}: {name} died (exit code {proxy.exit_code})")
@@ -280,9 +295,13 @@ class _CaseRun:
         return list(reasons)
 
     def _request(self, request_id: str, call: Call, replica: int = 0) -> dict[str, Any]:
+        if self.embedded is not None:
+            url = ""
+        else:
+            url = self.dead_url if call.dead_proxy else self.proxies[replica].url
         request: dict[str, Any] = {
             "id": request_id,
-            "proxy_url": self.dead_url if call.dead_proxy else self.proxies[replica].url,
+            "proxy_url": url,
             "call": call.call,
             "stream": call.call == "stream",
             "method": call.method,
@@ -290,6 +309,8 @@ class _CaseRun:
             "headers": dict(substitute(dict(call.headers), self.table)),
             "timeout": call.timeout,
         }
+        if self.embedded is not None:
+            request["embedded"] = self.embedded
         if call.token is not None:
             request["token"] = substitute(call.token, self.table)
         if call.client:
@@ -299,6 +320,14 @@ class _CaseRun:
         elif call.body_kind is not None:
             request[call.body_kind] = substitute(call.body, self.table)
         return request
+
+
+def _needs_proxy(step: Step) -> bool:
+    """Steps an embedded client cannot take: there is no proxy to restart, kill, send to by
+    hand, scrape, or miss."""
+    if step.action in ("restart", "kill", "background", "metrics"):
+        return True
+    return step.call is not None and (step.call.dead_proxy or step.replica != 0)
 
 
 def _send(url: str, request: Mapping[str, Any]) -> None:

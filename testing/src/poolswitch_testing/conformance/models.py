@@ -400,6 +400,20 @@ def _non_empty(value: Any) -> Any:
     return value
 
 
+TAGS = {
+    "proxy": "needs the proxy itself (its endpoints, restarts, callers, pools, storage, limits, "
+    "the bytes it relays): not run with the embedded clients",
+}
+"""The tags a case (or a whole file) may carry, and what each means."""
+Tags = Annotated[
+    list[str],
+    _check(
+        lambda v: isinstance(v, list) and all(t in TAGS for t in v),
+        f"must be a list of tags ({', '.join(TAGS)})",
+    ),
+]
+
+
 class CaseDoc(_Doc):
     name: Annotated[
         str,
@@ -418,6 +432,7 @@ class CaseDoc(_Doc):
     ] = Field(default_factory=lambda: [KeyDoc(id=k) for k in DEFAULT_KEYS])
     pools: Annotated[list[PoolDoc], BeforeValidator(_non_empty)] | None = None
     sdk_only: Annotated[bool, _check(lambda v: type(v) is bool, "must be true or false")] = False
+    tags: Tags = Field(default_factory=list)
     replicas: _integer(1, MAX_REPLICAS) = 1  # type: ignore[valid-type]
     config: Settings = {}
     client: ClientDoc | None = None
@@ -508,6 +523,7 @@ def _replica_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
 
 class FileDoc(_Doc):
     description: Text = ""
+    tags: Tags = Field(default_factory=list)  # every case of the file has them
     cases: Annotated[list[Any], BeforeValidator(_non_empty)]
 
 

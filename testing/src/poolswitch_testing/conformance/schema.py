@@ -180,6 +180,7 @@ class Case:
     expect_upstream: UpstreamExpect
     pools: tuple[PoolSpec, ...] = ()  # empty: the single-pool form (keys at the top level)
     sdk_only: bool = False  # about an SDK's own behaviour (retries): not run with the raw client
+    tags: frozenset[str] = frozenset()  # models.TAGS, the file's and the case's own
     replicas: int = 1  # proxies sharing one Redis namespace (replicas > 1 needs backend redis)
 
     @property
@@ -277,8 +278,9 @@ def parse_file(filename: str, text: str) -> list[Case]:
     if not isinstance(doc, Mapping):
         add([("", "must be a mapping with `cases` (and an optional `description`)")])
         raise CaseError(found)
+    file_tags: frozenset[str] = frozenset()
     try:
-        FileDoc.model_validate(doc)
+        file_tags = frozenset(FileDoc.model_validate(doc).tags)
     except ValidationError as exc:
         add(problem_lines(exc))
     raw_cases = doc.get("cases")
@@ -304,7 +306,7 @@ def parse_file(filename: str, text: str) -> list[Case]:
         if case_doc.name in names:
             add([(f"cases[{i}].name", f"duplicate case name {case_doc.name!r}")])
         names.add(case_doc.name)
-        cases.append(_case(case_doc, stem, f"{filename}: cases[{i}]"))
+        cases.append(_case(case_doc, stem, f"{filename}: cases[{i}]", file_tags))
     if found:
         raise CaseError(found)
     return cases
@@ -366,7 +368,7 @@ def _placeholder_problems(raw: Mapping[str, Any], where: str) -> list[tuple[str,
     ]
 
 
-def _case(doc: CaseDoc, stem: str, where: str) -> Case:
+def _case(doc: CaseDoc, stem: str, where: str, tags: frozenset[str]) -> Case:
     pools = tuple(
         PoolSpec(
             pool.name,
@@ -398,6 +400,7 @@ def _case(doc: CaseDoc, stem: str, where: str) -> Case:
         ),
         pools=pools,
         sdk_only=doc.sdk_only,
+        tags=tags | frozenset(doc.tags),
         replicas=doc.replicas,
     )
 

@@ -30,6 +30,7 @@ __all__ = [
     "PoolKeys",
     "SettingsError",
     "check_settings",
+    "embedded_settings",
     "proxy_settings",
 ]
 
@@ -111,6 +112,17 @@ def proxy_settings(
         for pool in pools
     ]
     return settings
+
+
+EMBEDDED_DROPPED = ("listen_host", "storage")
+"""Settings of the proxy process, not of a pool: an embedded client has no listener and keeps
+its pool in memory (a case about another store is tagged `proxy`)."""
+
+
+def embedded_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A case's single-pool settings (from `proxy_settings`) as an embedded client takes them:
+    the pool's own settings, keys with their values, in the proxy's (snake_case) spelling."""
+    return {k: copy.deepcopy(v) for k, v in settings.items() if k not in EMBEDDED_DROPPED}
 
 
 def _parse(settings: Mapping[str, Any], where: str = "") -> list[str]:
