@@ -87,7 +87,9 @@ def lint(session: nox.Session) -> None:
         "conformance/tests",
         "conformance/clients/raw",
         "conformance/clients/python",
+        "conformance/clients/embedded-python",
         "conformance/official",
+        "conformance/vectors",
         "examples/multi-replica",
     )
     with session.chdir("server"):
