@@ -43,6 +43,8 @@ export function wireForms(value: string): Set<string> {
   return new Set([value, value.replaceAll("/", "\\/"), ...encoded, ...lower]);
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+
 /** "binary" text: one char per byte, so that replacing works on the bytes exactly. */
 function binary(text: string): string {
   return Buffer.from(text, "utf8").toString("latin1");
@@ -51,6 +53,8 @@ function binary(text: string): string {
 export class Redactor {
   /** [form as binary text, id as binary text], longest form first. */
   readonly #forms: [string, string][];
+  /** No text shorter than the shortest form can hold one. */
+  readonly #shortest: number;
 
   /** `secrets`: [key value, key id] pairs. */
   constructor(secrets: Iterable<readonly [string, string]>) {
@@ -64,6 +68,7 @@ export class Redactor {
       }
     }
     this.#forms = [...ids].sort((a, b) => b[0].length - a[0].length);
+    this.#shortest = Math.min(...this.#forms.map(([form]) => form.length));
   }
 
   /** `data` with every key form replaced by its id (the same array when none is in it). */
@@ -75,7 +80,10 @@ export class Redactor {
 
   /** The same for text (a message, a header value). */
   redactText(text: string): string {
-    const bytes = binary(text);
+    if (text.length < this.#shortest) {
+      return text;
+    }
+    const bytes = ASCII.test(text) ? text : binary(text);
     const out = this.#replace(bytes);
     return out === bytes ? text : Buffer.from(out, "latin1").toString("utf8");
   }
