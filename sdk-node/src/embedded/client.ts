@@ -197,7 +197,11 @@ export class PoolSwitchClient {
     const scope = new CallScope(signal, timeoutMs);
     try {
       const answer = await this.#engine.run(call, scope);
-      const response = new Response(answer.stream, { status: answer.status, headers: answer.headers });
+      const empty = answer.status === 204 || answer.status === 205 || answer.status === 304;
+      if (empty) {
+        await answer.stream?.cancel().catch(() => undefined);
+      }
+      const response = new Response(empty ? null : answer.stream, { status: answer.status, headers: answer.headers });
       if (!isEventStream(answer.headers)) {
         await response.body?.cancel().catch(() => undefined);
         const type = answer.headers.get("content-type");
