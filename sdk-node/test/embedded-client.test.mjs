@@ -375,6 +375,7 @@ describe("PoolSwitchClient", () => {
 
   test("a path climbing above the base is refused as the proxy does (bad_request)", async () => {
     const pool = client();
+    assert.throws(() => pool.stream("GET", "/x", { json: {} }), /a GET request cannot have a body/);
     assert.throws(() => pool.stream("GET", "/../admin"), (e) => e instanceof ProxyError && e.code === "bad_request" && e.status === 400);
     assert.equal(seen.length, 0);
   });

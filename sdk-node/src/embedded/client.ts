@@ -259,6 +259,9 @@ export class PoolSwitchClient {
         headers.set("content-type", "application/json");
       }
     }
+    if (body !== null && (upper === "GET" || upper === "HEAD")) {
+      throw new TypeError(`a ${upper} request cannot have a body (json or body)`);
+    }
     const forwarded: [string, string][] = [];
     const listed = headers.get("connection");
     const named = listed === null ? null : new Set(listed.split(",").map((t) => t.trim().toLowerCase()));
