@@ -376,6 +376,8 @@ describe("PoolSwitchClient", () => {
   test("a path climbing above the base is refused as the proxy does (bad_request)", async () => {
     const pool = client();
     assert.throws(() => pool.stream("GET", "/x", { json: {} }), /a GET request cannot have a body/);
+    await assert.rejects(pool.get("/x", { headers: { "x-bad": "a\nb" } }), /headers: the value of x-bad must be a string without line breaks/);
+    await assert.rejects(pool.get("/x", { headers: { "bad name": "a" } }), /headers: "bad name" is not a valid header name/);
     assert.throws(() => pool.stream("GET", "/../admin"), (e) => e instanceof ProxyError && e.code === "bad_request" && e.status === 400);
     assert.equal(seen.length, 0);
   });

@@ -6,10 +6,10 @@
  * @module
  */
 
-import { applyHeaders, checkTimeout, encodeQuery } from "../client.js";
+import { checkTimeout, encodeQuery } from "../client.js";
 import type { HealthDocument, StatusDocument } from "../endpoints.js";
 import { PoolSwitchError } from "../errors.js";
-import type { RequestOptions } from "../options.js";
+import type { HeaderValues, RequestOptions } from "../options.js";
 import { PoolSwitchResponse } from "../response.js";
 import { CallScope } from "../scope.js";
 import { PoolSwitchStream, type OpenedStream } from "../stream.js";
@@ -20,11 +20,13 @@ import { poolError } from "./envelope.js";
 import type { KeyStateName } from "./keys.js";
 import { resolveSettings, type PoolSwitchClientOptions, type Settings } from "./settings.js";
 import { healthDocument, statusDocument } from "./status.js";
-import { droppedHeaders, escapesBase, isEventStream, withoutQueryParam } from "./transport.js";
+import { droppedHeaders, escapesBase, isEventStream, NO_SCOPE, withoutQueryParam } from "./transport.js";
 
 /** Options of one call of `PoolSwitchClient`: those of the proxy client, without `pool`. */
 export type EmbeddedRequestOptions = Omit<RequestOptions, "pool">;
 
+const EMPTY = new Uint8Array(0);
+/** An HTTP token: a method or a header name. */
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
@@ -112,10 +114,15 @@ export class PoolSwitchClient {
    */
   async send(method: string, path: string, options: EmbeddedRequestOptions = {}): Promise<PoolSwitchResponse> {
     const { call, timeoutMs, what } = this.#prepare(method, path, options, true, undefined);
+    if (options.signal === undefined && timeoutMs === 0) {
+      // nothing to cancel the call but the pool's own deadlines: no CallScope needed
+      const answer = await this.#engine.run(call, NO_SCOPE);
+      return new PoolSwitchResponse(answer.status, answer.headers, answer.bytes ?? EMPTY);
+    }
     const scope = new CallScope(options.signal, timeoutMs);
     try {
       const answer = await this.#engine.run(call, scope);
-      return new PoolSwitchResponse(answer.status, answer.headers, answer.bytes ?? new Uint8Array(0));
+      return new PoolSwitchResponse(answer.status, answer.headers, answer.bytes ?? EMPTY);
     } catch (error) {
       throw scope.failure(error, what);
     } finally {
@@ -243,12 +250,12 @@ export class PoolSwitchClient {
     if (param !== null) {
       target = withoutQueryParam(target, param);
     }
-    const headers = new Headers({ "user-agent": `poolswitch-node/${VERSION}` });
+    const headers = new Map<string, string>([["user-agent", USER_AGENT]]);
     if (accept !== undefined) {
       headers.set("accept", accept);
     }
-    applyHeaders(headers, this.#s.headers);
-    applyHeaders(headers, options.headers);
+    setHeaders(headers, this.#s.headers);
+    setHeaders(headers, options.headers);
     let body: Call["body"] = options.body ?? null;
     if (options.json !== undefined) {
       if (options.body !== undefined) {
@@ -264,13 +271,33 @@ export class PoolSwitchClient {
     }
     const forwarded: [string, string][] = [];
     const listed = headers.get("connection");
-    const named = listed === null ? null : new Set(listed.split(",").map((t) => t.trim().toLowerCase()));
-    headers.forEach((value, name) => {
+    const named = listed === undefined ? null : new Set(listed.split(",").map((t) => t.trim().toLowerCase()));
+    for (const [name, value] of headers) {
       if (!this.#drop.has(name) && !named?.has(name)) {
         forwarded.push([name, value]);
       }
-    });
+    }
     const timeoutMs = checkTimeout(options.timeoutMs ?? 0, "timeoutMs");
     return { call: { method: upper, target, headers: forwarded, body, whole }, timeoutMs, what };
+  }
+}
+
+const USER_AGENT = `poolswitch-node/${VERSION}`;
+
+/** `values` over `headers` (names lower-cased; `undefined` removes one), as the proxy client's `applyHeaders`. */
+function setHeaders(headers: Map<string, string>, values: HeaderValues | undefined): void {
+  for (const [name, value] of Object.entries(values ?? {})) {
+    const lower = name.toLowerCase();
+    if (!METHOD.test(name)) {
+      throw new TypeError(`headers: ${JSON.stringify(name)} is not a valid header name`);
+    }
+    if (value !== undefined && (typeof value !== "string" || /[\r\n\0]/.test(value))) {
+      throw new TypeError(`headers: the value of ${name} must be a string without line breaks`);
+    }
+    if (value === undefined) {
+      headers.delete(lower);
+    } else {
+      headers.set(lower, value);
+    }
   }
 }

@@ -15,7 +15,6 @@
 import { errorFromResponse, type UpstreamError } from "../errors.js";
 import type { FetchFunction } from "../options.js";
 import { ATTEMPTS_HEADER, KEY_ID_HEADER, PoolSwitchResponse } from "../response.js";
-import type { CallScope } from "../scope.js";
 import { poolError } from "./envelope.js";
 import { afterAttempt, RELAY, TIMED_OUT, TRY, UNREACHABLE, whenNoKey, type Step } from "./plan.js";
 import { Pool } from "./pool.js";
@@ -29,6 +28,7 @@ import {
   readEvent,
   readUpTo,
   transportText,
+  type Scope,
 } from "./transport.js";
 import { Confirming, reading, UNKNOWN, Verifier, VERIFY_READ, VERIFY_TIMEOUT, type Reading } from "./verify.js";
 import { NETWORK_ERROR, SUCCESS, TIMEOUT, type Classifier, type Verdict } from "./verdict.js";
@@ -112,7 +112,7 @@ export class Engine {
   }
 
   /** Serve one call: the answer, or a thrown ProxyError / UpstreamError (or the scope's abort). */
-  async run(call: Call, scope: CallScope): Promise<Answer> {
+  async run(call: Call, scope: Scope): Promise<Answer> {
     const guard = this.pool.guard;
     if (!guard.holds) {
       return this.#attempts(call, scope);
@@ -132,7 +132,7 @@ export class Engine {
     }
   }
 
-  async #attempts(call: Call, scope: CallScope): Promise<Answer> {
+  async #attempts(call: Call, scope: Scope): Promise<Answer> {
     const { pool, classifier } = this;
     const s = this.#s;
     const clock = s.clock;
@@ -305,14 +305,14 @@ export class Engine {
     return out;
   }
 
-  async #sleep(seconds: number, scope: CallScope): Promise<void> {
+  async #sleep(seconds: number, scope: Scope): Promise<void> {
     const sleep = this.#s.sleep;
     if (sleep === null) {
       await scope.sleep(seconds * 1000);
     } else {
       await sleep(seconds * 1000, scope.signal);
     }
-    if (scope.signal.aborted) {
+    if (scope.signal?.aborted) {
       throw scope.signal.reason;
     }
   }

@@ -18,8 +18,8 @@ export type ProviderName = (typeof PROVIDERS)[number];
 const RULE_ACTIONS = ["retry", "failover", "cooldown", "disable", "relay"];
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Waits `ms` milliseconds, or rejects as soon as `signal` aborts. */
-export type SleepFunction = (ms: number, signal: AbortSignal) => Promise<void>;
+/** Waits `ms` milliseconds, or rejects as soon as `signal` (the call's, when it has one) aborts. */
+export type SleepFunction = (ms: number, signal?: AbortSignal) => Promise<void>;
 
 /** Options of `new PoolSwitchClient(options)`; defaults are the proxy's (`poolswitch.example.yaml`). */
 export interface PoolSwitchClientOptions {

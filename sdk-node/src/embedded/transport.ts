@@ -84,17 +84,18 @@ export function escapesBase(rawPath: string): boolean {
 export class Attempt {
   readonly controller = new AbortController();
   timedOut = false;
-  readonly #outer: AbortSignal;
-  readonly #onAbort = (): void => this.controller.abort(this.#outer.reason);
+  readonly #outer: AbortSignal | undefined;
+  readonly #onAbort = (): void => this.controller.abort(this.#outer?.reason);
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(outer: AbortSignal, ms: number) {
+  /** `outer`: the call's signal, if it has one (none: no caller signal, no call timeout). */
+  constructor(outer: AbortSignal | undefined, ms: number) {
     this.#outer = outer;
-    if (outer.aborted) {
+    if (outer?.aborted) {
       this.controller.abort(outer.reason);
       return;
     }
-    outer.addEventListener("abort", this.#onAbort, { once: true });
+    outer?.addEventListener("abort", this.#onAbort, { once: true });
     this.#timer = setTimeout(() => {
       this.timedOut = true;
       this.controller.abort(new Error("the attempt timed out"));
@@ -116,7 +117,7 @@ export class Attempt {
   /** The attempt is over: let go of the timer and the call's signal. */
   done(): void {
     this.stopTimer();
-    this.#outer.removeEventListener("abort", this.#onAbort);
+    this.#outer?.removeEventListener("abort", this.#onAbort);
   }
 }
 
@@ -239,3 +240,20 @@ export async function readEvent(
 export function isEventStream(headers: Headers): boolean {
   return (headers.get("content-type") ?? "").startsWith("text/event-stream");
 }
+
+/**
+ * What the request loop needs of a call's cancellation: `CallScope` (a caller's signal, a call
+ * timeout, a stream), or `NO_SCOPE` for a call with neither (one AbortController less per call).
+ */
+export interface Scope {
+  readonly signal: AbortSignal | undefined;
+  /** Why the call's signal fired, if it did. */
+  readonly kind: string | undefined;
+  sleep(ms: number): Promise<void>;
+}
+
+export const NO_SCOPE: Scope = Object.freeze({
+  signal: undefined,
+  kind: undefined,
+  sleep: (ms: number) => new Promise<void>((done) => setTimeout(done, Math.min(ms, MAX_DELAY_MS))),
+});
