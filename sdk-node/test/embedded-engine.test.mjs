@@ -201,4 +201,45 @@ describe("the embedded request loop", () => {
     const whole = await pool.send("GET", "/events", {});
     assert.deepEqual([whole.keyId, whole.attempts, whole.text()], ["b", 2, "data: one\n\ndata: two\n\n"]);
   });
+
+  test("a storm of 401s costs one verification per key", async () => {
+    handler = (req, res) => {
+      if (req.url === "/check") {
+        setTimeout(() => {
+          res.writeHead(401);
+          res.end();
+        }, 300); // every 401 arrives while the verification is in flight
+        return;
+      }
+      res.writeHead(req.headers["x-key"] === "sk-engine-bbbb" ? 200 : 401);
+      res.end("{}");
+    };
+    const pool = client({ strategy: "quota_failover" });
+    const answers = await Promise.all(Array.from({ length: 6 }, () => pool.send("GET", "/v1/x")));
+    assert.ok(answers.every((r) => r.keyId === "b"));
+    assert.equal(seen.filter((s) => s.path === "/check").length, 1);
+    assert.equal(pool.keyState("a"), "disabled");
+  });
+
+  test("an upstream that dies mid-stream: the stream errors, the key counts a network error", async () => {
+    handler = (req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream", connection: "keep-alive", "x-extra": "kept" });
+      res.write("data: first\n\n");
+      setTimeout(() => res.destroy(), 20);
+    };
+    const pool = client({ keys: [{ id: "a", value: "sk-engine-aaaa" }] });
+    const stream = pool.stream("GET", "/events");
+    const got = [];
+    const error = await (async () => {
+      for await (const event of stream) {
+        got.push(event.data);
+      }
+    })().catch((e) => e);
+    assert.deepEqual(got, ["first"]);
+    assert.ok(error instanceof Error, "the cut stream is not mistaken for a complete one");
+    assert.equal(stream.info.headers.get("x-extra"), "kept");
+    assert.equal(stream.info.headers.get("connection"), null, "hop-by-hop headers are not relayed");
+    const a = pool.status().keys[0];
+    assert.deepEqual([a.successes, a.errors], [1, 1]);
+  });
 });
