@@ -12,17 +12,15 @@
  * @module
  */
 
-import { errorFromResponse, type UpstreamError } from "../errors.js";
 import type { FetchFunction } from "../options.js";
-import { ATTEMPTS_HEADER, KEY_ID_HEADER, PoolSwitchResponse } from "../response.js";
 import { poolError } from "./envelope.js";
 import { afterAttempt, RELAY, TIMED_OUT, TRY, UNREACHABLE, whenNoKey, type Step } from "./plan.js";
 import { Pool } from "./pool.js";
-import { DESCRIBES_BYTES, Redactor } from "./redact.js";
+import { Redactor } from "./redact.js";
+import { relayHeld, relayStream, responseHeaders, type Answer, type Held } from "./relay.js";
 import type { Settings } from "./settings.js";
 import {
   Attempt,
-  HOP_BY_HOP,
   isConnectError,
   isEventStream,
   readEvent,
@@ -57,23 +55,6 @@ export interface Call {
   readonly body: string | Uint8Array | ArrayBuffer | URLSearchParams | null;
   /** Read a 2xx body whole (`request()`), or hand it on as a stream (`stream()`). */
   readonly whole: boolean;
-}
-
-/** A 2xx answer (or an event stream whose first event was an error, relayed as the proxy does). */
-export interface Answer {
-  readonly status: number;
-  readonly headers: Headers;
-  /** With `whole`: the body. */
-  readonly bytes: Uint8Array | null;
-  /** Without `whole`: the body as it arrives. */
-  readonly stream: ReadableStream<Uint8Array> | null;
-}
-
-interface Held {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly body: Uint8Array;
-  readonly key: number;
 }
 
 export class Engine {
@@ -220,7 +201,7 @@ export class Engine {
               return this.#answer(resp, i, attempts, join(head, rest.bytes), null, attempt);
             }
             attempt.stopTimer();
-            return this.#answer(resp, i, attempts, null, this.#relayStream(head, first.ended ? null : reader, i, attempt), attempt);
+            return this.#answer(resp, i, attempts, null, relayStream(head, first.ended ? null : reader, attempt, () => this.pool.record(i, NETWORK_ERROR)), attempt);
           }
           // an error as the first event of a stream: read the rest (bounded) in case it is relayed
           const rest = first.ended ? { bytes: new Uint8Array(0) } : await readUpTo(reader, BUFFER_LIMIT);
@@ -269,7 +250,7 @@ export class Engine {
     }
 
     if (step === RELAY && lastAnswer !== null) {
-      return this.#relayHeld(lastAnswer, attempts, call.whole);
+      return relayHeld(lastAnswer, this.redactor, this.#keyIds[lastAnswer.key]!, attempts, call.whole);
     }
     if (step === TIMED_OUT) {
       throw poolError("upstream_timeout", `the upstream did not answer in time (${attempts} attempt(s))`, null, attempts);
@@ -380,22 +361,6 @@ export class Engine {
     return result;
   }
 
-  /** The answer's headers: the upstream's (minus hop-by-hop, key values redacted) + the pool's. */
-  #responseHeaders(source: Headers, i: number, attempts: number, dropBytes: boolean): Headers {
-    const headers = new Headers();
-    const listed = source.get("connection");
-    const named = listed === null ? null : new Set(listed.split(",").map((t) => t.trim().toLowerCase()));
-    const redactor = this.redactor;
-    source.forEach((value, name) => {
-      if (HOP_BY_HOP.has(name) || named?.has(name) || (dropBytes && DESCRIBES_BYTES.has(name))) {
-        return;
-      }
-      headers.append(name, redactor.redactText(value));
-    });
-    headers.set(KEY_ID_HEADER, this.#keyIds[i]!);
-    headers.set(ATTEMPTS_HEADER, String(attempts));
-    return headers;
-  }
 
   #answer(
     resp: Response,
@@ -409,75 +374,8 @@ export class Engine {
       // a 2xx that is not an event stream, handed on as it comes: no attempt timer any longer
       attempt.stopTimer();
     }
-    return { status: resp.status, headers: this.#responseHeaders(resp.headers, i, attempts, false), bytes, stream };
-  }
-
-  /** The last upstream answer, decoded and redacted: thrown as UpstreamError (a 2xx event stream that began with an error is returned). */
-  #relayHeld(held: Held, attempts: number, whole: boolean): Answer {
-    const body = this.redactor.redact(held.body);
-    const headers = this.#responseHeaders(held.headers, held.key, attempts, true);
-    headers.set("content-length", String(body.length));
-    if (held.status >= 400) {
-      throw errorFromResponse(new PoolSwitchResponse(held.status, headers, body)) as UpstreamError;
-    }
-    if (whole) {
-      return { status: held.status, headers, bytes: body, stream: null };
-    }
-    const stream = new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(body);
-        controller.close();
-      },
-    });
-    return { status: held.status, headers, bytes: null, stream };
-  }
-
-  /** A 2xx event stream: the held-back first event, then the rest as it arrives. */
-  #relayStream(
-    head: Uint8Array,
-    reader: ReadableStreamDefaultReader<Uint8Array> | null,
-    i: number,
-    attempt: Attempt,
-  ): ReadableStream<Uint8Array> {
-    const pool = this.pool;
-    let cancelled = false;
-    return new ReadableStream<Uint8Array>({
-      start(controller) {
-        if (head.length > 0) {
-          controller.enqueue(head);
-        }
-        if (reader === null) {
-          attempt.done();
-          controller.close();
-        }
-      },
-      async pull(controller) {
-        if (reader === null) {
-          return;
-        }
-        try {
-          const { done, value } = await reader.read();
-          if (done) {
-            attempt.done();
-            controller.close();
-          } else {
-            controller.enqueue(value);
-          }
-        } catch (error) {
-          attempt.done();
-          if (!cancelled && !attempt.signal.aborted) {
-            // too late to fail over: the answer is cut, counted against the key
-            pool.record(i, NETWORK_ERROR);
-          }
-          controller.error(error);
-        }
-      },
-      async cancel(reason) {
-        cancelled = true;
-        attempt.done();
-        await reader?.cancel(reason).catch(() => undefined);
-      },
-    });
+    const headers = responseHeaders(resp.headers, this.redactor, this.#keyIds[i]!, attempts, false);
+    return { status: resp.status, headers, bytes, stream };
   }
 }
 
