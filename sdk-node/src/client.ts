@@ -323,7 +323,8 @@ function checkPool(pool: unknown): string {
   return pool;
 }
 
-function applyHeaders(headers: Headers, values: HeaderValues | undefined): void {
+/** @internal (also used by the embedded client) */
+export function applyHeaders(headers: Headers, values: HeaderValues | undefined): void {
   for (const [name, value] of Object.entries(values ?? {})) {
     if (value === undefined) {
       headers.delete(name);
@@ -333,7 +334,8 @@ function applyHeaders(headers: Headers, values: HeaderValues | undefined): void 
   }
 }
 
-function encodeQuery(query: Query | undefined): string {
+/** @internal (also used by the embedded client) */
+export function encodeQuery(query: Query | undefined): string {
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(query ?? {})) {
     const values: readonly unknown[] = Array.isArray(value) ? value : [value];
@@ -366,7 +368,8 @@ function normalizeBaseUrl(baseUrl: string | URL): string {
   return url.href.replace(/\/+$/, "");
 }
 
-function checkTimeout(value: number, name: string): number {
+/** @internal (also used by the embedded client) */
+export function checkTimeout(value: number, name: string): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
     throw new TypeError(`${name} must be a number of milliseconds >= 0 (0: no deadline), got ${String(value)}`);
   }

@@ -174,13 +174,48 @@ describe("package", () => {
       const stream = await node(consumer, ["stream.mjs"], env);
       assert.match(stream.stdout, /^Hello world\n\(key (primary|backup), attempts 1\)$/m);
     });
+
+    test("examples/node/embedded.mjs fails over offline, from the packed tarball", async () => {
+      copyFileSync(join(EXAMPLES, "embedded.mjs"), join(consumer, "embedded.mjs"));
+      const { stdout } = await node(consumer, ["embedded.mjs"], { UPSTREAM_URL: "" });
+      assert.match(stdout, /^answer: Hello from the healthy key \(key k2, attempts 2\)$/m);
+      assert.match(stdout, /^stream: Hello world \(key k2, attempts 1\)$/m);
+      assert.match(stdout, /^status: k1 cooling_down \(quota_exhausted\), k2 available$/m);
+    });
+
+    test("the embedded snippet runs with require (CommonJS) against a local upstream", async () => {
+      const script = `const http = require("node:http");
+const { PoolSwitchClient } = require("poolswitch-node");
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    const spent = req.headers.authorization === "Bearer sk-spent";
+    res.writeHead(spent ? 429 : 200, { "content-type": "application/json" });
+    res.end(spent ? '{"error":{"type":"insufficient_quota","code":"insufficient_quota","message":"quota"}}' : '{"object":"chat.completion"}');
+  });
+});
+server.listen(0, "127.0.0.1", async () => {
+  const client = new PoolSwitchClient({
+    upstreamBaseUrl: "http://127.0.0.1:" + server.address().port,
+    keys: [{ id: "k1", value: "sk-spent" }, { id: "k2", value: "sk-fine" }],
+    strategy: "quota_failover", retryAttempts: 3, cooldownSeconds: 3600,
+  });
+  const result = await client.post("/v1/chat/completions", { json: { model: "gpt-4o-mini", messages: [] } });
+  console.log(JSON.stringify({ result, keys: client.status().keys.map((k) => k.state) }));
+  server.close();
+});
+`;
+      writeFileSync(join(consumer, "embedded-seed.cjs"), script);
+      const { stdout } = await node(consumer, ["embedded-seed.cjs"]);
+      assert.deepEqual(JSON.parse(stdout), { result: { object: "chat.completion" }, keys: ["cooling_down", "available"] });
+    });
   });
 });
 
 /** A TypeScript consumer; `@ts-expect-error` lines prove the types are not `any`. */
 function consumerSource(kind) {
-  return `import { PoolSwitchProxyClient, PoolSwitchError, ProxyError, ProxyErrorCode, UpstreamError, ProxyTimeoutError } from "poolswitch-node";
-import type { ServerSentEvent, StatusDocument, ClientOptions, PoolSwitchResponse, HealthDocument } from "poolswitch-node";
+  return `import { PoolSwitchClient, PoolSwitchProxyClient, PoolSwitchError, ProxyError, ProxyErrorCode, UpstreamError, ProxyTimeoutError } from "poolswitch-node";
+import type { ServerSentEvent, StatusDocument, ClientOptions, PoolSwitchClientOptions, PoolSwitchResponse, HealthDocument } from "poolswitch-node";
 ${kind === "cjs" ? 'import poolswitch = require("poolswitch-node");\nconst viaRequire: typeof PoolSwitchProxyClient = poolswitch.PoolSwitchProxyClient;\nvoid viaRequire;\n' : ""}
 interface Chat { choices: { message: { content: string } }[] }
 
@@ -234,6 +269,18 @@ export async function main(signal: AbortSignal): Promise<string> {
       void name;
     }
   }
+  const embeddedOptions: PoolSwitchClientOptions = { upstreamBaseUrl: "https://api.openai.com", keys: ["sk-1", { id: "k2", value: "sk-2", weight: 2 }], strategy: "quota_failover", authScheme: null, onStatus: [{ status: 429, action: "cooldown", seconds: 5 }] };
+  const embedded = new PoolSwitchClient(embeddedOptions);
+  const viaPool = await embedded.post<Chat>("/v1/chat/completions", { json: { model: "m" }, signal, timeoutMs: 1_000 });
+  const poolStatus: StatusDocument = embedded.status();
+  const poolHealth: HealthDocument = embedded.health();
+  for await (const event of embedded.stream("/v1/chat/completions", { json: { stream: true } })) {
+    const e: ServerSentEvent = event;
+    void e;
+  }
+  void [viaPool.choices, poolStatus.keys, poolHealth.status];
+  // @ts-expect-error strategies are a closed set
+  new PoolSwitchClient({ upstreamBaseUrl: "https://x", keys: ["k"], strategy: "fastest" });
   // @ts-expect-error timeoutMs is a number
   new PoolSwitchProxyClient("http://x", { timeoutMs: "5" });
   // @ts-expect-error no such option
