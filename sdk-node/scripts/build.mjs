@@ -1,5 +1,6 @@
 // Build dist/esm (ES modules) and dist/cjs (CommonJS), each with its .d.ts files and a
 // package.json marker that tells Node and TypeScript which module system the folder uses.
+// First the provider rules are embedded (scripts/profiles.mjs).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -9,6 +10,10 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 
+const profiles = spawnSync(process.execPath, [join(root, "scripts", "profiles.mjs")], { stdio: "inherit" });
+if (profiles.status !== 0) {
+  process.exit(profiles.status ?? 1);
+}
 rmSync(join(root, "dist"), { recursive: true, force: true });
 for (const [config, type] of [
   ["tsconfig.esm.json", "module"],
