@@ -21,6 +21,7 @@ import { RULES, type Kind, type Profile } from "./profiles.js";
 import { isObject, loads, MAX_DEPTH, PyInt, pyStr, truthy, type PyValue } from "./pyjson.js";
 import { head, SPACE, strip } from "./pytext.js";
 import {
+  type HeaderLookup,
   headerSignals,
   longest,
   parseFormat,
@@ -199,6 +200,31 @@ export function verifyHeaders(profile: string): Record<string, string> {
   return Object.fromEntries(RULES.profiles.get(profile)?.verifyHeaders ?? []);
 }
 
+/** The headers as the server reads them: httpx decodes every header as ASCII, else every one as
+ * UTF-8 when all are, else as ISO-8859-1; fetch gives ISO-8859-1 (one character a byte). */
+export function serverHeaders(headers: Headers): HeaderLookup {
+  const entries = [...headers];
+  if (entries.every(([name, value]) => ASCII.test(name) && ASCII.test(value))) {
+    return headers;
+  }
+  const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  const read = new Map<string, string>();
+  try {
+    for (const [name, value] of entries) {
+      read.set(utf8.decode(latin1(name)), utf8.decode(latin1(value)));
+    }
+  } catch {
+    return headers; // not all UTF-8: ISO-8859-1, as fetch gave them
+  }
+  return { get: (name) => read.get(name.toLowerCase()) ?? null };
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
+
+function latin1(text: string): Uint8Array {
+  return Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
+}
+
 // --- the body's facts ------------------------------------------------------------------------
 
 function read(body: Uint8Array, encoding: string | null): Facts {
@@ -361,7 +387,8 @@ class RulesClassifier implements Classifier {
     if (status < 400) {
       return SUCCESS;
     }
-    return this.decide(status, headers, read(body, headers.get("content-encoding")), now);
+    const lookup = serverHeaders(headers);
+    return this.decide(status, lookup, read(body, lookup.get("content-encoding")), now);
   }
 
   classifyStreamStart(firstEvent: Uint8Array, headers: Headers, now: number): Verdict | null {
@@ -378,10 +405,10 @@ class RulesClassifier implements Classifier {
       const field = found.fields.find((f) => RULES.eventStatus.has(f));
       status = field === undefined ? 500 : (RULES.eventStatus.get(field) as number);
     }
-    return this.decide(status, headers, found, now);
+    return this.decide(status, serverHeaders(headers), found, now);
   }
 
-  private decide(status: number, headers: Headers, found: Facts, now: number): Verdict {
+  private decide(status: number, headers: HeaderLookup, found: Facts, now: number): Verdict {
     const kind = this.kind(status, found);
     for (const [i, rule] of this.rules.entries()) {
       if (rule.status === status && (rule.match == null || found.text.includes(rule.match.toLowerCase()))) {
@@ -447,7 +474,7 @@ class RulesClassifier implements Classifier {
     return null;
   }
 
-  private verdict(kind: Kind, headers: Headers, found: Facts, now: number): Verdict {
+  private verdict(kind: Kind, headers: HeaderLookup, found: Facts, now: number): Verdict {
     const fixed = FIXED[kind.outcome];
     if (fixed !== undefined) {
       return fixed;

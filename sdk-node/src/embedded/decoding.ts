@@ -17,8 +17,12 @@ import { strip } from "./pytext.js";
 /** Codings `decode()` undoes (`identity` is no coding at all). */
 export const SUPPORTED: readonly string[] = ["gzip", "x-gzip", "deflate", "br", "identity"];
 
-/** The server's decoding piece: it reads one more piece past `limit` before it stops. */
+/** The server decodes zlib data in pieces of 64 KiB and stops once it holds more than `limit`
+ * bytes; its brotli binding hands out 96 KiB less 32 bytes at a time (the blocks of its output
+ * buffer, whatever the piece asked for). What lies past the piece that crossed `limit` is never
+ * looked at: a corruption there is not seen. */
 export const PIECE = 64 * 1024;
+export const BROTLI_PIECE = 32 * 1024 + (64 * 1024 - 32);
 
 export class DecodeError extends Error {
   override name = "DecodeError";
@@ -54,7 +58,7 @@ export function decode(body: Uint8Array, contentEncoding: string | null | undefi
   let out = body;
   let complete = true;
   for (const name of codings(contentEncoding).reverse()) {
-    const step = undo(name, out, limit + PIECE);
+    const step = undo(name, out, limit);
     if (step.length > limit) {
       complete = false;
       out = step.subarray(0, limit);
@@ -71,19 +75,24 @@ interface Run {
   readonly consumed: number;
 }
 
-type Inflate = (input: Uint8Array, cap: number) => Run;
+interface Inflate {
+  (input: Uint8Array, cap: number): Run;
+  /** Output comes in pieces of this size (the server's). */
+  readonly piece: number;
+}
 
 const SYNC = { finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: PIECE };
-const BROTLI = { finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH, chunkSize: PIECE };
+const BROTLI = { finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH, chunkSize: BROTLI_PIECE };
 
-function run(fn: typeof zlib.inflateSync, options: object): Inflate {
-  return (input, cap) => {
+function run(fn: typeof zlib.inflateSync, options: { chunkSize: number }): Inflate {
+  const inflate = (input: Uint8Array, cap: number): Run => {
     const result = fn(input, { ...options, info: true, maxOutputLength: cap }) as unknown as {
       buffer: Buffer;
       engine: { bytesWritten: number };
     };
     return { out: result.buffer, consumed: result.engine.bytesWritten };
   };
+  return Object.assign(inflate, { piece: options.chunkSize });
 }
 
 const inflateRaw = run(zlib.inflateRawSync, SYNC);
@@ -94,10 +103,13 @@ function tooLarge(error: unknown): boolean {
   return (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
 }
 
-/** Decode with `inflate`, keeping at most about `cap` bytes: when the whole output would be
- * longer, the longest input prefix whose output fits (more than `cap - PIECE` bytes: one input
- * byte never expands that far). `capped` says so; then anything after was never looked at. */
-function bounded(inflate: Inflate, input: Uint8Array, cap: number): Run & { capped: boolean } {
+/** Decode with `inflate` as the server does with `limit`: piece by piece until it holds more
+ * than `limit` bytes (`cap`: the end of that piece). When the whole output is longer, the longest
+ * input prefix whose output fits (within a piece of `cap`: one input byte never expands that
+ * far); `capped` says so, and then anything after was never looked at. Errors count before `cap`
+ * only. */
+function bounded(inflate: Inflate, input: Uint8Array, limit: number): Run & { capped: boolean } {
+  const cap = (Math.floor(limit / inflate.piece) + 1) * inflate.piece;
   try {
     return { ...inflate(input, cap - 1), capped: false };
   } catch (error) {
@@ -123,12 +135,12 @@ function bounded(inflate: Inflate, input: Uint8Array, cap: number): Run & { capp
   return { ...best, capped: true };
 }
 
-function undo(name: string, body: Uint8Array, cap: number): Uint8Array {
+function undo(name: string, body: Uint8Array, limit: number): Uint8Array {
   if (body.length === 0) {
     return body;
   }
   if (name === "br") {
-    const done = bounded(brotli, body, cap);
+    const done = bounded(brotli, body, limit);
     if (!done.capped && done.consumed < body.length) {
       throw new DecodeError("corrupt br body"); // bytes after the end of the stream
     }
@@ -139,19 +151,19 @@ function undo(name: string, body: Uint8Array, cap: number): Uint8Array {
     const b0 = body[0] ?? 0;
     const b1 = body[1] ?? 0;
     const wrapped = body.length >= 2 && (b0 & 0x0f) === 8 && ((b0 << 8) | b1) % 31 === 0;
-    return bounded(wrapped ? inflateZlib : inflateRaw, body, cap).out;
+    return bounded(wrapped ? inflateZlib : inflateRaw, body, limit).out;
   }
-  return gunzip(body, cap);
+  return gunzip(body, limit);
 }
 
 /** One gzip member, as zlib reads it: the header, the deflate data, the trailer's CRC-32 and
  * length checked when they are there (a body cut short is not an error). */
-function gunzip(body: Uint8Array, cap: number): Uint8Array {
+function gunzip(body: Uint8Array, limit: number): Uint8Array {
   const header = gzipHeader(body);
   if (header === null) {
     return new Uint8Array(0); // the header is not all there yet
   }
-  const done = bounded(inflateRaw, body.subarray(header), cap);
+  const done = bounded(inflateRaw, body.subarray(header), limit);
   if (done.capped) {
     return done.out;
   }

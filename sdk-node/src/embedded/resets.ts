@@ -21,6 +21,11 @@ import { asciiDigits, isDigit, pyFloat, pyInt, split, strip } from "./pytext.js"
 
 export type Signal = readonly [seconds: number, source: string];
 
+/** Headers by name, case-insensitive (a WHATWG `Headers` is one). */
+export interface HeaderLookup {
+  get(name: string): string | null;
+}
+
 export const MAX_RESET_SECONDS = RULES.maxResetSeconds;
 
 /** Bound a reset to [0, max_reset_seconds]. */
@@ -145,7 +150,7 @@ function hasLeft(value: string | null): boolean {
  * rate windows (they say nothing about a quota); `dimension` keeps only that window; without
  * one, a window whose `remaining` header says something is left is left out. */
 export function headerSignals(
-  headers: Headers,
+  headers: HeaderLookup,
   now: number,
   options: { windows?: boolean; dimension?: string | null } = {},
 ): Signal[] {
@@ -168,7 +173,7 @@ export function headerSignals(
   return found;
 }
 
-function add(found: Signal[], headers: Headers, signal: SignalRule, now: number): void {
+function add(found: Signal[], headers: HeaderLookup, signal: SignalRule, now: number): void {
   const value = headers.get(signal.name);
   if (value !== null) {
     const seconds = parseFormat(signal.format, value, now);
@@ -191,7 +196,7 @@ export function longest(signals: Iterable<Signal>): Signal | null {
 }
 
 /** Seconds until the headers say the key may be used again, and the header that said it. */
-export function resetAfter(headers: Headers, now: number): Signal | null {
+export function resetAfter(headers: HeaderLookup, now: number): Signal | null {
   return longest(headerSignals(headers, now));
 }
 
