@@ -73,57 +73,166 @@ interface Run {
   readonly out: Buffer;
   /** Input bytes the decoder consumed (it stops at the end of its stream). */
   readonly consumed: number;
+  /** The output went past `limit`: decoding stopped there, what follows was never looked at. */
+  readonly capped: boolean;
+  /** The stream ended before the input did, within the last piece (what follows it was read
+   * in the same call: a gzip trailer checked, bytes after a br stream refused). */
+  readonly ended: boolean;
 }
 
-interface Inflate {
-  (input: Uint8Array, cap: number): Run;
-  /** Output comes in pieces of this size (the server's). */
+interface Codec {
+  readonly make: () => zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress;
+  readonly flush: number;
+  /** The server's piece for this codec. */
   readonly piece: number;
+  readonly brotli: boolean;
+  /** The one-call decoder, for a runtime without the engine's piecewise calls. */
+  readonly whole: typeof zlib.inflateSync;
 }
 
-const SYNC = { finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: PIECE };
-const BROTLI = { finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH, chunkSize: BROTLI_PIECE };
+const RAW: Codec = {
+  make: () => zlib.createInflateRaw(),
+  flush: zlib.constants.Z_SYNC_FLUSH,
+  piece: PIECE,
+  brotli: false,
+  whole: zlib.inflateRawSync,
+};
+const ZLIB: Codec = { ...RAW, make: () => zlib.createInflate(), whole: zlib.inflateSync };
+const BROTLI: Codec = {
+  make: () => zlib.createBrotliDecompress(),
+  flush: zlib.constants.BROTLI_OPERATION_PROCESS,
+  piece: BROTLI_PIECE,
+  brotli: true,
+  whole: zlib.brotliDecompressSync as unknown as typeof zlib.inflateSync,
+};
 
-function run(fn: typeof zlib.inflateSync, options: { chunkSize: number }): Inflate {
-  const inflate = (input: Uint8Array, cap: number): Run => {
-    const result = fn(input, { ...options, info: true, maxOutputLength: cap }) as unknown as {
+/** What node:zlib's sync functions use inside: one call of the compression library, on our
+ * buffers, its error reported to `onerror` at once; `_writeState` = [out left, in left]. */
+interface Engine {
+  readonly _handle?: {
+    writeSync?: (flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number) => void;
+    onerror?: unknown;
+  };
+  readonly _writeState?: Uint32Array;
+  close(): void;
+}
+
+/** Decode as the server does: piece by piece, stopping once it holds more than `limit` bytes;
+ * an error in a piece loses that piece and the whole body. */
+function bounded(codec: Codec, input: Uint8Array, limit: number): Run {
+  const done = drive(codec, input, limit) ?? whole(codec, input, limit);
+  if (codec.brotli && done.ended) {
+    throw new DecodeError("corrupt br body"); // bytes after the end of the stream
+  }
+  return done;
+}
+
+function drive(codec: Codec, input: Uint8Array, limit: number): Run | null {
+  const engine = codec.make() as unknown as Engine;
+  const handle = engine._handle;
+  const state = engine._writeState;
+  if (handle === undefined || typeof handle.writeSync !== "function" || !(state instanceof Uint32Array)) {
+    engine.close();
+    return null;
+  }
+  let failed = false;
+  handle.onerror = () => {
+    failed = true;
+  };
+  const write = handle.writeSync.bind(handle);
+  const pieces: Buffer[] = [];
+  let total = 0;
+  let offset = 0;
+  /** One call of the library: [output bytes, input bytes] it took. */
+  const step = (out: Buffer, filled: number): [number, number] => {
+    const inLen = input.length - offset;
+    write(codec.flush, input, offset, inLen, out, filled, out.length - filled);
+    if (failed) {
+      throw new DecodeError(`corrupt ${codec.brotli ? "br" : "deflate"} body`);
+    }
+    const took = inLen - (state[1] ?? 0);
+    offset += took;
+    return [out.length - filled - (state[0] ?? 0), took];
+  };
+  try {
+    for (;;) {
+      const out = Buffer.alloc(codec.piece);
+      let filled = 0;
+      for (;;) {
+        const [made, took] = step(out, filled);
+        filled += made;
+        if (filled === out.length || offset === input.length || made + took === 0) {
+          break;
+        }
+      }
+      pieces.push(out.subarray(0, filled));
+      total += filled;
+      if (total > limit) {
+        let ended = filled < out.length && offset < input.length;
+        if (filled === out.length && offset < input.length) {
+          ended = probe(() => step(Buffer.alloc(1), 0));
+        }
+        return { out: Buffer.concat(pieces), consumed: offset, capped: true, ended };
+      }
+      if (filled < out.length) {
+        break; // the input is all taken, or the stream ended
+      }
+      if (offset === input.length && !codec.brotli) {
+        // zlib's flush: what it still holds, without a bound (as the server's flush())
+        for (let made = 1; made > 0; ) {
+          const rest = Buffer.alloc(codec.piece);
+          [made] = step(rest, 0);
+          pieces.push(rest.subarray(0, made));
+        }
+        break;
+      }
+    }
+  } finally {
+    engine.close();
+  }
+  return { out: Buffer.concat(pieces), consumed: offset, capped: false, ended: offset < input.length };
+}
+
+/** Did the call that filled the last piece reach the end of the stream? (The library reads on
+ * to the end while it needs no room for output.) Then one more call moves nothing. */
+function probe(step: () => [number, number]): boolean {
+  try {
+    const [made, took] = step();
+    return made + took === 0;
+  } catch {
+    return false; // a corruption past the piece: the server never looks there
+  }
+}
+
+/** Without the engine's piecewise calls: one call bounded by `maxOutputLength`; when the output
+ * is longer, the longest input prefix whose output fits. Exact for zlib (an input byte never
+ * expands by a piece); for brotli the head may come out shorter than the server's. */
+function whole(codec: Codec, input: Uint8Array, limit: number): Run {
+  const cap = (Math.floor(limit / codec.piece) + 1) * codec.piece - 1;
+  const options = { finishFlush: codec.brotli ? zlib.constants.BROTLI_OPERATION_FLUSH : codec.flush, chunkSize: codec.piece };
+  const once = (part: Uint8Array): Run => {
+    const result = codec.whole(part, { ...options, info: true, maxOutputLength: cap }) as unknown as {
       buffer: Buffer;
       engine: { bytesWritten: number };
     };
-    return { out: result.buffer, consumed: result.engine.bytesWritten };
+    const consumed = result.engine.bytesWritten;
+    return { out: result.buffer, consumed, capped: false, ended: consumed < part.length };
   };
-  return Object.assign(inflate, { piece: options.chunkSize });
-}
-
-const inflateRaw = run(zlib.inflateRawSync, SYNC);
-const inflateZlib = run(zlib.inflateSync, SYNC);
-const brotli = run(zlib.brotliDecompressSync as unknown as typeof zlib.inflateSync, BROTLI);
-
-function tooLarge(error: unknown): boolean {
-  return (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
-}
-
-/** Decode with `inflate` as the server does with `limit`: piece by piece until it holds more
- * than `limit` bytes (`cap`: the end of that piece). When the whole output is longer, the longest
- * input prefix whose output fits (within a piece of `cap`: one input byte never expands that
- * far); `capped` says so, and then anything after was never looked at. Errors count before `cap`
- * only. */
-function bounded(inflate: Inflate, input: Uint8Array, limit: number): Run & { capped: boolean } {
-  const cap = (Math.floor(limit / inflate.piece) + 1) * inflate.piece;
+  const tooLarge = (error: unknown): boolean => (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
   try {
-    return { ...inflate(input, cap - 1), capped: false };
+    return once(input);
   } catch (error) {
     if (!tooLarge(error)) {
       throw new DecodeError("corrupt body");
     }
   }
-  let low = 0; // a prefix that fits
-  let high = input.length; // a prefix that does not
-  let best: Run = { out: Buffer.alloc(0), consumed: 0 };
+  let low = 0;
+  let high = input.length;
+  let best: Run = { out: Buffer.alloc(0), consumed: 0, capped: true, ended: false };
   while (high - low > 1) {
     const middle = Math.floor((low + high) / 2);
     try {
-      best = inflate(input.subarray(0, middle), cap - 1);
+      best = once(input.subarray(0, middle));
       low = middle;
     } catch (error) {
       if (!tooLarge(error)) {
@@ -132,7 +241,7 @@ function bounded(inflate: Inflate, input: Uint8Array, limit: number): Run & { ca
       high = middle;
     }
   }
-  return { ...best, capped: true };
+  return { ...best, capped: true, ended: false };
 }
 
 function undo(name: string, body: Uint8Array, limit: number): Uint8Array {
@@ -140,18 +249,14 @@ function undo(name: string, body: Uint8Array, limit: number): Uint8Array {
     return body;
   }
   if (name === "br") {
-    const done = bounded(brotli, body, limit);
-    if (!done.capped && done.consumed < body.length) {
-      throw new DecodeError("corrupt br body"); // bytes after the end of the stream
-    }
-    return done.out;
+    return bounded(BROTLI, body, limit).out;
   }
   if (name === "deflate") {
     // RFC 9110 means zlib-wrapped; some servers send raw deflate. Look once, as the server does.
     const b0 = body[0] ?? 0;
     const b1 = body[1] ?? 0;
     const wrapped = body.length >= 2 && (b0 & 0x0f) === 8 && ((b0 << 8) | b1) % 31 === 0;
-    return bounded(wrapped ? inflateZlib : inflateRaw, body, limit).out;
+    return bounded(wrapped ? ZLIB : RAW, body, limit).out;
   }
   return gunzip(body, limit);
 }
@@ -163,18 +268,19 @@ function gunzip(body: Uint8Array, limit: number): Uint8Array {
   if (header === null) {
     return new Uint8Array(0); // the header is not all there yet
   }
-  const done = bounded(inflateRaw, body.subarray(header), limit);
-  if (done.capped) {
-    return done.out;
+  const done = bounded(RAW, body.subarray(header), limit);
+  if (!done.ended) {
+    return done.out; // cut short, or stopped before its end
   }
   const trailer = header + done.consumed;
-  if (body.length >= trailer + 8) {
-    // the deflate stream ended before the input did: its trailer follows
-    const view = new DataView(body.buffer, body.byteOffset + trailer, 8);
+  if (body.length >= trailer + 4) {
+    // the deflate stream ended before the input did: its trailer follows, checked as far as
+    // it goes (zlib checks the CRC-32 once its 4 bytes are there, then the length)
+    const view = new DataView(body.buffer, body.byteOffset + trailer, Math.min(body.length - trailer, 8));
     if (view.getUint32(0, true) !== crc32(done.out)) {
       throw new DecodeError("corrupt gzip body: incorrect data check");
     }
-    if (view.getUint32(4, true) !== done.out.length % 2 ** 32) {
+    if (view.byteLength >= 8 && view.getUint32(4, true) !== done.out.length % 2 ** 32) {
       throw new DecodeError("corrupt gzip body: incorrect length check");
     }
   }
