@@ -53,13 +53,14 @@ export const remainingQuotaHeaders: readonly string[] = RULES.remainingQuotaHead
 export const DEFAULT_RATE_LIMIT_COOLDOWN = RULES.defaultRateLimitCooldown;
 const BODY_LIMIT = RULES.bodyBytes;
 
-/** The verdicts that take nothing from the answer, by outcome. */
-const FIXED: Partial<Record<Outcome, Verdict>> = {
-  key_invalid: KEY_INVALID,
-  upstream_overloaded: UPSTREAM_OVERLOADED,
-  upstream_error: UPSTREAM_ERROR,
-  client_error: CLIENT_ERROR,
-};
+/** The kinds whose verdict takes nothing from the answer (by name, as classifier.py `_FIXED`);
+ * every other kind carries a cooldown: a rate limit's, or a quota's. */
+const FIXED: ReadonlyMap<string, Verdict> = new Map([
+  ["invalid", KEY_INVALID],
+  ["overloaded", UPSTREAM_OVERLOADED],
+  ["error", UPSTREAM_ERROR],
+  ["client", CLIENT_ERROR],
+]);
 
 // Field names the code reads for their meaning (OpenAI's `type` names the exhausted dimension;
 // Gemini's `code` is the HTTP status, its QuotaFailure violations have quotaId and quotaValue).
@@ -75,13 +76,6 @@ const QUOTED = new RegExp(
 );
 const LINES = /\r\n|\r|\n/;
 const UTF8 = new TextDecoder("utf-8", { ignoreBOM: true });
-
-const HOSTS = new Map<string, string>();
-for (const profile of RULES.profiles.values()) {
-  for (const host of profile.hosts) {
-    HOSTS.set(host, profile.name);
-  }
-}
 
 interface Facts {
   /** The body's head, lower-cased: phrases and rule matches. */
@@ -164,9 +158,10 @@ export function detectProvider(upstreamBaseUrl: string): string {
   } catch {
     return "generic";
   }
-  const found = HOSTS.get(host);
-  if (found !== undefined) {
-    return found;
+  for (const profile of RULES.profiles.values()) {
+    if (profile.hosts.includes(host)) {
+      return profile.name;
+    }
   }
   for (const profile of RULES.profiles.values()) {
     if (profile.hostSuffixes.some((suffix) => host.endsWith(suffix))) {
@@ -475,7 +470,7 @@ class RulesClassifier implements Classifier {
   }
 
   private verdict(kind: Kind, headers: HeaderLookup, found: Facts, now: number): Verdict {
-    const fixed = FIXED[kind.outcome];
+    const fixed = FIXED.get(kind.name);
     if (fixed !== undefined) {
       return fixed;
     }
@@ -498,7 +493,7 @@ class RulesClassifier implements Classifier {
       if (best === null) {
         best = [Math.min(DEFAULT_RATE_LIMIT_COOLDOWN, this.cooldownSeconds), "default"];
       }
-      return verdict("rate_limited", { failover: true, cooldown: best[0], source: kind.source ?? best[1] });
+      return verdict("rate_limited", { failover: true, cooldown: best[0], source: best[1] });
     }
     signals.push(...headerSignals(headers, now, { windows: false }));
     const prose = signals.length > 0 ? null : proseSignal(found.text, now);
@@ -510,13 +505,12 @@ class RulesClassifier implements Classifier {
     }
     let best = longest(prose ? [...signals, prose] : signals);
     if (kind.atLeastCooldownSeconds) {
-      best = [Math.max(best ? best[0] : 0, this.cooldownSeconds), kind.source ?? best?.[1] ?? "cooldown_seconds"];
+      best = [Math.max(best ? best[0] : 0, this.cooldownSeconds), best ? best[1] : ""];
     } else if (best === null) {
       best = [this.cooldownSeconds, "cooldown_seconds"];
-    } else if (kind.source !== null) {
-      best = [best[0], kind.source];
     }
-    return verdict(kind.outcome, { failover: true, cooldown: best[0], source: best[1] });
+    // (any other kind is a quota, whatever outcome the data gives it: as classifier.py)
+    return verdict("quota_exhausted", { failover: true, cooldown: best[0], source: kind.source || best[1] });
   }
 }
 
