@@ -110,7 +110,15 @@ const BROTLI: Codec = {
  * buffers, its error reported to `onerror` at once; `_writeState` = [out left, in left]. */
 interface Engine {
   readonly _handle?: {
-    writeSync?: (flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number) => void;
+    writeSync?: (
+      flush: number,
+      input: Uint8Array,
+      inOff: number,
+      inLen: number,
+      out: Uint8Array,
+      outOff: number,
+      outLen: number,
+    ) => void;
     onerror?: unknown;
   };
   readonly _writeState?: Uint32Array;

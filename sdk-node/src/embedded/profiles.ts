@@ -254,7 +254,10 @@ export function parseRules(document: unknown): Rules {
       hosts: doc.get("hosts").texts(),
       hostSuffixes: doc.get("host_suffixes").texts(),
       markers,
-      phrases: doc.get("phrases").each().map((p) => [p.get("text").text().toLowerCase(), p.get("kind").oneOf<string>(kinds, "kind")] as const),
+      phrases: doc
+        .get("phrases")
+        .each()
+        .map((p) => [p.get("text").text().toLowerCase(), p.get("kind").oneOf<string>(kinds, "kind")] as const),
       verifyPath: verify.get("path").maybeText(),
       verifyHeaders: verify.get("headers").items().map(([k, v]) => [k, v.text()] as const),
     });
@@ -306,7 +309,10 @@ export function parseRules(document: unknown): Rules {
     dimensionTypes: new Set(resets.get("dimension_types").texts()),
     bodyFields: resets.get("body_fields").each().map((s) => readSignal(s, "field")),
     factFields: resets.get("fact_fields").texts(),
-    prose: resets.get("prose").each().map((p) => [p.get("pattern").pattern(), p.get("format").oneOf<Format>(new Set(FORMATS), "format")] as const),
+    prose: resets
+      .get("prose")
+      .each()
+      .map((p) => [p.get("pattern").pattern(), p.get("format").oneOf<Format>(new Set(FORMATS), "format")] as const),
     durationUnits: units,
     remainingQuotaHeaders: root.get("remaining_quota_headers").texts(),
   };
