@@ -15,6 +15,7 @@ import {
   verifyPath,
 } from "../dist/esm/embedded/classifier.js";
 import { PROVIDERS_DOCUMENT, ProfileError, RULES, parseRules } from "../dist/esm/embedded/profiles.js";
+import { serverHeaders, surrogateEscape } from "../dist/esm/embedded/facts.js";
 import { PyInt, loads, truthy } from "../dist/esm/embedded/pyjson.js";
 import { pyFloat, pyInt, pyRegex, split, strip } from "../dist/esm/embedded/pytext.js";
 
@@ -133,6 +134,27 @@ describe("Python's text readings (pytext)", () => {
     assert.ok(pyRegex("a{b").test("a{b"));
     assert.throws(() => pyRegex("(?i)a"), /not supported/);
     assert.throws(() => pyRegex("a*+"), /not supported/);
+  });
+});
+
+describe("headers as the server's aiohttp reads them", () => {
+  const latin1 = (bytes) => Buffer.from(bytes).toString("latin1"); // what fetch gives
+  test("UTF-8 values decoded, other bytes kept as lone surrogates", () => {
+    assert.equal(surrogateEscape(latin1([0x33, 0x30])), "30");
+    assert.equal(surrogateEscape(latin1([0xd9, 0xa3, 0xd9, 0xa0])), "٣٠");
+    assert.equal(surrogateEscape(latin1([0x33, 0x30, 0xa0])), "30\udca0"); // not "30\xa0" (a space to Python)
+    assert.equal(surrogateEscape(latin1([0xe2, 0x82, 0x41])), "\udce2\udc82A");
+    assert.equal(surrogateEscape(latin1([0xed, 0xa0, 0x80])), "\udced\udca0\udc80"); // no surrogates in UTF-8
+  });
+  test("the classifier reads them so", () => {
+    const headers = new Headers({ "retry-after": latin1([0xd9, 0xa3, 0xd9, 0xa0]), "x-other": "plain" });
+    const lookup = serverHeaders(headers);
+    assert.equal(lookup.get("Retry-After"), "٣٠");
+    assert.equal(lookup.get("x-other"), "plain");
+    const classifier = createClassifier({ provider: "generic", upstreamBaseUrl: "", cooldownSeconds: 3600 });
+    assert.equal(classifier.classify(429, headers, new Uint8Array(), 0).cooldown, 30);
+    const nbsp = new Headers({ "retry-after": latin1([0x33, 0x30, 0xa0]) });
+    assert.equal(classifier.classify(429, nbsp, new Uint8Array(), 0).source, "default");
   });
 });
 

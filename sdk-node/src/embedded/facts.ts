@@ -54,29 +54,51 @@ export const NOTHING: Facts = {
   httpCode: null,
 };
 
-/** The headers as the server reads them: httpx decodes every header as ASCII, else every one as
- * UTF-8 when all are, else as ISO-8859-1; fetch gives ISO-8859-1 (one character a byte). */
+/** The headers as the server reads them: aiohttp decodes each value as UTF-8, a byte that is
+ * not part of a valid sequence kept as a lone surrogate (Python's surrogateescape); fetch gives
+ * each byte as one character (ISO-8859-1). */
 export function serverHeaders(headers: Headers): HeaderLookup {
-  const entries = [...headers];
-  if (entries.every(([name, value]) => ASCII.test(name) && ASCII.test(value))) {
-    return headers;
-  }
-  const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  const read = new Map<string, string>();
-  try {
-    for (const [name, value] of entries) {
-      read.set(utf8.decode(latin1(name)), utf8.decode(latin1(value)));
+  let read: Map<string, string> | null = null;
+  for (const [name, value] of headers) {
+    if (!ASCII.test(value)) {
+      read ??= new Map([...headers]);
+      read.set(name, surrogateEscape(value));
     }
-  } catch {
-    return headers; // not all UTF-8: ISO-8859-1, as fetch gave them
   }
-  return { get: (name) => read.get(name.toLowerCase()) ?? null };
+  const decoded = read;
+  return decoded === null ? headers : { get: (name) => decoded.get(name.toLowerCase()) ?? null };
 }
 
 const ASCII = /^[\x00-\x7f]*$/;
 
-function latin1(text: string): Uint8Array {
-  return Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
+/** Bytes (one character each) as Python's `bytes.decode("utf-8", "surrogateescape")`. */
+export function surrogateEscape(text: string): string {
+  const bytes = Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
+  let out = "";
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i] as number;
+    if (b < 0x80) {
+      out += String.fromCharCode(b);
+      i += 1;
+      continue;
+    }
+    const [size, least] = b >= 0xc2 && b <= 0xdf ? [2, 0x80] : b >= 0xe0 && b <= 0xef ? [3, 0x800] : b >= 0xf0 && b <= 0xf4 ? [4, 0x10000] : [0, 0];
+    let code = size === 2 ? b & 0x1f : size === 3 ? b & 0x0f : b & 0x07;
+    let valid = size > 0 && i + size <= bytes.length;
+    for (let k = 1; valid && k < size; k += 1) {
+      const next = bytes[i + k] as number;
+      valid = (next & 0xc0) === 0x80;
+      code = (code << 6) | (next & 0x3f);
+    }
+    if (valid && code >= least && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff)) {
+      out += String.fromCodePoint(code);
+      i += size;
+    } else {
+      out += String.fromCharCode(0xdc00 + b); // not UTF-8: the byte, escaped
+      i += 1;
+    }
+  }
+  return out;
 }
 
 // --- the body's facts ------------------------------------------------------------------------
