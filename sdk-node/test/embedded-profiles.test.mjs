@@ -39,6 +39,7 @@ describe("the embedded data", () => {
     ["an unknown kind", (d) => (d.markers.insufficient_quota = "quotas"), /markers\.insufficient_quota: unknown kind "quotas"/],
     ["an unknown outcome", (d) => (d.kinds.rate.outcome = "slow"), /kinds\.rate\.outcome: unknown outcome/],
     ["an unknown format", (d) => (d.resets.headers[0].format = "fortnights"), /resets\.headers\[0\]\.format/],
+    ["a phrase's format for a body field", (d) => (d.resets.body_fields[0].format = "date_utc"), /resets\.body_fields\[0\]\.format: unknown format "date_utc"/],
     ["a missing table", (d) => delete d.event_status, /event_status: missing/],
     ["a status that is not one", (d) => (d.status_kinds["4x9"] = "rate"), /status_kinds\.4x9: must be an HTTP status/],
     ["a pattern this client cannot read", (d) => (d.resets.prose[0].pattern = "(?i)retry"), /resets\.prose\[0\]\.pattern/],

@@ -71,6 +71,14 @@ def broken(change: Any) -> Any:
         (lambda d: d["status_kinds"].update(teapot="client"), "status_kinds.teapot: must be"),
         (lambda d: d["limits"].update(body_bytes="64k"), "limits.body_bytes: must be an integer"),
         (lambda d: d.pop("markers"), "markers: missing"),
+        (
+            lambda d: d["resets"]["body_fields"][0].update(format="date_utc"),
+            "resets.body_fields[0].format: unknown format 'date_utc'",
+        ),
+        (
+            lambda d: d["kinds"].pop("client"),
+            "kinds: the kind 'client' is missing (the classifier names it)",
+        ),
     ],
 )
 def test_a_broken_file_is_refused_naming_the_place(change: Any, message: str) -> None:

@@ -55,13 +55,13 @@ const BODY_LIMIT = RULES.bodyBytes;
 
 export { serverHeaders } from "./facts.js";
 
-/** The kinds whose verdict takes nothing from the answer (by name, as classifier.py `_FIXED`);
- * every other kind carries a cooldown: a rate limit's, or a quota's. */
+/** The outcomes whose verdict takes nothing from the answer (classifier.py `_FIXED`); a rate
+ * limit or a quota carries a cooldown. */
 const FIXED: ReadonlyMap<string, Verdict> = new Map([
-  ["invalid", KEY_INVALID],
-  ["overloaded", UPSTREAM_OVERLOADED],
-  ["error", UPSTREAM_ERROR],
-  ["client", CLIENT_ERROR],
+  ["key_invalid", KEY_INVALID],
+  ["upstream_overloaded", UPSTREAM_OVERLOADED],
+  ["upstream_error", UPSTREAM_ERROR],
+  ["client_error", CLIENT_ERROR],
 ]);
 
 // --- the provider ----------------------------------------------------------------------------
@@ -292,7 +292,7 @@ class RulesClassifier implements Classifier {
   }
 
   private verdict(kind: Kind, headers: HeaderLookup, found: Facts, now: number): Verdict {
-    const fixed = FIXED.get(kind.name);
+    const fixed = FIXED.get(kind.outcome);
     if (fixed !== undefined) {
       return fixed;
     }
@@ -331,7 +331,6 @@ class RulesClassifier implements Classifier {
     } else if (best === null) {
       best = [this.cooldownSeconds, "cooldown_seconds"];
     }
-    // (any other kind is a quota, whatever outcome the data gives it: as classifier.py)
     return verdict("quota_exhausted", { failover: true, cooldown: best[0], source: kind.source || best[1] });
   }
 }

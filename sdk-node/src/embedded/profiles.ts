@@ -23,6 +23,9 @@ export const OUTCOMES: readonly Outcome[] = [
 /** The reset formats a parser exists for (resets.ts). */
 export const FORMATS = ["retry_after", "millis", "epoch", "duration", "rfc3339", "date_utc"] as const;
 export type Format = (typeof FORMATS)[number];
+/** The formats of a header's or a body field's value (`date_utc` reads a phrase: prose only). */
+const VALUE_FORMATS = new Set<string>(FORMATS.filter((f) => f !== "date_utc"));
+
 
 export interface Deadline {
   /** `month_start`: 00:00 on the 1st of next month; `midnight`: the next one; in `zone`. */
@@ -230,7 +233,7 @@ function readKinds(doc: Reader): Map<string, Kind> {
 function readSignal(doc: Reader, nameField = "name"): Signal {
   return {
     name: doc.get(nameField).text(),
-    format: doc.get("format").oneOf(new Set(FORMATS), "format"),
+    format: doc.get("format").oneOf<Format>(VALUE_FORMATS, "format"),
     dimension: doc.get("dimension", true).maybeText(),
     remaining: doc.get("remaining", true).maybeText(),
     source: doc.get("source", true).maybeText(),

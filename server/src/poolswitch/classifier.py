@@ -207,14 +207,14 @@ UPSTREAM_ERROR = Verdict(Outcome.UPSTREAM_ERROR, failover=True)
 NETWORK_ERROR = Verdict(Outcome.NETWORK_ERROR, failover=True)
 TIMEOUT = Verdict(Outcome.TIMEOUT, failover=True)
 
-_FIXED = {
-    "invalid": KEY_INVALID,
-    "overloaded": UPSTREAM_OVERLOADED,
-    "error": UPSTREAM_ERROR,
-    "client": CLIENT_ERROR,
-}
-"""Kinds whose verdict is always the same (the others carry a cooldown)."""
 _OUTCOMES = {name: Outcome(kind.outcome) for name, kind in RULES.kinds.items()}
+_FIXED = {
+    Outcome.KEY_INVALID: KEY_INVALID,
+    Outcome.UPSTREAM_OVERLOADED: UPSTREAM_OVERLOADED,
+    Outcome.UPSTREAM_ERROR: UPSTREAM_ERROR,
+    Outcome.CLIENT_ERROR: CLIENT_ERROR,
+}
+"""Outcomes whose verdict is always the same; a rate limit or a quota carries a cooldown."""
 _DEADLINE_KINDS = {name: kind for name, kind in RULES.kinds.items() if kind.deadline is not None}
 _SPECIFICITY = RULES.identifier_fields
 _DELAY_FIELDS = {f.name: f.source or f.name for f in RULES.body_fields}
@@ -405,7 +405,7 @@ class Classifier:
         return None
 
     def _verdict(self, kind: str, headers: Mapping[str, str], facts: _Facts, now: float) -> Verdict:
-        fixed = _FIXED.get(kind)
+        fixed = _FIXED.get(_OUTCOMES[kind])
         if fixed is not None:
             return fixed
         found = _body_signals(facts, now)

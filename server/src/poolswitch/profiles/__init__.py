@@ -22,8 +22,10 @@ from typing import Any
 
 __all__ = [
     "FORMATS",
+    "KINDS_USED",
     "OUTCOMES",
     "RULES",
+    "VALUE_FORMATS",
     "Deadline",
     "Kind",
     "Profile",
@@ -49,6 +51,11 @@ OUTCOMES = frozenset(
 
 FORMATS = frozenset({"retry_after", "millis", "epoch", "duration", "rfc3339", "date_utc"})
 """The reset formats a parser exists for (resets.py; sdk-node/src/embedded/resets.ts)."""
+VALUE_FORMATS = FORMATS - {"date_utc"}
+"""The formats of a header's or a body field's value (`date_utc` reads a phrase: prose only)."""
+KINDS_USED = ("rate", "overloaded", "error", "client")
+"""Kinds the rules name themselves (a status with no kind of its own: `client`, or `error` for
+a 5xx; an `overloaded` marker on a 5xx; a `rate` limit may be refined): the file must have them."""
 
 
 class ProfileError(ValueError):
@@ -231,7 +238,7 @@ def _signal(doc: _Reader, name_field: str = "name") -> Signal:
     dimension = doc.get("dimension", None).maybe_text()
     return Signal(
         name=doc.get(name_field).text(),
-        format=doc.get("format").one_of(FORMATS, "format"),
+        format=doc.get("format").one_of(VALUE_FORMATS, "format"),
         dimension=dimension,
         remaining=doc.get("remaining", None).maybe_text(),
         source=doc.get("source", None).maybe_text(),
@@ -252,6 +259,11 @@ def parse(document: Any) -> Rules:
     """The rules of a providers.json document; ProfileError names what is wrong."""
     root = _Reader(document, "")
     kinds = _kinds(root.get("kinds"))
+    for needed in KINDS_USED:
+        if needed not in kinds:
+            raise root.get("kinds").fail(
+                f"the kind {needed!r} is missing (the classifier names it)"
+            )
     markers = {k: v.one_of(kinds, "kind") for k, v in root.get("markers").items()}
     profiles = {}
     for name, doc in root.get("profiles").items():
