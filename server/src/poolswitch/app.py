@@ -41,7 +41,13 @@ from poolswitch.metrics import CONTENT_TYPE, Metrics, PoolView, StorageView
 from poolswitch.pool import Clock, Pool
 from poolswitch.proxy import Proxy
 from poolswitch.redact import Redactor
-from poolswitch.reports import health_document, key_status, pool_status, status_document
+from poolswitch.reports import (
+    health_document,
+    key_status,
+    pool_status,
+    status_document,
+    storage_health,
+)
 from poolswitch.request import BodyBudget, Receive, Scope, Send
 from poolswitch.storage import KeyRecord, create_store
 
@@ -162,13 +168,7 @@ class PoolSwitchApp:
             self.metrics.propagation.observe(max(now - record.changed_at, 0.0))
 
     def storage_health(self) -> dict[str, Any]:
-        store = self.store
-        return {
-            "status": "ok" if store.problem is None else "degraded",
-            "reason": store.problem,
-            "since": store.problem_since,
-            "outages": store.outages,
-        }
+        return storage_health(self.store)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not (

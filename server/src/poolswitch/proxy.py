@@ -28,12 +28,14 @@ from poolswitch.config import PoolConfig
 from poolswitch.errors import (
     ConnectError,
     NoAvailableKeys,
+    ProxyError,
     ReadTimeout,
     TransportError,
     UpstreamTimeout,
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
+from poolswitch.guard import OutageGuard
 from poolswitch.pool import Pool
 from poolswitch.redact import Redactor
 from poolswitch.request import (
@@ -194,11 +196,7 @@ class Proxy:
                 await self._attempts(scope["method"], target, headers, body, receive, send, ex)
                 return
             if not guard.admit():
-                raise UpstreamUnavailable(
-                    "the upstream is failing for most keys; requests are held while a probe "
-                    "checks for its recovery",
-                    retry_after=guard.retry_after(),
-                )
+                raise held(guard)
             try:
                 await self._attempts(scope["method"], target, headers, body, receive, send, ex)
             finally:
@@ -335,18 +333,7 @@ class Proxy:
         if step is RELAY and last_answer is not None:
             await self._answer(last_answer, ex, send)
             return
-        if step is TIMED_OUT:
-            raise UpstreamTimeout(f"the upstream did not answer in time ({ex.attempts} attempt(s))")
-        if step is UNREACHABLE:
-            raise UpstreamUnreachable(
-                f"the upstream could not be reached ({ex.attempts} attempt(s)): {last_failure}"
-            )
-        wait = pool.retry_after()
-        raise NoAvailableKeys(
-            "every key is cooling down or disabled"
-            + (f"; the first returns in {wait:.1f}s" if wait is not None else ""),
-            retry_after=None if wait is None else max(1, math.ceil(wait)),
-        )
+        raise gave_up(step, ex.attempts, last_failure, pool)
 
     def _target(self, target: str, i: int) -> str:
         if not self.query_param:
@@ -566,6 +553,34 @@ async def _read_event_or_release(resp: Response) -> bytes:
     except BaseException:  # a transport error, or the caller left (CancelledError)
         resp.release()
         raise
+
+
+def held(guard: OutageGuard) -> UpstreamUnavailable:
+    """The answer to a request the outage guard holds."""
+    return UpstreamUnavailable(
+        "the upstream is failing for most keys; requests are held while a probe "
+        "checks for its recovery",
+        retry_after=guard.retry_after(),
+    )
+
+
+def gave_up(
+    step: Step, attempts: int, last_failure: TransportError | None, pool: Pool
+) -> ProxyError:
+    """The proxy's own answer when a request stops with no upstream answer to relay: `step`
+    is TIMED_OUT, UNREACHABLE or NO_KEYS (retry.py)."""
+    if step is TIMED_OUT:
+        return UpstreamTimeout(f"the upstream did not answer in time ({attempts} attempt(s))")
+    if step is UNREACHABLE:
+        return UpstreamUnreachable(
+            f"the upstream could not be reached ({attempts} attempt(s)): {last_failure}"
+        )
+    wait = pool.retry_after()
+    return NoAvailableKeys(
+        "every key is cooling down or disabled"
+        + (f"; the first returns in {wait:.1f}s" if wait is not None else ""),
+        retry_after=None if wait is None else max(1, math.ceil(wait)),
+    )
 
 
 def is_event_stream(headers: Mapping[str, str]) -> bool:

@@ -9,9 +9,20 @@ from typing import Any
 
 from poolswitch.config import PoolConfig
 from poolswitch.pool import KeySnapshot, Pool
+from poolswitch.storage import Store
 
 SINGLE_POOL_FIELDS = ("strategy", "upstream_base_url", "provider", "outage", "keys")
 """A single pool's fields that `/status` also shows at the top level (the 0.x document)."""
+
+
+def storage_health(store: Store) -> dict[str, Any]:
+    """Whether the key-state store can be used (`/status`'s `storage_health`)."""
+    return {
+        "status": "ok" if store.problem is None else "degraded",
+        "reason": store.problem,
+        "since": store.problem_since,
+        "outages": store.outages,
+    }
 
 
 def key_status(k: KeySnapshot) -> dict[str, Any]:
