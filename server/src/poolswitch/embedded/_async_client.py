@@ -25,6 +25,7 @@ from poolswitch.embedded._effects import (
 )
 from poolswitch.embedded._loop import Result
 from poolswitch.embedded._options import DEFAULT
+from poolswitch.embedded._streams import close_async
 from poolswitch.verify import VERIFY_TIMEOUT
 from poolswitch_client import AsyncProxyStream, HealthDocument, ProxyResponse, StatusDocument
 from poolswitch_client._errors import translate_errors
@@ -317,7 +318,7 @@ class AsyncPoolSwitchClient(BaseEmbeddedClient):
     async def _drive(self, loop: Loop) -> Any:
         """Run `loop` to its end, carrying out each effect; every answer it opened and did not
         hand over (in a `Result`) is closed, whatever happens."""
-        opened: list[httpx.Response] = []
+        opened: list[Reader] = []
         result: Any = None
         try:
             value: Any = None
@@ -336,19 +337,20 @@ class AsyncPoolSwitchClient(BaseEmbeddedClient):
         finally:
             loop.close()
             kept = result.upstream if isinstance(result, Result) else None
-            for response in opened:
-                if response is not kept:
-                    await response.aclose()
+            for reader in opened:
+                if reader.response is not kept:
+                    await close_async(reader)
 
-    async def _perform(self, effect: Effect, opened: list[httpx.Response]) -> Any:
+    async def _perform(self, effect: Effect, opened: list[Reader]) -> Any:
         if isinstance(effect, Next):
             return await anext(effect.reader.pieces, None)
         if isinstance(effect, Send):
             response = await self._http.send(effect.request, stream=True)
-            opened.append(response)
-            return Reader(response, response.aiter_raw())
+            reader = Reader(response, response.aiter_raw())
+            opened.append(reader)
+            return reader
         if isinstance(effect, Close):
-            await effect.response.aclose()
+            await close_async(effect.reader)
             return None
         if isinstance(effect, Sleep):
             await self._sleep(effect.seconds)

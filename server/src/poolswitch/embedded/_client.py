@@ -26,6 +26,7 @@ from poolswitch.embedded._effects import (
 )
 from poolswitch.embedded._loop import Result
 from poolswitch.embedded._options import DEFAULT
+from poolswitch.embedded._streams import close_sync
 from poolswitch.verify import UNKNOWN, VERIFY_TIMEOUT
 from poolswitch_client import HealthDocument, ProxyResponse, ProxyStream, StatusDocument
 from poolswitch_client._errors import translate_errors
@@ -319,7 +320,7 @@ class PoolSwitchClient(BaseEmbeddedClient):
     def _drive(self, loop: Loop) -> Any:
         """Run `loop` to its end, carrying out each effect; every answer it opened and did not
         hand over (in a `Result`) is closed, whatever happens."""
-        opened: list[httpx.Response] = []
+        opened: list[Reader] = []
         result: Any = None
         try:
             value: Any = None
@@ -338,19 +339,20 @@ class PoolSwitchClient(BaseEmbeddedClient):
         finally:
             loop.close()
             kept = result.upstream if isinstance(result, Result) else None
-            for response in opened:
-                if response is not kept:
-                    response.close()
+            for reader in opened:
+                if reader.response is not kept:
+                    close_sync(reader)
 
-    def _perform(self, effect: Effect, opened: list[httpx.Response]) -> Any:
+    def _perform(self, effect: Effect, opened: list[Reader]) -> Any:
         if isinstance(effect, Next):
             return next(effect.reader.pieces, None)
         if isinstance(effect, Send):
             response = self._http.send(effect.request, stream=True)
-            opened.append(response)
-            return Reader(response, response.iter_raw())
+            reader = Reader(response, response.iter_raw())
+            opened.append(reader)
+            return reader
         if isinstance(effect, Close):
-            effect.response.close()
+            close_sync(effect.reader)
             return None
         if isinstance(effect, Sleep):
             self._sleep(effect.seconds)

@@ -6,7 +6,7 @@ carries them out with `httpx.Client` and `time.sleep`) and the async one (`httpx
 
     Send(request)        -> Reader       the answer's head is in; its body is not read yet
     Next(reader)         -> bytes | None the body's next raw piece (still encoded); None at its end
-    Close(response)      -> None         give the connection back (or drop it)
+    Close(reader)        -> None         stop reading; give the connection back (or drop it)
     Sleep(seconds)       -> None         a backoff, or a wait for a key to return
     Verify(key, run)     -> str          the key's verification (verify.py): cached, the one in
                                          flight, or `run` (a loop of its own) carried out now
@@ -47,7 +47,7 @@ class Next:
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    response: httpx.Response
+    reader: Reader
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,8 +213,9 @@ class Lane:
                 else max(remaining, 0.001)
             )
             resp: httpx.Response | None = None
+            reader: Reader | None = None
             try:
-                reader: Reader = yield Send(
+                reader = yield Send(
                     self._upstream(method, self._target(call.target, i), call, i, timeout)
                 )
                 resp = reader.response
@@ -237,8 +238,8 @@ class Lane:
                         resp.status_code, resp.headers, head, pool.clock()
                     )
             except TransportError as exc:
-                if resp is not None:
-                    yield Close(resp)
+                if reader is not None:
+                    yield Close(reader)
                 last_failure, last_answer = exc, None
                 last_verdict = TIMEOUT if isinstance(exc, ReadTimeout) else NETWORK_ERROR
                 sent = not isinstance(exc, ConnectError)
@@ -248,7 +249,7 @@ class Lane:
                 break
             if verdict.confirm:  # an invalid key, unless the request is at fault: find out
                 if complete:
-                    yield Close(resp)  # the connection is not held while a verification runs
+                    yield Close(reader)  # the connection is not held while a verification runs
                 if confirming is None:
                     confirming = Confirming()
                 verdict = yield from self._confirm(i, verdict, call, confirming)
@@ -266,7 +267,7 @@ class Lane:
                 if resp.status_code < 400:  # a 2xx stream whose first event was an error
                     return self._error_relay(call, reader, head, i, attempts)
                 raise (yield from self._error_body(call, reader, head, i, attempts))
-            yield Close(resp)
+            yield Close(reader)
             assert kept is not None
             last_answer = _Answer(resp.status_code, kept.headers, kept.body, i)
             last_failure = None
@@ -363,7 +364,7 @@ class Lane:
         length = _content_length(resp)
         if length is not None and length <= BUFFER_LIMIT:
             content, _ = yield from read(reader, length)
-            yield Close(resp)
+            yield Close(reader)
             self._record_success(i, resp)
             body = httpx.ByteStream(content)
             return Result(
@@ -377,7 +378,7 @@ class Lane:
 
     def _streaming(self, call: Call, reader: Reader, head: bytes, i: int, attempts: int) -> Result:
         resp = reader.response
-        body = self._body(self._rest(head, reader), resp, i)
+        body = self._body(self._rest(head, reader), reader, i)
         headers = self._response_headers(resp, i, attempts)
         return Result(relayed(resp.status_code, headers, body, call.request), resp)
 
@@ -385,10 +386,10 @@ class Lane:
         return sync_rest(head, reader) if self.sync else async_rest(head, reader)
 
     def _body(
-        self, pieces: AsyncIterator[bytes], resp: httpx.Response, i: int
+        self, pieces: AsyncIterator[bytes], reader: Reader, i: int
     ) -> httpx.SyncByteStream | httpx.AsyncByteStream:
         kind = SyncBody if self.sync else AsyncBody
-        return kind(pieces, resp, lambda: self._record_cut(i))
+        return kind(pieces, reader, lambda: self._record_cut(i))
 
     def _error_relay(
         self, call: Call, reader: Reader, head: bytes, i: int, attempts: int
@@ -400,7 +401,7 @@ class Lane:
         headers, pieces = self.redactor.error_stream(
             self._response_headers(resp, i, attempts), head, self._rest(b"", reader), coding
         )
-        body = self._body(pieces, resp, i)
+        body = self._body(pieces, reader, i)
         return Result(relayed(resp.status_code, headers, body, call.request), resp)
 
     def _answer(self, answer: _Answer, attempts: int, call: Call) -> Exception:
@@ -421,10 +422,10 @@ class Lane:
         try:
             rest = yield from read_all(reader)
         except TransportError:
-            yield Close(resp)
+            yield Close(reader)
             self._record_cut(i)
             return _cut()
-        yield Close(resp)
+        yield Close(reader)
         coding = resp.headers.get("content-encoding")
         headers, pieces = self.redactor.error_stream(headers, head, in_memory(rest), coding)
         try:
@@ -464,7 +465,7 @@ class Lane:
         timeout = max(min(VERIFY_TIMEOUT, deadline - self.monotonic()), 0.001)
         ends = self.monotonic() + timeout
         result = UNKNOWN
-        resp = None
+        reader = None
         try:
             reader = yield Send(self._upstream("GET", self._target(path, i), None, i, timeout))
             resp = reader.response
@@ -476,8 +477,8 @@ class Lane:
                 result = reading(verdict.outcome)
         except TransportError:
             result = UNKNOWN
-        if resp is not None:
-            yield Close(resp)
+        if reader is not None:
+            yield Close(reader)
         log.info("key %s verified with GET %s: %s", self.pool.keys[i].id, path, result)
         return result
 

@@ -15,6 +15,7 @@ one.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
@@ -62,9 +63,9 @@ def _broken(exc: Exception) -> httpx.HTTPError:
 
 
 class SyncBody(httpx.SyncByteStream):
-    def __init__(self, pieces: AsyncIterator[bytes], response: httpx.Response, on_cut: OnCut):
+    def __init__(self, pieces: AsyncIterator[bytes], reader: Reader, on_cut: OnCut):
         self._pieces = pieces
-        self._response = response
+        self._reader = reader
         self._on_cut = on_cut
 
     def __iter__(self) -> Iterator[bytes]:
@@ -85,13 +86,16 @@ class SyncBody(httpx.SyncByteStream):
             raise RuntimeError("a sync body waited for an event loop")
 
     def close(self) -> None:
-        self._response.close()
+        closing = self._pieces.aclose()  # type: ignore[attr-defined]
+        with contextlib.suppress(StopIteration):
+            closing.send(None)  # the pieces never await: closed in one step
+        close_sync(self._reader)
 
 
 class AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, pieces: AsyncIterator[bytes], response: httpx.Response, on_cut: OnCut):
+    def __init__(self, pieces: AsyncIterator[bytes], reader: Reader, on_cut: OnCut):
         self._pieces = pieces
-        self._response = response
+        self._reader = reader
         self._on_cut = on_cut
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -103,4 +107,16 @@ class AsyncBody(httpx.AsyncByteStream):
             raise _broken(exc) from exc
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        await self._pieces.aclose()  # type: ignore[attr-defined]
+        await close_async(self._reader)
+
+
+def close_sync(reader: Reader) -> None:
+    """Stop reading `reader` (its raw pieces' generator too) and close its answer."""
+    reader.pieces.close()
+    reader.response.close()
+
+
+async def close_async(reader: Reader) -> None:
+    await reader.pieces.aclose()
+    await reader.response.aclose()
