@@ -83,6 +83,7 @@ class Either(AbstractContextManager["Either"]):
             self.client.close()
         else:
             self._run(self.aclient.close())
+            self._run(self.loop.shutdown_asyncgens())
             self.loop.close()
 
     def __exit__(self, *exc: object) -> None:

@@ -501,7 +501,15 @@ def read(reader: Reader, limit: int) -> Generator[Effect, Any, tuple[bytes, bool
         reader.buffer = bytes(data[limit:])
         del data[limit:]
     length = _content_length(reader.response)
-    complete = not reader.buffer and (reader.eof or length == reader.received)
+    if not reader.eof and not reader.buffer and length is not None and reader.received >= length:
+        # all of it came: see its end, so the connection goes back to the pool for reuse
+        piece = yield Next(reader)
+        if piece is None:
+            reader.eof = True
+        else:
+            reader.received += len(piece)
+            reader.buffer = piece
+    complete = not reader.buffer and reader.eof
     return bytes(data), complete
 
 
