@@ -12,18 +12,25 @@ from typing import Any
 
 import httpx
 import pytest
-from poolswitch_client import PoolSwitchError, ProxyError, ProxyResponse, UpstreamError
+from test_embedded_helpers import Clock, Either, keys
 
 from poolswitch.embedded import PoolSwitchClient
+from poolswitch_client import PoolSwitchError, ProxyError, ProxyResponse, UpstreamError
 from poolswitch_testing.fake_upstream import FakeUpstream
 from poolswitch_testing.proxy import free_port
 
 from conftest import KEYS, VALUES, ProxyFactory
-from test_embedded_helpers import Clock, Either, keys
 
 KINDS = ["sync", "async"]
-COMPARED = ("content-type", "content-length", "x-poolswitch-error", "retry-after", "x-should-retry")
-COMPARED += ("x-poolswitch-attempts", "x-poolswitch-key-id")
+COMPARED = (
+    "content-type",
+    "content-length",
+    "x-poolswitch-error",
+    "retry-after",
+    "x-should-retry",
+    "x-poolswitch-attempts",
+    "x-poolswitch-key-id",
+)
 
 
 def head_and_body(status: int, headers: httpx.Headers, body: bytes) -> dict[str, Any]:
@@ -107,9 +114,11 @@ def test_an_upstream_that_never_answers_is_the_proxys_504(
     for key in "ab":
         upstream.script(key, {"kind": "hang"})
     options: dict[str, Any] = {"request_timeout_seconds": 5, "attempt_timeout_seconds": 0.3}
-    with Either(kind, upstream_base_url=upstream.url, keys=keys("ab"), **options) as c:
-        with pytest.raises(ProxyError) as caught:
-            c.send("GET", "/v1/models")
+    with (
+        Either(kind, upstream_base_url=upstream.url, keys=keys("ab"), **options) as c,
+        pytest.raises(ProxyError) as caught,
+    ):
+        c.send("GET", "/v1/models")
     err = caught.value
     assert (err.code, err.status) == ("upstream_timeout", 504)
     assert err.response is not None and err.response.attempts == 3
@@ -127,11 +136,13 @@ def test_a_relayed_error_has_key_values_redacted_as_the_proxys(
     with proxy.client() as http:
         by_proxy = proxy_answer(http)
     upstream.script("a", behaviour)
-    with Either(
-        kind, upstream_base_url=upstream.url, keys=keys("ab"), strategy="quota_failover"
-    ) as c:
-        with pytest.raises(UpstreamError) as caught:
-            c.send("GET", "/v1/models")
+    with (
+        Either(
+            kind, upstream_base_url=upstream.url, keys=keys("ab"), strategy="quota_failover"
+        ) as c,
+        pytest.raises(UpstreamError) as caught,
+    ):
+        c.send("GET", "/v1/models")
     err = caught.value
     assert err.response is not None
     assert (

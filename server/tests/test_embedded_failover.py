@@ -8,12 +8,12 @@ import random
 from typing import Any
 
 import pytest
-from poolswitch_client import ProxyConnectionError, ProxyError, UpstreamError
+from test_embedded_helpers import Clock, Either, keys, states
 
+from poolswitch_client import ProxyConnectionError, ProxyError, UpstreamError
 from poolswitch_testing.fake_upstream import FakeUpstream
 
 from conftest import ProxyFactory
-from test_embedded_helpers import Clock, Either, keys, states
 
 KINDS = ["sync", "async"]
 CHAT = "/v1/chat/completions"

@@ -7,9 +7,8 @@ from collections.abc import Coroutine
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from poolswitch_client import ProxyResponse, ServerSentEvent, StatusDocument
-
 from poolswitch.embedded import AsyncPoolSwitchClient, PoolSwitchClient
+from poolswitch_client import ProxyResponse, ServerSentEvent, StatusDocument
 
 from conftest import VALUES
 
