@@ -345,7 +345,9 @@ class AsyncPoolSwitchClient(BaseEmbeddedClient):
         if isinstance(effect, Next):
             return await anext(effect.reader.pieces, None)
         if isinstance(effect, Send):
-            response = await self._http.send(effect.request, stream=True)
+            response = await self._http.send(
+                effect.request, stream=True, auth=None, follow_redirects=False
+            )
             reader = Reader(response, response.aiter_raw())
             opened.append(reader)
             return reader

@@ -18,7 +18,8 @@ import httpx
 
 from poolswitch import __version__
 from poolswitch.embedded._answers import pool_error
-from poolswitch.embedded._loop import Call, Lane
+from poolswitch.embedded._lane import Call
+from poolswitch.embedded._loop import Lane
 from poolswitch.embedded._options import pool_config
 from poolswitch.errors import BadRequest
 from poolswitch.logmask import LogMask
@@ -126,10 +127,13 @@ class BaseEmbeddedClient:
             raise ValueError("path must be relative to the upstream base URL")
         if not path.startswith("/"):
             path = "/" + path
-        merged = httpx.Headers(self._headers)
+        # the HTTP client's headers, the client's, then the call's own (which win); built as a
+        # plain Request: no cookie jar (the proxy keeps none between keys and callers)
+        merged = httpx.Headers(http.headers)
+        merged.update(self._headers)
         if headers:
             merged.update(headers)
-        request = http.build_request(
+        request = httpx.Request(
             method.upper(),
             self._lane.base_url + path,
             json=json,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -24,10 +23,11 @@ from poolswitch.embedded._effects import (
     Verify,
     transport_error,
 )
+from poolswitch.embedded._flights import Flights
 from poolswitch.embedded._loop import Result
 from poolswitch.embedded._options import DEFAULT
 from poolswitch.embedded._streams import close_sync
-from poolswitch.verify import UNKNOWN, VERIFY_TIMEOUT
+from poolswitch.verify import UNKNOWN
 from poolswitch_client import HealthDocument, ProxyResponse, ProxyStream, StatusDocument
 from poolswitch_client._errors import translate_errors
 from poolswitch_client._response import body_value
@@ -112,7 +112,7 @@ class PoolSwitchClient(BaseEmbeddedClient):
             transport=transport, headers={"user-agent": USER_AGENT}
         )
         self._sleep = sleep
-        self._flights = _Flights()
+        self._flights = Flights()
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -347,7 +347,9 @@ class PoolSwitchClient(BaseEmbeddedClient):
         if isinstance(effect, Next):
             return next(effect.reader.pieces, None)
         if isinstance(effect, Send):
-            response = self._http.send(effect.request, stream=True)
+            response = self._http.send(
+                effect.request, stream=True, auth=None, follow_redirects=False
+            )
             reader = Reader(response, response.iter_raw())
             opened.append(reader)
             return reader
@@ -379,37 +381,3 @@ class PoolSwitchClient(BaseEmbeddedClient):
             return str(result)
 
         return self._flights.run(key, once, effect.run.close)
-
-
-class _Flight:
-    __slots__ = ("done", "result")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result = UNKNOWN
-
-
-class _Flights:
-    """At most one verification per key at a time across threads; the others wait for its
-    result (within VERIFY_TIMEOUT and a little: else they learn nothing)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[int, _Flight] = {}
-
-    def run(self, key: int, once: Callable[[], str], skip: Callable[[], None]) -> str:
-        with self._lock:
-            flight = self._running.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._running[key] = _Flight()
-        if not leader:
-            skip()
-            return flight.result if flight.done.wait(VERIFY_TIMEOUT + 1.0) else UNKNOWN
-        try:
-            flight.result = once()
-        finally:
-            with self._lock:
-                del self._running[key]
-            flight.done.set()
-        return flight.result

@@ -19,67 +19,34 @@ async one takes the same lock, never across an effect).
 from __future__ import annotations
 
 import logging
-import random
-import threading
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from poolswitch.classifier import NETWORK_ERROR, SUCCESS, TIMEOUT, Classifier, Verdict
-from poolswitch.config import PoolConfig
+from poolswitch.classifier import NETWORK_ERROR, TIMEOUT, Verdict
 from poolswitch.embedded._answers import drain, in_memory, pool_error, relayed, upstream_error
-from poolswitch.embedded._effects import Close, Effect, Next, Reader, Send, Sleep, Verify
+from poolswitch.embedded._effects import Close, Loop, Reader, Send, Sleep
+from poolswitch.embedded._lane import Call, LaneBase
+from poolswitch.embedded._reading import content_length, read, read_all, read_event
 from poolswitch.embedded._streams import AsyncBody, SyncBody, async_rest, sync_rest
 from poolswitch.errors import ConnectError, ReadTimeout, TransportError
-from poolswitch.pool import Pool
 from poolswitch.proxy import (
     BUFFER_LIMIT,
     BUFFERED_DROP,
     FIRST_EVENT_LIMIT,
-    RESPONSE_DROP,
     gave_up,
     held,
     is_event_stream,
-    remaining_quota,
     upstream_headers,
 )
-from poolswitch.redact import Redactor
-from poolswitch.retry import RELAY, TRY, Step, after_attempt, when_no_key
-from poolswitch.storage import MemoryStore
+from poolswitch.retry import RELAY, TRY, when_no_key
 from poolswitch.verify import (
-    UNKNOWN,
-    VERIFY_HEADERS,
-    VERIFY_READ,
-    VERIFY_TIMEOUT,
     Confirming,
-    Judgement,
-    Verifier,
-    default_path,
-    reading,
 )
 from poolswitch_client import ProxyConnectionError
 
 log = logging.getLogger("poolswitch.embedded")
-
-Gen = Generator[Effect, Any, Any]
-
-
-@dataclass(slots=True)
-class Call:
-    """One request, ready to send to any key: `target` is the path and query to append to the
-    base URL (any `auth_query_param` of the caller's removed); `request` the caller's own, with
-    no key in it, which the answer carries."""
-
-    method: str
-    target: str
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    request: httpx.Request
-    deadline: float
-    """Monotonic seconds: the whole call, retries included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,55 +68,12 @@ class _Answer:
     key: int
 
 
-class Lane:
-    """One pool and its request loop. `clock`: Unix seconds (cooldowns, `/status`);
-    `monotonic`: deadlines and the verifier's memory; `sync`: bodies still arriving are read
-    by a sync client (else an async one)."""
-
-    def __init__(
-        self,
-        config: PoolConfig,
-        *,
-        clock: Callable[[], float],
-        monotonic: Callable[[], float],
-        rng: random.Random,
-        sync: bool,
-    ) -> None:
-        self.config = config
-        self.lock = threading.Lock()
-        self.store = MemoryStore()
-        self.pool = Pool(config, self.store, clock=clock, rng=rng)
-        self.classifier = Classifier.from_config(config)
-        self.monotonic = monotonic
-        self.rng = rng
-        self.sync = sync
-        verify_path = config.verify_path
-        if verify_path == "auto":
-            verify_path = default_path(self.classifier.profile, config.upstream_base_url)
-        self.verifier = Verifier(verify_path, monotonic)
-        self._verify_headers = [
-            (n.encode("latin-1"), v.encode())
-            for n, v in VERIFY_HEADERS.get(self.classifier.profile, ())
-        ]
-        self.query_param = config.auth_query_param
-        # With auth_query_param the key travels in the query string, not in a header.
-        auth_header = None if self.query_param else config.auth_header_name
-        self._auth_header = None if auth_header is None else auth_header.encode("latin-1")
-        self._auth_values = [key.auth_value.encode() for key in self.pool.keys]
-        self._key_ids = [key.id.encode("ascii") for key in self.pool.keys]
-        self.redactor = Redactor((key.secret, key.id) for key in self.pool.keys)
-        self._query_keys = [
-            f"{self.query_param}={quote(key.secret, safe='')}" if self.query_param else ""
-            for key in self.pool.keys
-        ]
-        self.base_url = config.upstream_base_url.rstrip("/")
-
-    def __repr__(self) -> str:
-        return f"Lane({self.config.name!r}, keys={list(self.pool.key_ids)!r})"
+class Lane(LaneBase):
+    """One pool and its request loop (the state and the pieces of an attempt: `LaneBase`)."""
 
     # -- the loop --------------------------------------------------------------------------
 
-    def run(self, call: Call) -> Gen:
+    def run(self, call: Call) -> Loop:
         """The answer to `call` (a `Result`), or the proxy client's error for it."""
         guard = self.pool.guard
         with self.lock:
@@ -164,7 +88,7 @@ class Lane:
                 with self.lock:
                     guard.probe_done()
 
-    def _attempts(self, call: Call) -> Gen:
+    def _attempts(self, call: Call) -> Loop:
         pool, config, classifier, lock = self.pool, self.config, self.classifier, self.lock
         method, deadline = call.method, call.deadline
         now = self.monotonic()
@@ -280,88 +204,13 @@ class Lane:
             error = gave_up(step, attempts, last_failure, pool)
         raise pool_error(error, attempts, call.request)
 
-    # -- one attempt -----------------------------------------------------------------------
-
-    def _target(self, target: str, i: int) -> str:
-        if not self.query_param:
-            return target
-        return target + ("&" if "?" in target else "?") + self._query_keys[i]
-
-    def _upstream(
-        self, method: str, target: str, call: Call | None, i: int, timeout: float
-    ) -> httpx.Request:
-        """The request to the upstream with key `i` (`call`: the caller's headers and body;
-        None: a verification, with no caller header)."""
-        headers = list(call.headers) if call is not None else list(self._verify_headers)
-        if self._auth_header is not None:
-            headers.append((self._auth_header, self._auth_values[i]))
-        body = call.body if call is not None else b""
-        # as the proxy's forwarder: no body at all for a bodiless GET or HEAD
-        content = body if body or method not in ("GET", "HEAD") else None
-        request = httpx.Request(method, self.base_url + target, headers=headers, content=content)
-        request.extensions["timeout"] = {
-            "connect": self.config.connect_timeout_seconds,
-            "read": timeout,
-            "write": timeout,
-            "pool": timeout,
-        }
-        return request
-
-    def _after_attempt(
-        self,
-        i: int,
-        verdict: Verdict,
-        attempts: int,
-        method: str,
-        sent: bool,
-        deadline: float,
-        answered: bool,
-    ) -> Step:
-        """Record an unsuccessful attempt; the next step (TRY: another attempt)."""
-        config = self.config
-        step = after_attempt(
-            verdict,
-            answered=answered,
-            attempts=attempts,
-            retry_attempts=config.retry_attempts,
-            method=method,
-            sent=sent,
-            retry_non_idempotent=config.retry_non_idempotent,
-            now=self.monotonic(),
-            deadline=deadline,
-        )
-        with self.lock:
-            self.pool.record(i, verdict, failover=step is TRY)
-        return step
-
-    def _record_success(self, i: int, resp: httpx.Response) -> None:
-        with self.lock:
-            self.pool.record(i, SUCCESS, remaining_quota=remaining_quota(resp.headers))
-
-    def _record_cut(self, i: int) -> None:
-        """The upstream failed mid-answer, too late to fail over: counted against the key."""
-        log.warning(
-            "upstream failed mid-stream on key %s; the caller's answer was cut short",
-            self.pool.keys[i].id,
-        )
-        with self.lock:
-            self.pool.record(i, NETWORK_ERROR)
-
-    def _response_headers(
-        self, resp: httpx.Response, i: int, attempts: int
-    ) -> list[tuple[bytes, bytes]]:
-        headers = self.redactor.redact_headers(upstream_headers(resp.headers.raw, RESPONSE_DROP))
-        headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
-        headers.append((b"x-poolswitch-attempts", str(attempts).encode()))
-        return headers
-
     # -- answers ---------------------------------------------------------------------------
 
-    def _relay(self, call: Call, reader: Reader, i: int, attempts: int) -> Gen:
+    def _relay(self, call: Call, reader: Reader, i: int, attempts: int) -> Loop:
         """A successful answer: read here when it is small and has a length (a failure then is
         still the attempt's, and fails over), else relayed as it arrives."""
         resp = reader.response
-        length = _content_length(resp)
+        length = content_length(resp)
         if length is not None and length <= BUFFER_LIMIT:
             content, _ = yield from read(reader, length)
             yield Close(reader)
@@ -413,7 +262,7 @@ class Lane:
         ]
         return upstream_error(answer.status, headers, answer.body, call.request)
 
-    def _error_body(self, call: Call, reader: Reader, head: bytes, i: int, attempts: int) -> Gen:
+    def _error_body(self, call: Call, reader: Reader, head: bytes, i: int, attempts: int) -> Loop:
         """The last answer, an error too large to hold (or without a length): the proxy relays
         it decoded and redacted piece by piece; here it is read whole (as the proxy client
         reads an error) and goes through the same decoding and redaction (redact.py)."""
@@ -433,120 +282,6 @@ class Lane:
         except TransportError:  # corrupt in its coding: the proxy cuts the answer there
             return _cut()
         return upstream_error(resp.status_code, headers, body, call.request)
-
-    # -- confirming an invalid key (verify.py) -----------------------------------------------
-
-    def _confirm(self, i: int, verdict: Verdict, call: Call, confirming: Confirming) -> Gen:
-        verifier = self.verifier
-        method, path = call.method, call.target.partition("?")[0]
-        with self.lock:
-            successes = self.pool.states[i].successes
-            known = verifier.known(i)
-            decision = verifier.decide(i, known, method, path, successes, confirming)
-        if decision is Judgement.VERIFY:
-            known = yield Verify(i, self._verify(i, call.deadline))
-            with self.lock:
-                decision = verifier.decide(i, known, method, path, successes, confirming)
-        with self.lock:
-            return verifier.settle(i, verdict, decision, known, method, path, successes, confirming)
-
-    def _confirm_by_peer(self, confirming: Confirming) -> None:
-        """Another key succeeded where one failed with an unconfirmed 401/403: that one is bad."""
-        with self.lock:
-            i = self.verifier.confirmed_by_peer(confirming)
-            if i is not None:
-                self.pool.confirmed_invalid(i, "confirmed: another key succeeded")
-
-    def _verify(self, i: int, deadline: float) -> Gen:
-        """GET verify_path with key `i` (and no caller header): what it says of the key. The
-        answer is never relayed; only the key's id is logged."""
-        path = self.verifier.path
-        assert path is not None
-        timeout = max(min(VERIFY_TIMEOUT, deadline - self.monotonic()), 0.001)
-        ends = self.monotonic() + timeout
-        result = UNKNOWN
-        reader = None
-        try:
-            reader = yield Send(self._upstream("GET", self._target(path, i), None, i, timeout))
-            resp = reader.response
-            head, _ = yield from read(reader, VERIFY_READ)
-            if self.monotonic() <= ends:
-                verdict = self.classifier.classify(
-                    resp.status_code, resp.headers, head, self.pool.clock()
-                )
-                result = reading(verdict.outcome)
-        except TransportError:
-            result = UNKNOWN
-        if reader is not None:
-            yield Close(reader)
-        log.info("key %s verified with GET %s: %s", self.pool.keys[i].id, path, result)
-        return result
-
-
-# -- reading a body ------------------------------------------------------------------------
-
-
-def read(reader: Reader, limit: int) -> Generator[Effect, Any, tuple[bytes, bool]]:
-    """Up to `limit` raw bytes of the body, and whether that was all of it."""
-    data = bytearray(reader.buffer)
-    reader.buffer = b""
-    while len(data) < limit and not reader.eof:
-        piece = yield Next(reader)
-        if piece is None:
-            reader.eof = True
-            break
-        reader.received += len(piece)
-        data += piece
-    if len(data) > limit:
-        reader.buffer = bytes(data[limit:])
-        del data[limit:]
-    length = _content_length(reader.response)
-    if not reader.eof and not reader.buffer and length is not None and reader.received >= length:
-        # all of it came: see its end, so the connection goes back to the pool for reuse
-        piece = yield Next(reader)
-        if piece is None:
-            reader.eof = True
-        else:
-            reader.received += len(piece)
-            reader.buffer = piece
-    complete = not reader.buffer and reader.eof
-    return bytes(data), complete
-
-
-def read_event(reader: Reader, limit: int) -> Generator[Effect, Any, bytes]:
-    """Read until the first server-sent event is complete (a blank line), the body ends or
-    `limit` bytes have come; all that was read (as the proxy's forwarder does)."""
-    data = bytearray(reader.buffer)
-    reader.buffer = b""
-    while len(data) < limit and not reader.eof:
-        if b"\n\n" in data or b"\r\n\r\n" in data:
-            break
-        piece = yield Next(reader)
-        if piece is None:
-            reader.eof = True
-            break
-        reader.received += len(piece)
-        data += piece
-    return bytes(data)
-
-
-def read_all(reader: Reader) -> Generator[Effect, Any, list[bytes]]:
-    """The rest of the body, in the pieces it came in."""
-    pieces = [reader.buffer] if reader.buffer else []
-    reader.buffer = b""
-    while not reader.eof:
-        piece = yield Next(reader)
-        if piece is None:
-            reader.eof = True
-            break
-        reader.received += len(piece)
-        pieces.append(piece)
-    return pieces
-
-
-def _content_length(resp: httpx.Response) -> int | None:
-    value = resp.headers.get("content-length", "")
-    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _cut() -> Exception:
