@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from test_embedded_helpers import Clock, Either, keys, states
 
+from poolswitch.errors import ConfigError
 from poolswitch_client import ProxyConnectionError, ProxyError, UpstreamError
 from poolswitch_testing.fake_upstream import FakeUpstream
 
@@ -218,3 +219,58 @@ def test_the_strategies_pick_keys_as_the_proxy_does(
         assert set(by_proxy) == {"a"}
     else:
         assert len(set(by_proxy)) >= 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_callers_own_credentials_are_dropped_and_the_key_put_in(
+    kind: str, upstream: FakeUpstream
+) -> None:
+    upstream.script("a", {"kind": "echo"})
+    own = {"Authorization": "Bearer callers-own", "x-api-key": "callers-own", "X-Trace": "t1"}
+    with client(kind, upstream, "a", headers={"x-poolswitch-pool": "p"}) as c:
+        echoed = c.send("POST", "/v1/x?y=1", json={"a": 1}, headers=own).json()
+    headers = dict(echoed["headers"])
+    assert headers["authorization"] == "Bearer " + keys("a")[0]["value"]
+    assert "x-api-key" not in headers and "x-poolswitch-pool" not in headers
+    assert headers["x-trace"] == "t1" and echoed["query_string"] == "y=1"
+    assert (echoed["method"], echoed["path"], echoed["body_length"]) == ("POST", "/v1/x", 7)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_remaining_quota_a_success_reports_is_recorded(
+    kind: str, upstream: FakeUpstream
+) -> None:
+    upstream.script("a", {"kind": "ok", "headers": {"x-ratelimit-remaining-requests": "42"}})
+    with client(kind, upstream, "a") as c:
+        c.send("GET", "/v1/models")
+        assert c.status()["keys"][0]["estimated_remaining_quota"] == 42
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_redirect_is_relayed_not_followed(kind: str, upstream: FakeUpstream) -> None:
+    moved = {"kind": "text", "status": 307, "headers": {"location": "http://127.0.0.1:9/x"}}
+    upstream.script("a", moved)
+    with client(kind, upstream, "a") as c:
+        resp = c.send("GET", "/v1/models")
+    assert (resp.status, resp.headers["location"]) == (307, "http://127.0.0.1:9/x")
+    assert len(upstream.attempts) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_path_climbing_above_the_base_is_refused_as_the_proxy_does(
+    kind: str, upstream: FakeUpstream
+) -> None:
+    with client(kind, upstream, "a") as c, pytest.raises(ProxyError) as caught:
+        c.send("GET", "/v1/../../admin")
+    assert (caught.value.code, caught.value.status) == ("bad_request", 400)
+    assert upstream.attempts == []
+
+
+def test_a_bad_option_raises_the_servers_config_error(upstream: FakeUpstream) -> None:
+    secret = keys("a")[0]["value"]
+    with pytest.raises(ConfigError) as caught:
+        Either("sync", upstream_base_url=upstream.url, keys=[secret, secret], retry_attempts=0)
+    assert caught.value.problems == (
+        "keys[1].value: same value as keys[0]",
+        "retry_attempts: must be between 1 and 100, got 0",
+    )
