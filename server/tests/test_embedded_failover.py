@@ -4,12 +4,14 @@ picks keys), both clients."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
 import pytest
 from test_embedded_helpers import Clock, Either, keys, states
 
+from poolswitch.embedded import AsyncPoolSwitchClient, PoolSwitchClient
 from poolswitch.errors import ConfigError
 from poolswitch_client import ProxyConnectionError, ProxyError, UpstreamError
 from poolswitch_testing.fake_upstream import FakeUpstream
@@ -274,3 +276,27 @@ def test_a_bad_option_raises_the_servers_config_error(upstream: FakeUpstream) ->
         "keys[1].value: same value as keys[0]",
         "retry_attempts: must be between 1 and 100, got 0",
     )
+
+
+def test_the_verbs_return_the_parsed_body_as_the_proxy_client(upstream: FakeUpstream) -> None:
+    options: dict[str, Any] = {"upstream_base_url": upstream.url, "keys": keys("ab")}
+    with PoolSwitchClient(**options) as c:
+        answers = [
+            c.get("/v1/models"),
+            c.post(CHAT, json=BODY),
+            c.put("/v1/x", content=b"x"),
+            c.patch("/v1/x", json={}),
+            c.delete("/v1/x"),
+            c.request("GET", "v1/models", params={"limit": 1}),
+        ]
+
+    async def run() -> list[Any]:
+        async with AsyncPoolSwitchClient(**options) as a:
+            return [await a.get("/v1/models"), await a.post(CHAT, json=BODY)]
+
+    answers += asyncio.run(run())
+    assert all(answer["object"] == "chat.completion" for answer in answers)
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "GET", "GET", "POST"]
+    assert [a.method for a in upstream.attempts] == methods
+    assert upstream.attempts[5].path == "/v1/models"
+    assert upstream.attempts[5].query_string == "limit=1"
