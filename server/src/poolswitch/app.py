@@ -38,9 +38,16 @@ from poolswitch.errors import NotFound, ProxyError, Unauthorized
 from poolswitch.forwarder import Forwarder
 from poolswitch.gateway import Gateway
 from poolswitch.metrics import CONTENT_TYPE, Metrics, PoolView, StorageView
-from poolswitch.pool import Clock, KeySnapshot, Pool
+from poolswitch.pool import Clock, Pool
 from poolswitch.proxy import Proxy
 from poolswitch.redact import Redactor
+from poolswitch.reports import (
+    health_document,
+    key_status,
+    pool_status,
+    status_document,
+    storage_health,
+)
 from poolswitch.request import BodyBudget, Receive, Scope, Send
 from poolswitch.storage import KeyRecord, create_store
 
@@ -161,13 +168,7 @@ class PoolSwitchApp:
             self.metrics.propagation.observe(max(now - record.changed_at, 0.0))
 
     def storage_health(self) -> dict[str, Any]:
-        store = self.store
-        return {
-            "status": "ok" if store.problem is None else "degraded",
-            "reason": store.problem,
-            "since": store.problem_since,
-            "outages": store.outages,
-        }
+        return storage_health(self.store)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not (
@@ -222,30 +223,8 @@ class PoolSwitchApp:
             await self.store.close()
 
     async def health(self, _request: Request) -> Response:
-        pools: list[dict[str, Any]] = []
-        counts = []
-        for name, pool in self.pools.items():
-            available, total = pool.counts()
-            counts.append((available, total))
-            pools.append(
-                {
-                    "name": name,
-                    "status": "ok" if available and not pool.guard.tripped else "degraded",
-                    "keys_available": available,
-                    "keys_total": total,
-                }
-            )
         storage = {"backend": self.store.name, **self.storage_health()}
-        ok = all(p["status"] == "ok" for p in pools) and storage["status"] == "ok"
-        return JSONResponse(
-            {
-                "status": "ok" if ok else "degraded",
-                "keys_available": sum(available for available, _ in counts),
-                "keys_total": sum(total for _, total in counts),
-                "pools": pools,
-                "storage": storage,
-            }
-        )
+        return JSONResponse(health_document(self.pools.items(), storage))
 
     async def status(self, request: Request) -> Response:
         readers = self.status_readers
@@ -258,35 +237,13 @@ class PoolSwitchApp:
         return JSONResponse(self.status_document())
 
     def status_document(self) -> dict[str, Any]:
-        pools = []
-        for p in self.config.pools:
-            pool, lane = self.pools[p.name], self.lanes[p.name]
-            pools.append(
-                {
-                    "name": p.name,
-                    "route": p.route,
-                    "strategy": p.strategy,
-                    "upstream_base_url": p.upstream_base_url,
-                    "provider": lane.classifier.profile,
-                    "degraded": pool.guard.tripped,
-                    "outage": None
-                    if pool.guard.tripped_kind is None
-                    else {"kind": pool.guard.tripped_kind, "since": pool.guard.since},
-                    "keys": [_key_status(k) for k in pool.snapshot()],
-                }
-            )
-        doc: dict[str, Any] = {
-            "storage": self.store.name,
-            "storage_health": self.storage_health(),
-            "degraded": any(p["degraded"] for p in pools) or self.store.problem is not None,
-            "pools": pools,
-            "callers": self.gateway.callers_status(),
-        }
-        if len(pools) == 1:  # the 0.x document's fields, for readers of a single pool
-            only = pools[0]
-            for name in ("strategy", "upstream_base_url", "provider", "outage", "keys"):
-                doc[name] = only[name]
-        return doc
+        pools = [
+            pool_status(p, self.pools[p.name], self.lanes[p.name].classifier.profile)
+            for p in self.config.pools
+        ]
+        return status_document(
+            pools, self.store.name, self.storage_health(), self.gateway.callers_status()
+        )
 
     def _check_admin(self, request: Request) -> None:
         token = self.config.admin_token or ""
@@ -299,7 +256,7 @@ class PoolSwitchApp:
         return JSONResponse(
             {
                 "keys": [
-                    {"pool": name, **_key_status(k)}
+                    {"pool": name, **key_status(k)}
                     for name, pool in self.pools.items()
                     for k in pool.snapshot()
                 ]
@@ -318,7 +275,7 @@ class PoolSwitchApp:
         if pool.transitions_pending:  # the operator's change is durable before the answer
             await pool.commit_transitions()
         keys = {k.id: k for k in pool.snapshot()}
-        return JSONResponse({"pool": name, **_key_status(keys[key_id])})
+        return JSONResponse({"pool": name, **key_status(keys[key_id])})
 
     def _admin_pool(self, name: str | None, key_id: str, action: str) -> tuple[str, Pool]:
         """The pool an admin call is for: the one named, else the only one that has `key_id`."""
@@ -342,22 +299,6 @@ class PoolSwitchApp:
         if readers is not None and readers.identify(request.scope["headers"]) is None:
             raise Unauthorized("/metrics needs Authorization: Bearer <metrics_token>")
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
-
-
-def _key_status(k: KeySnapshot) -> dict[str, Any]:
-    return {
-        "id": k.id,
-        "state": k.state,
-        "cooldown_until": k.cooldown_until,
-        "reason": k.reason,
-        "cooldown_source": k.source,
-        "total_requests": k.total_requests,
-        "successes": k.successes,
-        "errors": k.errors,
-        "failovers": k.failovers,
-        "estimated_remaining_quota": k.estimated_remaining_quota,
-        "last_used_at": k.last_used_at,
-    }
 
 
 async def _proxy_error(_request: Request, exc: Exception) -> Response:

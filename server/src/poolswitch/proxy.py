@@ -16,10 +16,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from poolswitch.callers import NO_CALLER
@@ -28,14 +28,14 @@ from poolswitch.config import PoolConfig
 from poolswitch.errors import (
     ConnectError,
     NoAvailableKeys,
+    ProxyError,
     ReadTimeout,
     TransportError,
     UpstreamTimeout,
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
-from poolswitch.forwarder import Response, Upstream
-from poolswitch.metrics import Metrics
+from poolswitch.guard import OutageGuard
 from poolswitch.pool import Pool
 from poolswitch.profiles import RULES
 from poolswitch.redact import Redactor
@@ -71,18 +71,23 @@ from poolswitch.verify import (
     reading,
 )
 
+if TYPE_CHECKING:  # types only: the embedded clients import this module without aiohttp and
+    # prometheus_client (the helpers at the end are theirs too)
+    from poolswitch.forwarder import Response, Upstream
+    from poolswitch.metrics import Metrics
+
 errlog = logging.getLogger("poolswitch.proxy")
 
 BUFFER_LIMIT = 1024 * 1024
 """Bodies up to this size with a Content-Length are relayed in one piece; error bodies are read
 whole up to it to be classified."""
 
-_RESPONSE_DROP = HOP_BY_HOP
+RESPONSE_DROP = HOP_BY_HOP
 FIRST_EVENT_LIMIT = 64 * 1024
 """A 2xx event stream's first event is held back (up to this much) to see if it is an error."""
 
-_BUFFERED_DROP = _RESPONSE_DROP | {b"content-length"}
-_QUOTA_HEADERS = RULES.remaining_quota_headers
+BUFFERED_DROP = RESPONSE_DROP | {b"content-length"}
+QUOTA_HEADERS = RULES.remaining_quota_headers
 
 STREAM_CUT: ContextVar[bool] = ContextVar("poolswitch_stream_cut", default=False)
 """Set in the request's task when the proxy ended a caller's stream abruptly on purpose (the
@@ -192,11 +197,7 @@ class Proxy:
                 await self._attempts(scope["method"], target, headers, body, receive, send, ex)
                 return
             if not guard.admit():
-                raise UpstreamUnavailable(
-                    "the upstream is failing for most keys; requests are held while a probe "
-                    "checks for its recovery",
-                    retry_after=guard.retry_after(),
-                )
+                raise held(guard)
             try:
                 await self._attempts(scope["method"], target, headers, body, receive, send, ex)
             finally:
@@ -269,7 +270,7 @@ class Proxy:
                 )
                 self.metrics.upstream_duration.observe(time.perf_counter() - sent_at)
                 if resp.status < 400:
-                    if not _is_event_stream(resp):
+                    if not is_event_stream(resp.headers):
                         if confirming is not None:
                             self._confirm_by_peer(confirming)
                         await self._relay(resp, i, ex, send, receive)
@@ -317,7 +318,7 @@ class Proxy:
             if complete or again:  # decoded and redacted, sent with a Content-Length of its own
                 coding = resp.headers.get("content-encoding")
                 held = self.redactor.held_error(
-                    upstream_headers(resp, _BUFFERED_DROP), head, coding
+                    upstream_headers(resp.raw_headers, BUFFERED_DROP), head, coding
                 )
             if not again and (held is None or not held.fits):
                 # too large to hold, or a stream: relayed as it comes, decoded and redacted
@@ -333,18 +334,7 @@ class Proxy:
         if step is RELAY and last_answer is not None:
             await self._answer(last_answer, ex, send)
             return
-        if step is TIMED_OUT:
-            raise UpstreamTimeout(f"the upstream did not answer in time ({ex.attempts} attempt(s))")
-        if step is UNREACHABLE:
-            raise UpstreamUnreachable(
-                f"the upstream could not be reached ({ex.attempts} attempt(s)): {last_failure}"
-            )
-        wait = pool.retry_after()
-        raise NoAvailableKeys(
-            "every key is cooling down or disabled"
-            + (f"; the first returns in {wait:.1f}s" if wait is not None else ""),
-            retry_after=None if wait is None else max(1, math.ceil(wait)),
-        )
+        raise gave_up(step, ex.attempts, last_failure, pool)
 
     def _target(self, target: str, i: int) -> str:
         if not self.query_param:
@@ -448,7 +438,7 @@ class Proxy:
     ) -> None:
         """Relay a successful answer. Raises TransportError only before anything was sent."""
         length = resp.content_length
-        if length is not None and length <= BUFFER_LIMIT and not _is_event_stream(resp):
+        if length is not None and length <= BUFFER_LIMIT and not is_event_stream(resp.headers):
             content, _ = await _read_or_release(resp, length)
             resp.release()
             self._record_success(i, resp)
@@ -468,14 +458,8 @@ class Proxy:
         await self._stream(resp, i, ex, send, receive, b"")
 
     def _record_success(self, i: int, resp: Response) -> None:
-        remaining = None
-        for name in _QUOTA_HEADERS:
-            value = resp.headers.get(name)
-            if value is not None and value.isdigit():
-                remaining = int(value)
-                break
         self._count_attempt(i, "success")
-        self.pool.record(i, SUCCESS, remaining_quota=remaining)
+        self.pool.record(i, SUCCESS, remaining_quota=remaining_quota(resp.headers))
 
     async def _stream(
         self,
@@ -530,7 +514,7 @@ class Proxy:
 
     def _response_headers(self, resp: Response, i: int, ex: Exchange) -> list[tuple[bytes, bytes]]:
         ex.key_id = self.pool.keys[i].id
-        headers = self.redactor.redact_headers(upstream_headers(resp, _RESPONSE_DROP))
+        headers = self.redactor.redact_headers(upstream_headers(resp.raw_headers, RESPONSE_DROP))
         headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
         headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
         return headers
@@ -544,12 +528,14 @@ async def _read_or_release(resp: Response, limit: int = BUFFER_LIMIT) -> tuple[b
         raise
 
 
-def upstream_headers(resp: Response, drop: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
+def upstream_headers(
+    raw_headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]
+) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers, names lower-cased, minus those in `drop` and those
     that the upstream's own `Connection` header names (hop-by-hop, RFC 9110 7.6.1)."""
     out = []
     listed = None
-    for name, value in resp.raw_headers:
+    for name, value in raw_headers:
         name = name.lower()
         if name in drop:
             if name == b"connection":
@@ -570,8 +556,45 @@ async def _read_event_or_release(resp: Response) -> bytes:
         raise
 
 
-def _is_event_stream(resp: Response) -> bool:
-    return resp.headers.get("content-type", "").startswith("text/event-stream")
+def held(guard: OutageGuard) -> UpstreamUnavailable:
+    """The answer to a request the outage guard holds."""
+    return UpstreamUnavailable(
+        "the upstream is failing for most keys; requests are held while a probe "
+        "checks for its recovery",
+        retry_after=guard.retry_after(),
+    )
+
+
+def gave_up(
+    step: Step, attempts: int, last_failure: TransportError | None, pool: Pool
+) -> ProxyError:
+    """The proxy's own answer when a request stops with no upstream answer to relay: `step`
+    is TIMED_OUT, UNREACHABLE or NO_KEYS (retry.py)."""
+    if step is TIMED_OUT:
+        return UpstreamTimeout(f"the upstream did not answer in time ({attempts} attempt(s))")
+    if step is UNREACHABLE:
+        return UpstreamUnreachable(
+            f"the upstream could not be reached ({attempts} attempt(s)): {last_failure}"
+        )
+    wait = pool.retry_after()
+    return NoAvailableKeys(
+        "every key is cooling down or disabled"
+        + (f"; the first returns in {wait:.1f}s" if wait is not None else ""),
+        retry_after=None if wait is None else max(1, math.ceil(wait)),
+    )
+
+
+def is_event_stream(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").startswith("text/event-stream")
+
+
+def remaining_quota(headers: Mapping[str, str]) -> int | None:
+    """What a successful answer says is left of the key's quota (`estimated_remaining_quota`)."""
+    for name in QUOTA_HEADERS:
+        value = headers.get(name)
+        if value is not None and value.isdigit():
+            return int(value)
+    return None
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -176,10 +176,15 @@ class Verifier:
         finally:
             del self._running[key]
             future.set_result(result)
-            if result != INVALID:  # an invalid key is disabled; enabling it starts afresh
-                ttl = VALID_TTL if result == VALID else UNKNOWN_TTL
-                self._known[key] = (result, self.clock() + ttl)
+            self.remember(key, result)
         return result
+
+    def remember(self, key: int, result: str) -> None:
+        """Keep a verification's result for its TTL (an invalid key is disabled instead;
+        enabling it starts afresh)."""
+        if result != INVALID:
+            ttl = VALID_TTL if result == VALID else UNKNOWN_TTL
+            self._known[key] = (result, self.clock() + ttl)
 
     async def confirm(
         self,
@@ -194,26 +199,52 @@ class Verifier:
     ) -> Verdict:
         """A profile's key_invalid `verdict` for `key` on `method path`, made what `judge()`
         says: disabling (confirmed), relayed (the key is good), or failing over without
-        penalty. `successes`: the key's success count; `run`: the verification, if needed."""
-        is_verify = method == "GET" and path == self.path
-
-        def decide(known: str | None) -> Judgement:
-            return judge(
-                known=known,
-                disabled_one=confirming.disabled,
-                is_verify_request=is_verify,
-                can_verify=self.path is not None,
-                failed_elsewhere=self.failed_elsewhere(key, path, successes),
-            )
-
+        penalty. `successes`: the key's success count; `run`: the verification, if needed.
+        (`decide` and `settle` are its two steps, for a caller that runs the verification
+        its own way, e.g. from a thread.)"""
         known = self.known(key)
-        decision = decide(known)
+        decision = self.decide(key, known, method, path, successes, confirming)
         if decision is Judgement.VERIFY:
             known = await self.verify(key, run)
-            decision = decide(known)
+            decision = self.decide(key, known, method, path, successes, confirming)
+        return self.settle(key, verdict, decision, known, method, path, successes, confirming)
+
+    def decide(
+        self,
+        key: int,
+        known: str | None,
+        method: str,
+        path: str,
+        successes: int,
+        confirming: Confirming,
+    ) -> Judgement:
+        """What `judge()` says of `key` now, `known` being its (cached) verification result:
+        VERIFY means run the verification, then decide again with its result."""
+        return judge(
+            known=known,
+            disabled_one=confirming.disabled,
+            is_verify_request=method == "GET" and path == self.path,
+            can_verify=self.path is not None,
+            failed_elsewhere=self.failed_elsewhere(key, path, successes),
+        )
+
+    def settle(
+        self,
+        key: int,
+        verdict: Verdict,
+        decision: Judgement,
+        known: str | None,
+        method: str,
+        path: str,
+        successes: int,
+        confirming: Confirming,
+    ) -> Verdict:
+        """The verdict a final `decision` (not VERIFY) makes of `verdict`, noted in the
+        request's `confirming` and in this memory."""
         if decision is Judgement.DISABLE:
             confirming.disabled = True
             self.forget(key)
+            is_verify = method == "GET" and path == self.path
             how = "verify_path" if is_verify or known == INVALID else "invalid on two paths"
             return replace(verdict, confirm=False, source=f"confirmed: {how}")
         if decision is Judgement.RELAY:
