@@ -87,7 +87,6 @@ def lint(session: nox.Session) -> None:
         "conformance/tests",
         "conformance/clients/raw",
         "conformance/clients/python",
-        "conformance/clients/embedded-python",
         "conformance/official",
         "conformance/vectors",
         "examples/multi-replica",
@@ -163,7 +162,7 @@ def venv_python(session: nox.Session) -> str:
 @nox.session
 def sdk_python(session: nox.Session) -> None:
     """The Python SDK: mypy --strict and its unit tests (httpx MockTransport; what crosses the
-    proxy is proven by the conformance cases)."""
+    proxy is proven by the conformance cases); then the embedded client from a fresh venv."""
     session.install("-e", "./sdk-python[test]", "mypy==2.4.1")
     session.run(
         "mypy",
@@ -182,6 +181,25 @@ def sdk_python(session: nox.Session) -> None:
         "sdk-python/tests",
         *session.posargs,
     )
+    # The embedded client as a user installs it: a fresh venv, not editable, then the example
+    # fails over from a spent key against the fake upstream (it prints the key that answered).
+    fresh = os.path.join(session.create_tmp(), "fresh-embedded")
+    session.run("python", "-m", "venv", "--clear", fresh)
+    bin_dir = os.path.join(fresh, "bin")
+    session.run(
+        os.path.join(bin_dir, "pip"),
+        "install",
+        "-q",
+        "./sdk-python",
+        "./server[embedded]",
+        TESTING,
+        external=True,
+    )
+    out = session.run(
+        os.path.join(bin_dir, "python"), "examples/python/embedded.py", external=True, silent=True
+    )
+    if "answered by key backup after 2 attempt(s)" not in str(out):
+        session.error(f"examples/python/embedded.py did not fail over: {out}")
 
 
 @nox.session

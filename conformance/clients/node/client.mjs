@@ -3,10 +3,14 @@
 // Reads one JSON request per line on stdin, answers one JSON line per request on stdout
 // (conformance/README.md, "The client protocol"). Uses only the SDK (built: sdk-node/dist),
 // JSON and stdio. The request's `client` options pick the SDK client (one per option set).
+// A line with `embedded` is for the embedded client (`--sdk embedded-node`): the same calls go
+// through `PoolSwitchClient`, built once per case from the line's pool settings (snake_case,
+// as the proxy's config spells them, turned into its camelCase options).
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 
 import {
+  PoolSwitchClient,
   PoolSwitchProxyClient,
   ProxyConnectionError,
   ProxyError,
@@ -16,9 +20,31 @@ import {
 
 const clients = new Map();
 
+const camel = (name) => name.replace(/_([a-z])/g, (_, letter) => letter.toUpperCase());
+
+// An `on_status` rule of the config (`action: "cooldown 30"`) as the embedded option.
+function rule({ action, ...rest }) {
+  const [name, seconds] = action.trim().split(/\s+/);
+  return seconds === undefined ? { ...rest, action: name } : { ...rest, action: name, seconds: Number(seconds) };
+}
+
+// The embedded client of a case: built on its first line, kept for the rest of the case.
+let embedded = { id: null, client: null };
+function embeddedFor({ id, settings }) {
+  if (embedded.id !== id) {
+    const options = {};
+    for (const [name, value] of Object.entries(settings)) {
+      options[camel(name)] = name === "on_status" ? value.map(rule) : value;
+    }
+    embedded = { id, client: new PoolSwitchClient(options) };
+  }
+  return embedded.client;
+}
+
 // The SDK client for this request: `client.max_retries` (default 0: the proxy alone answers),
 // `client.timeout` (seconds; default the request's `timeout`), `client.pool`, `client.token`.
 function clientFor(request) {
+  if (request.embedded !== undefined) return embeddedFor(request.embedded);
   const { max_retries = 0, timeout, pool, token = request.token } = request.client ?? {};
   const options = { maxRetries: max_retries, timeoutMs: (timeout ?? request.timeout) * 1000 };
   if (pool !== undefined) options.pool = pool;
@@ -57,6 +83,7 @@ function failure(error) {
 async function call(request) {
   const client = clientFor(request);
   const options = { headers: request.headers ?? {} };
+  if (request.embedded !== undefined) options.timeoutMs = (request.client?.timeout ?? request.timeout) * 1000;
   const { json, text, body_b64: raw } = request;
   if (json !== undefined) options.json = json;
   else if (text !== undefined) options.body = text;

@@ -5,6 +5,10 @@ Reads one JSON request per line on stdin, answers one JSON line per request on s
 per distinct `client` option set (max_retries default 0: the suite's retries are off). A relayed
 upstream non-2xx, raised by `send`, is reported with its status, headers and body, and the error
 `{"code": null, "status"}`, exactly as the raw client reports it.
+
+A line with `embedded` is for the embedded client (`--sdk embedded-python`): the same calls go
+through `poolswitch.embedded.PoolSwitchClient`, built from the line's pool settings (they are its
+options, same spelling) once per case; its methods, answers and errors are the proxy client's.
 """
 
 from __future__ import annotations
@@ -24,10 +28,26 @@ from poolswitch_client import (
     UpstreamError,
 )
 
-clients: dict[tuple[Any, ...], PoolSwitchClient] = {}
+Client = Any  # PoolSwitchClient, or the embedded one (the same methods)
+clients: dict[tuple[Any, ...], Client] = {}
 
 
-def client_for(request: dict[str, Any]) -> PoolSwitchClient:
+def embedded_for(embedded: dict[str, Any]) -> Client:
+    """The embedded client of a case: built on its first line, kept for the rest of it; the
+    previous case's is closed."""
+    key = ("embedded", embedded["id"])
+    if key not in clients:
+        from poolswitch.embedded import PoolSwitchClient as EmbeddedClient
+
+        for old in [k for k in clients if k[0] == "embedded"]:
+            clients.pop(old).close()
+        clients[key] = EmbeddedClient(**embedded["settings"])
+    return clients[key]
+
+
+def client_for(request: dict[str, Any]) -> Client:
+    if "embedded" in request:
+        return embedded_for(request["embedded"])
     options = request.get("client") or {}
     key = (
         request["proxy_url"],
@@ -64,6 +84,8 @@ def call(request: dict[str, Any]) -> dict[str, Any]:
         options["content"] = request["text"]
     elif "body_b64" in request:
         options["content"] = base64.b64decode(request["body_b64"])
+    if "embedded" in request and kind in ("request", "stream"):  # the call's own deadline
+        options["timeout"] = (request.get("client") or {}).get("timeout", request["timeout"])
     events: list[dict[str, Any]] = []
     result: dict[str, Any] = {"status": None, "headers": {}, "error": None}
     started = time.monotonic()

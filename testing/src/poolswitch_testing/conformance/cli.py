@@ -65,17 +65,15 @@ def client_command(sdk: str, build_dir: Path, home: Path) -> list[str]:
     node_sdk = home.parent / NODE_SDK
     if sdk == "raw":
         return [sys.executable, str(clients / "raw" / "raw_client.py")]
-    if sdk == "python":
+    if sdk in ("python", "embedded-python"):  # one program: a line with `embedded` is for it
         return [sys.executable, str(clients / "python" / "python_client.py")]
-    if sdk == "embedded-python":
-        return [sys.executable, str(clients / "embedded-python" / "embedded_client.py")]
     if sdk in ("node", "embedded-node"):
         if not node_sdk.is_file():
             raise SetupError(f"{node_sdk} is missing: run `npm ci && npm run build` in sdk-node")
         node = shutil.which("node")
         if node is None:
             raise SetupError("node is not on PATH")
-        return [node, str(clients / sdk / "client.mjs")]
+        return [node, str(clients / "node" / "client.mjs")]
     if sdk == "go":
         binary = build_dir / "go-client"
         try:
