@@ -14,6 +14,10 @@ const (
 	KeyCoolingDown = "cooling_down"
 	// KeyDisabled: the key is out of the pool until re-enabled.
 	KeyDisabled = "disabled"
+	// KeyDraining: an operator drained the key; requests still use it, no new one will.
+	KeyDraining = "draining"
+	// KeyDrained: a drained key no request uses any more.
+	KeyDrained = "drained"
 )
 
 // Status is the answer of GET /status: every pool with its keys' state, and every caller's

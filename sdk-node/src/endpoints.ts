@@ -50,7 +50,7 @@ export interface HealthDocument {
 /** A key's state in `GET /status` (ids only, never values). */
 export interface KeyStatus {
   id: string;
-  state: "available" | "cooling_down" | "disabled";
+  state: "available" | "cooling_down" | "disabled" | "draining" | "drained";
   /** Unix time (seconds) when a cooling key returns, else `null`. */
   cooldown_until: number | null;
   /** The outcome that parked the key (`rate_limited`, `quota_exhausted`, `key_invalid`, ...), else `null`. */

@@ -21,7 +21,7 @@ class KeyStatus(TypedDict):
     """One key of a pool, by id (never its value)."""
 
     id: str
-    state: Literal["available", "cooling_down", "disabled"]
+    state: Literal["available", "cooling_down", "disabled", "draining", "drained"]
     cooldown_until: float | None  # unix seconds
     reason: str | None  # why it cools down or is disabled, e.g. "rate_limited"
     cooldown_source: str | None  # where the cooldown came from, e.g. "retry-after"

@@ -6,9 +6,9 @@ straight to the proxy, with no router in between.
 Who may read them: `/health` is open (no Host check either, for load balancers that send an IP);
 `/status` is open, unless `callers` is set: then it needs a caller token or the admin token (in
 any position a caller token may take); `/metrics` is open unless `metrics_token` is set: then it
-needs `Authorization: Bearer <metrics_token>` (or the admin token); the admin API needs
-`Authorization: Bearer <admin_token>`. The Host check (origins.py) applies to all but `/health`,
-the Origin check to all.
+needs `Authorization: Bearer <metrics_token>` (or the admin token); the admin API (admin.py,
+served only when `admin_token` is set) needs `Authorization: Bearer <admin_token>`. The Host
+check (origins.py) applies to all but `/health`, the Origin check to all.
 
 The lifespan owns the long-lived resources: the store, the pool's background writer and the
 upstream client session.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import random
 import time
@@ -31,10 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from poolswitch.admin import ADMIN_PREFIX, AdminAPI
 from poolswitch.callers import Callers, positions
 from poolswitch.config import Config
 from poolswitch.envelope import error_response, with_cors
-from poolswitch.errors import NotFound, ProxyError, Unauthorized
+from poolswitch.errors import ProxyError, Unauthorized
 from poolswitch.forwarder import Forwarder
 from poolswitch.gateway import Gateway
 from poolswitch.metrics import CONTENT_TYPE, Metrics, PoolView, StorageView
@@ -43,7 +43,6 @@ from poolswitch.proxy import Proxy
 from poolswitch.redact import Redactor
 from poolswitch.reports import (
     health_document,
-    key_status,
     pool_status,
     status_document,
     storage_health,
@@ -54,9 +53,6 @@ from poolswitch.storage import KeyRecord, create_store
 log = logging.getLogger("poolswitch.app")
 
 BUILTIN_PATHS = frozenset({"/health", "/status", "/metrics"})
-ADMIN_PREFIX = "/poolswitch/admin"
-"""The admin API (list, enable, disable keys); served only when `admin_token` is set."""
-ADMIN_KEYS = ADMIN_PREFIX + "/keys"
 
 
 class PoolSwitchApp:
@@ -129,18 +125,13 @@ class PoolSwitchApp:
             if config.metrics_token
             else None
         )
+        self.admin_api = AdminAPI(self)  # reads the pools at each call, not now
         self.builtins = Starlette(
             routes=[
                 Route("/health", self.health, methods=["GET"]),
                 Route("/status", self.status, methods=["GET"]),
                 Route("/metrics", self.prometheus, methods=["GET"]),
-                Route(ADMIN_KEYS, self.admin_list, methods=["GET"]),
-                Route(ADMIN_KEYS + "/{key_id}/{action:str}", self.admin_action, methods=["POST"]),
-                Route(
-                    ADMIN_PREFIX + "/pools/{pool}/keys/{key_id}/{action:str}",
-                    self.admin_action,
-                    methods=["POST"],
-                ),
+                *self.admin_api.routes(),
             ],
             exception_handlers={ProxyError: _proxy_error, Exception: _internal_error},
             lifespan=self.lifespan,
@@ -244,55 +235,6 @@ class PoolSwitchApp:
         return status_document(
             pools, self.store.name, self.storage_health(), self.gateway.callers_status()
         )
-
-    def _check_admin(self, request: Request) -> None:
-        token = self.config.admin_token or ""
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise Unauthorized("the admin API needs Authorization: Bearer <admin_token>")
-
-    async def admin_list(self, request: Request) -> Response:
-        self._check_admin(request)
-        return JSONResponse(
-            {
-                "keys": [
-                    {"pool": name, **key_status(k)}
-                    for name, pool in self.pools.items()
-                    for k in pool.snapshot()
-                ]
-            }
-        )
-
-    async def admin_action(self, request: Request) -> Response:
-        self._check_admin(request)
-        key_id, action = request.path_params["key_id"], request.path_params["action"]
-        if action not in ("enable", "disable"):
-            raise NotFound(f"unknown admin action {action!r} (enable or disable)")
-        name, pool = self._admin_pool(request.path_params.get("pool"), key_id, action)
-        done = pool.enable(key_id) if action == "enable" else pool.disable(key_id)
-        if not done:
-            raise NotFound(f"no key with id {key_id!r} in pool {name!r}")
-        if pool.transitions_pending:  # the operator's change is durable before the answer
-            await pool.commit_transitions()
-        keys = {k.id: k for k in pool.snapshot()}
-        return JSONResponse({"pool": name, **key_status(keys[key_id])})
-
-    def _admin_pool(self, name: str | None, key_id: str, action: str) -> tuple[str, Pool]:
-        """The pool an admin call is for: the one named, else the only one that has `key_id`."""
-        if name is not None:
-            pool = self.pools.get(name)
-            if pool is None:
-                raise NotFound(f"no pool named {name!r}")
-            return name, pool
-        having = [n for n, pool in self.pools.items() if key_id in pool.index]
-        if not having:
-            raise NotFound(f"no key with id {key_id!r}")
-        if len(having) > 1:
-            raise NotFound(
-                f"key id {key_id!r} is in several pools ({', '.join(having)}): use "
-                f"{ADMIN_PREFIX}/pools/<pool>/keys/{key_id}/{action}"
-            )
-        return having[0], self.pools[having[0]]
 
     async def prometheus(self, request: Request) -> Response:
         readers = self.metrics_readers

@@ -4,7 +4,7 @@
     poolswitch validate --config FILE
     poolswitch status [--url URL | --config FILE] [--json] [--token T]
     poolswitch metrics [--url URL | --config FILE] [--token T]
-    poolswitch keys list|enable ID|disable ID [--url URL | --config FILE] [--token T]
+    poolswitch keys list|enable|disable|reset|test|drain [ID] [--json] ...   (keyscli.py)
     poolswitch schema                     print the config's JSON Schema
 
 `--workers N` (default $POOLSWITCH_WORKERS, else 1) serves the one port from N processes, run
@@ -34,8 +34,8 @@ from typing import Any
 
 import uvicorn
 
-from poolswitch import __version__, logsink
-from poolswitch.app import ADMIN_PREFIX, PoolSwitchApp
+from poolswitch import __version__, keyscli, logsink
+from poolswitch.app import PoolSwitchApp
 from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
 from poolswitch.logmask import for_config, install
@@ -400,39 +400,6 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_keys(args: argparse.Namespace) -> int:
-    base = _base_url(args)
-    if base is None:
-        return 2
-    token = args.token or os.environ.get("POOLSWITCH_ADMIN_TOKEN")
-    if not token and args.config:
-        config = _load(args.config)
-        token = config.admin_token if config else None
-    if not token:
-        print(
-            "error: an admin token is needed: --token, POOLSWITCH_ADMIN_TOKEN or admin_token "
-            "in --config",
-            file=sys.stderr,
-        )
-        return 2
-    if args.action == "list":
-        data = _fetch(base + ADMIN_PREFIX + "/keys", token=token)
-        if data is None:
-            return 1
-        print(format_status({"keys": json.loads(data)["keys"]}, time.time()))
-        return 0
-    if not args.key_id:
-        print(f"error: poolswitch keys {args.action} needs a key id", file=sys.stderr)
-        return 2
-    where = f"/pools/{args.pool}/keys" if args.pool else "/keys"
-    data = _fetch(f"{base}{ADMIN_PREFIX}{where}/{args.key_id}/{args.action}", "POST", token)
-    if data is None:
-        return 1
-    key = json.loads(data)
-    print(f"{key['id']}: {key['state']}")
-    return 0
-
-
 def cmd_schema(args: argparse.Namespace) -> int:
     from poolswitch.schemadoc import schema_text
 
@@ -480,15 +447,7 @@ def parser() -> argparse.ArgumentParser:
         )
         cmd.set_defaults(run=run)
 
-    keys = sub.add_parser("keys", help="list, enable or disable keys of a running proxy")
-    keys.add_argument("action", choices=("list", "enable", "disable"))
-    keys.add_argument("key_id", nargs="?", help="the key's id (enable, disable)")
-    keys.add_argument("--pool", help="the pool the key is in (needed when several have its id)")
-    where = keys.add_mutually_exclusive_group()
-    where.add_argument("--url", help="the proxy's base URL (default http://127.0.0.1:8080)")
-    where.add_argument("--config", help="find the proxy (and admin_token) from this file")
-    keys.add_argument("--token", help="the admin token (default: $POOLSWITCH_ADMIN_TOKEN)")
-    keys.set_defaults(run=cmd_keys)
+    keyscli.add_parser(sub)
 
     schema = sub.add_parser(
         "schema", help="print the config's JSON Schema (docs/poolswitch.schema.json)"

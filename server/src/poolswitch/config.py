@@ -226,7 +226,8 @@ class Config(PoolSettings):
     admin_token: Annotated[
         Secret | None,
         about(
-            "Enables the admin API (`poolswitch keys list|enable|disable`); at least 16 characters."
+            "Enables the admin API (`poolswitch keys list|enable|disable|reset|test|drain`); "
+            "at least 16 characters."
         ),
     ] = field(default=None, repr=False)
     # caller authentication and browser checks (callers.py, origins.py)

@@ -17,6 +17,10 @@ from poolswitch.config import KeyConfig
 AVAILABLE = "available"
 COOLING_DOWN = "cooling_down"
 DISABLED = "disabled"
+DRAINING = "draining"
+DRAINED = "drained"
+OPERATOR = "disabled_by_operator"
+"""The reason of a key an operator disabled, for good or for a while (source `admin`)."""
 
 
 class Key:
@@ -48,6 +52,10 @@ class KeyState:
 
     `available_at` folds the state into one number compared on the hot path: 0 when available,
     the cooldown deadline (epoch seconds) when cooling down, +inf when disabled.
+
+    `draining` (an operator's drain): the strategies skip the key, whatever `available_at` says;
+    `in_flight` counts the attempts using the key right now (the proxy's request loop). A drain
+    lives in this process only: it is not stored, and a restart ends it.
     """
 
     key_id: str
@@ -64,10 +72,14 @@ class KeyState:
     failovers: int = 0
     estimated_remaining_quota: int | None = None
     last_used_at: float | None = None
+    in_flight: int = 0
+    draining: bool = False
 
     def state(self, now: float) -> str:
         if self.disabled:
             return DISABLED
+        if self.draining:
+            return DRAINING if self.in_flight else DRAINED
         return COOLING_DOWN if self.available_at > now else AVAILABLE
 
     def cooldown_until(self, now: float) -> float | None:
@@ -97,16 +109,38 @@ class KeyState:
         self.consecutive_errors = 0
 
     def disable(self, reason: str, source: str | None = None) -> None:
+        self.draining = False
         self.disabled = True
         self.available_at = math.inf
         self.reason = reason
         self.source = source
 
     def restore(self) -> None:
-        """Back in service: no cooldown, not disabled, no strikes."""
+        """Back in service: no cooldown, not disabled, not draining, no strikes."""
+        self.draining = False
         self.disabled = False
         self.available_at = 0.0
         self.reason = None
         self.source = None
         self.strikes = 0
         self.consecutive_errors = 0
+
+    def hold(self, until: float, reason: str, source: str | None = None) -> None:
+        """An operator's timed disable: out of service until `until`, then back by itself like
+        after a cooldown. Replaces whatever state the key had (a later cooldown, a disable)."""
+        self.draining = False
+        self.disabled = False
+        self.available_at = until
+        self.reason = reason
+        self.source = source
+
+    def reset(self, *, counters: bool = False) -> None:
+        """An operator's reset: fresh and available (no cooldown, disable, drain, strikes or
+        error streak); with `counters` also no history (requests, successes, errors, failovers,
+        remaining quota, last use). `in_flight` stays: those attempts are still running."""
+        self.restore()
+        self.streak_mark = 0
+        if counters:
+            self.total_requests = self.successes = self.errors = self.failovers = 0
+            self.estimated_remaining_quota = None
+            self.last_used_at = None

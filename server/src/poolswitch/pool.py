@@ -27,7 +27,7 @@ from poolswitch.classifier import Fault, Outcome, Verdict
 from poolswitch.config import PoolConfig
 from poolswitch.errors import StorageError
 from poolswitch.guard import OutageGuard
-from poolswitch.keys import Key, KeyState
+from poolswitch.keys import OPERATOR, Key, KeyState
 from poolswitch.storage import KeyRecord, KeyUpdate, Store
 from poolswitch.storage.base import PARK, RECOVERED, REPLACE, SET
 from poolswitch.storage.merge import combine
@@ -237,14 +237,42 @@ class Pool:
         log.warning("key %s enabled by an operator", key_id)
         return True
 
-    def disable(self, key_id: str) -> bool:
-        """Operator action: take a key out of service until enabled again."""
+    def disable(self, key_id: str, seconds: float | None = None) -> bool:
+        """Operator action: take a key out of service until enabled again or, with `seconds`,
+        for that long (then it returns by itself, like after a cooldown)."""
         i = self.index.get(key_id)
         if i is None:
             return False
-        self.states[i].disable("disabled_by_operator", "admin")
+        if seconds is None:
+            self.states[i].disable(OPERATOR, "admin")
+        else:
+            self.states[i].hold(self.clock() + seconds, OPERATOR, "admin")
         self._changed(i, SET)
-        log.warning("key %s disabled by an operator", key_id)
+        log.warning("key %s disabled by an operator%s", key_id, _lasting(seconds))
+        return True
+
+    def reset(self, key_id: str, *, counters: bool = False) -> bool:
+        """Operator action: the key's state back to fresh (KeyState.reset); with `counters`
+        its stored record is replaced too, so the counters start again from 0."""
+        i = self.index.get(key_id)
+        if i is None:
+            return False
+        self.states[i].reset(counters=counters)
+        if counters:
+            self._flushed[i] = (0, 0, 0, 0)
+        self.guard.reset()
+        self._changed(i, REPLACE if counters else SET)
+        log.warning("key %s reset by an operator%s", key_id, " (counters too)" if counters else "")
+        return True
+
+    def drain(self, key_id: str) -> bool:
+        """Operator action: no new attempts on the key; those running finish (enable undoes
+        it). In memory only: not stored, so neither other replicas nor a restart see it."""
+        i = self.index.get(key_id)
+        if i is None:
+            return False
+        self.states[i].draining = True
+        log.warning("key %s draining (by an operator)", key_id)
         return True
 
     def _changed(self, i: int, kind: str | None = None) -> None:
@@ -325,7 +353,10 @@ class Pool:
     def retry_after(self) -> float | None:
         """Seconds until the earliest unavailable key returns; None if none ever will."""
         now = self.clock()
-        earliest = min((s.available_at for s in self.states if not s.disabled), default=math.inf)
+        earliest = min(
+            (s.available_at for s in self.states if not s.disabled and not s.draining),
+            default=math.inf,
+        )
         if earliest == math.inf:
             return None
         return max(earliest - now, 0.0)
@@ -333,7 +364,10 @@ class Pool:
     def counts(self) -> tuple[int, int]:
         """(keys available now, keys in all)."""
         now = self.clock()
-        return sum(1 for s in self.states if s.available_at <= now), len(self.states)
+        return (
+            sum(1 for s in self.states if s.available_at <= now and not s.draining),
+            len(self.states),
+        )
 
     def snapshot(self) -> list[KeySnapshot]:
         now = self.clock()
@@ -481,3 +515,7 @@ class Pool:
                 continue  # it just failed: serve from memory, try again next round
             with contextlib.suppress(Exception):  # logged by _write
                 await self.flush()
+
+
+def _lasting(seconds: float | None) -> str:
+    return "" if seconds is None else f" for {seconds:g}s"

@@ -231,7 +231,8 @@ class PoolSettings:
         about(
             "GET path that confirms a key answering 401/403 is bad before it is disabled: "
             "`auto` is `/v1/models` (openai, anthropic), `/v1beta/models` (gemini), `null` "
-            "(generic: two paths or another key's success confirm it)."
+            "(generic: two paths or another key's success confirm it). `poolswitch keys test` "
+            "uses it too."
         ),
     ] = "auto"
     on_status: Annotated[

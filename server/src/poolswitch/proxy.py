@@ -36,6 +36,7 @@ from poolswitch.errors import (
     UpstreamUnreachable,
 )
 from poolswitch.guard import OutageGuard
+from poolswitch.keys import KeyState
 from poolswitch.pool import Pool
 from poolswitch.profiles import RULES
 from poolswitch.redact import Redactor
@@ -121,6 +122,7 @@ class Exchange:
         "pool",
         "started",
         "status",
+        "using",
     )
 
     def __init__(self) -> None:
@@ -133,6 +135,15 @@ class Exchange:
         self.lane: Proxy | None = None  # the pool's request loop once routed
         self.cors: bytes | None = None  # the allowed browser origin, if any
         self.incomplete = False  # the answer started but was cut (the upstream died mid-way)
+        self.using: KeyState | None = None  # the key of the attempt in progress
+
+    def use(self, state: KeyState | None) -> None:
+        """The attempt in progress is now on `state`'s key (None: none): its `in_flight`."""
+        if self.using is not None:
+            self.using.in_flight -= 1
+        if state is not None:
+            state.in_flight += 1
+        self.using = state
 
 
 class Proxy:
@@ -203,6 +214,8 @@ class Proxy:
             finally:
                 guard.probe_done()
         finally:
+            if ex.using is not None:  # its attempt (a relayed stream too) is over
+                ex.use(None)
             self._budget.give(len(body))
 
     async def _attempts(
@@ -229,6 +242,8 @@ class Proxy:
         confirming: Confirming | None = None
         rounds = 0
         while True:
+            if ex.using is not None:  # the last attempt is over
+                ex.use(None)
             i = pool.select(tried)
             if i is None:
                 step = when_no_key(
@@ -254,6 +269,7 @@ class Proxy:
                     continue
                 break
             tried.add(i)
+            ex.use(pool.states[i])
             ex.attempts += 1
             remaining = deadline - clock()
             if config.attempt_timeout_seconds is not None:
@@ -399,25 +415,31 @@ class Proxy:
         path = self.verifier.path
         assert path is not None
         timeout = max(min(VERIFY_TIMEOUT, deadline - self.clock()), 0.001)
+        try:
+            result = reading((await self.probe(i, path, timeout))[1].outcome)
+        except (TransportError, asyncio.TimeoutError):
+            result = UNKNOWN
+        errlog.info("key %s verified with GET %s: %s", self.pool.keys[i].id, path, result)
+        return result
+
+    async def probe(self, i: int, path: str, timeout: float) -> tuple[int, Verdict]:
+        """GET `path` with key `i` (put where every request puts it, with the provider's own
+        headers and no caller header) within `timeout`: the status and its verdict. The answer
+        is read (up to VERIFY_READ) and dropped. Raises TransportError or TimeoutError."""
         headers = list(self._verify_headers)
         if self.auth_header is not None:
             headers.append((self.auth_header, self.pool.keys[i].auth_value))
 
-        async def exchange() -> str:
+        async def exchange() -> tuple[int, Verdict]:
             resp = await self.forwarder.send("GET", self._target(path, i), headers, b"", timeout)
             try:
                 head, _ = await resp.read(VERIFY_READ)
             finally:
                 resp.release()
-            verdict = self.classifier.classify(resp.status, resp.headers, head, self.pool.clock())
-            return reading(verdict.outcome)
+            clock = self.pool.clock
+            return resp.status, self.classifier.classify(resp.status, resp.headers, head, clock())
 
-        try:
-            result = await asyncio.wait_for(exchange(), timeout)
-        except (TransportError, asyncio.TimeoutError):
-            result = UNKNOWN
-        errlog.info("key %s verified with GET %s: %s", self.pool.keys[i].id, path, result)
-        return result
+        return await asyncio.wait_for(exchange(), timeout)
 
     async def _answer(self, answer: _Answer, ex: Exchange, send: Send) -> None:
         ex.key_id = self.pool.keys[answer.key].id

@@ -26,7 +26,9 @@ def storage_health(store: Store) -> dict[str, Any]:
 
 
 def key_status(k: KeySnapshot) -> dict[str, Any]:
-    """One key in `/status`."""
+    """One key in `/status` (and in the admin API's answers). `state` is one of keys.py's:
+    available, cooling_down, disabled, draining (an operator drained it; attempts still use it)
+    or drained (drained, and none does)."""
     return {
         "id": k.id,
         "state": k.state,

@@ -1,8 +1,9 @@
 """Key selection strategies: which key serves the next attempt.
 
 Each strategy sees the pool's keys and states (parallel sequences, indexed alike) and returns the
-index of a key that is available now and not yet tried for this request, or None. Selection is
-in memory and does no I/O; round_robin and random are O(1) on average, whatever the pool size.
+index of a key that is available now, not draining and not yet tried for this request, or None.
+Selection is in memory and does no I/O; round_robin and random are O(1) on average, whatever
+the pool size.
 
     round_robin     weighted rotation (a key of weight 3 gets three turns per cycle)
     least_used      the key with the fewest requests per unit of weight
@@ -36,7 +37,8 @@ class Strategy:
     def _first_free(self, order: Sequence[int], now: float, tried: Container[int]) -> int | None:
         states = self.states
         for i in order:
-            if states[i].available_at <= now and i not in tried:
+            s = states[i]
+            if s.available_at <= now and not s.draining and i not in tried:
                 return i
         return None
 
@@ -56,7 +58,8 @@ class RoundRobin(Strategy):
         for _ in range(n):
             i = schedule[cursor]
             cursor = cursor + 1 if cursor + 1 < n else 0
-            if states[i].available_at <= now and i not in tried:
+            s = states[i]
+            if s.available_at <= now and not s.draining and i not in tried:
                 self.cursor = cursor
                 return i
         self.cursor = cursor
@@ -69,7 +72,7 @@ class LeastUsed(Strategy):
     def select(self, now: float, tried: Container[int]) -> int | None:
         best, best_load = None, 0.0
         for i, (key, state) in enumerate(zip(self.keys, self.states, strict=True)):
-            if state.available_at <= now and i not in tried:
+            if state.available_at <= now and not state.draining and i not in tried:
                 load = state.total_requests / key.weight
                 if best is None or load < best_load:
                     best, best_load = i, load
@@ -88,9 +91,14 @@ class Random(Strategy):
         total = self.cumulative[-1]
         for _ in range(self.TRIES):
             i = bisect.bisect_right(self.cumulative, self.rng.random() * total)
-            if self.states[i].available_at <= now and i not in tried:
+            s = self.states[i]
+            if s.available_at <= now and not s.draining and i not in tried:
                 return i
-        free = [i for i, s in enumerate(self.states) if s.available_at <= now and i not in tried]
+        free = [
+            i
+            for i, s in enumerate(self.states)
+            if s.available_at <= now and not s.draining and i not in tried
+        ]
         if not free:
             return None
         return self.rng.choices(free, weights=[self.keys[i].weight for i in free])[0]
