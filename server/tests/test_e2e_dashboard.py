@@ -12,6 +12,7 @@ dashboard.png is one).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -96,7 +97,10 @@ def test_without_a_session_the_sign_in_form(make_proxy: ProxyFactory) -> None:
         assert state.status_code == 401 and state.json()["error"]["code"] == "unauthorized"
 
 
-def test_a_wrong_token_gets_the_form_again_without_it(make_proxy: ProxyFactory) -> None:
+def test_a_wrong_token_gets_the_form_again_without_it(
+    make_proxy: ProxyFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     proxy = make_proxy(**secured())
     wrong = "not-the-token-0123456789"
     with proxy.client() as client:
@@ -115,6 +119,14 @@ def test_a_wrong_token_gets_the_form_again_without_it(make_proxy: ProxyFactory) 
         assert form.status_code == 400
         big = client.post("/dashboard/login", data={"token": "x" * 5000})
         assert big.status_code == 413
+        assert client.post("/dashboard/login", data={"token": ADMIN}).status_code == 303
+        for method, path in (("PUT", "/dashboard"), ("GET", "/dashboard/nothing")):
+            resp = client.request(method, path)
+            assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "dashboard sign-in refused" in logged and "dashboard sign-in: admin" in logged
+    assert wrong not in logged
+    assert_no_secret(logged)
 
 
 def test_an_admin_session_sees_the_keys_and_the_buttons(make_proxy: ProxyFactory) -> None:
@@ -232,8 +244,14 @@ def browser() -> Iterator[WebDriver]:
 
 
 def cells(driver: WebDriver, key_id: str) -> list[str]:
-    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-key="{key_id}"]')
-    return [td.text.strip() for td in row.find_elements(By.TAG_NAME, "td")]
+    """The texts of a key's row, read in one go (the page swaps rows as they change)."""
+    texts = driver.execute_script(
+        "const row = document.querySelector('tr[data-key=\"' + arguments[0] + '\"]');"
+        "return row === null ? [] : Array.from(row.cells, (td) => td.innerText.trim());",
+        key_id,
+    )
+    assert isinstance(texts, list)
+    return [str(text) for text in texts]
 
 
 def page_keys(driver: WebDriver) -> dict[str, tuple[str, int, int, int]]:

@@ -19,6 +19,7 @@ config shows at the next refresh.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,12 +40,16 @@ from poolswitch.dashboard.session import (
     session_of,
     set_cookie,
 )
-from poolswitch.errors import BadRequest, PayloadTooLarge, Unauthorized
+from poolswitch.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 
 if TYPE_CHECKING:
     from poolswitch.proxy import Proxy
 
+log = logging.getLogger("poolswitch.dashboard")
+
 PREFIX = "/dashboard"
+ROUTES = "GET /dashboard, GET /dashboard/state, POST /dashboard/login, POST /dashboard/logout"
+ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 LOGIN_BODY_LIMIT = 4096
 """The login form is one field: a longer body is refused unread."""
 
@@ -108,6 +113,8 @@ class Dashboard:
             Route(PREFIX + "/state", self.state, methods=["GET"]),
             Route(PREFIX + "/login", self.login, methods=["POST"]),
             Route(PREFIX + "/logout", self.logout, methods=["POST"]),
+            # anything else under /dashboard: a JSON error, not Starlette's plain-text one
+            Route(PREFIX + "{rest:path}", _unknown, methods=list(ANY_METHOD)),
         ]
 
     def recent(self) -> dict[str, dict[str, list[str]]]:
@@ -155,7 +162,9 @@ class Dashboard:
         token = await _form_token(request)
         session = match_token(config, token)
         if session is None:
+            log.warning("dashboard sign-in refused: not a configured token")
             return _html(page.login_page(nonce, "That token is not valid here."), nonce, 401)
+        log.info("dashboard sign-in: %s %s", session.role, session.who)
         response = _see_dashboard()
         secure = request.url.scheme == "https"
         response.headers.append(
@@ -167,6 +176,10 @@ class Dashboard:
         response = _see_dashboard()
         response.headers.append("set-cookie", clear_cookie(secure=request.url.scheme == "https"))
         return response
+
+
+async def _unknown(request: Request) -> Response:
+    raise NotFound(f"no dashboard route {request.method} {request.url.path} ({ROUTES})")
 
 
 async def _form_token(request: Request) -> str:
