@@ -102,6 +102,8 @@ def tests(session: nox.Session) -> None:
     ensure_apt(session, "redis-server", "redis-server")
     ensure_apt(session, "openssl", "openssl")  # a TLS redis-server's certificate
     ensure_apt(session, "nginx", "nginx")  # the load balancer of examples/multi-replica
+    ensure_apt(session, "chromium", "chromium")  # the dashboard's browser test
+    ensure_apt(session, "chromedriver", "chromium-driver")
     session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python", "-e", TESTING)
     session.run(
         "pytest",

@@ -72,8 +72,14 @@ class AdminHost(Protocol):
 
 
 class AdminAPI:
-    def __init__(self, host: AdminHost) -> None:
+    """`session`: whether a request carries another admin credential the app accepts (the
+    dashboard's admin session cookie with its CSRF header); checked after the bearer token."""
+
+    def __init__(
+        self, host: AdminHost, session: Callable[[Request], bool] = lambda _request: False
+    ) -> None:
         self.host = host
+        self.session = session
 
     def routes(self) -> list[Route]:
         return [
@@ -91,7 +97,9 @@ class AdminAPI:
         constant time), or Unauthorized."""
         token = self.host.config.admin_token or ""
         given = request.headers.get("authorization", "")
-        if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        if not token or not (
+            hmac.compare_digest(given.encode(), f"Bearer {token}".encode()) or self.session(request)
+        ):
             raise Unauthorized("the admin API needs Authorization: Bearer <admin_token>")
         return "admin"
 

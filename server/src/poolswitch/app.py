@@ -10,6 +10,11 @@ needs `Authorization: Bearer <metrics_token>` (or the admin token); the admin AP
 served only when `admin_token` is set) needs `Authorization: Bearer <admin_token>`. The Host
 check (origins.py) applies to all but `/health`, the Origin check to all.
 
+With `dashboard: true`, `/dashboard` and `/dashboard/...` are the web page (dashboard/); its
+own form posts and `fetch` calls (an `Origin` naming the proxy itself) pass the Origin check,
+on those paths and the admin API only, and the admin API also takes the page's admin session
+cookie with its CSRF header (dashboard/session.py).
+
 The lifespan owns the long-lived resources: the store, the pool's background writer and the
 upstream client session.
 """
@@ -33,8 +38,10 @@ from starlette.routing import Route
 from poolswitch.admin import ADMIN_PREFIX, AdminAPI
 from poolswitch.callers import Callers, positions
 from poolswitch.config import Config
+from poolswitch.dashboard import Dashboard, is_dashboard_path, same_origin
+from poolswitch.dashboard.session import admin_by_cookie
 from poolswitch.envelope import error_response, with_cors
-from poolswitch.errors import ProxyError, Unauthorized
+from poolswitch.errors import Forbidden, ProxyError, Unauthorized
 from poolswitch.forwarder import Forwarder
 from poolswitch.gateway import Gateway
 from poolswitch.metrics import CONTENT_TYPE, Metrics, PoolView, StorageView
@@ -68,6 +75,7 @@ class PoolSwitchApp:
         max_connections: int = 256,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.upstream_connections = max_connections
         self.store = create_store(config.storage, clock)
         self.metrics = Metrics(
@@ -125,9 +133,14 @@ class PoolSwitchApp:
             if config.metrics_token
             else None
         )
-        self.admin_api = AdminAPI(self)  # reads the pools at each call, not now
+        # reads the pools at each call, not now; the dashboard's admin session works there too
+        self.admin_api = AdminAPI(
+            self, session=lambda request: admin_by_cookie(request, self.config, self.clock())
+        )
+        self.dashboard = Dashboard(self, clock)
         self.builtins = Starlette(
             routes=[
+                *self.dashboard.routes(),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/status", self.status, methods=["GET"]),
                 Route("/metrics", self.prometheus, methods=["GET"]),
@@ -165,12 +178,13 @@ class PoolSwitchApp:
         if scope["type"] == "http" and not (
             (scope["path"] in BUILTIN_PATHS and scope["method"] in ("GET", "HEAD"))
             or (self.admin and scope["path"].startswith(ADMIN_PREFIX))
+            or (self.config.dashboard and is_dashboard_path(scope["path"]))
         ):
             await self.gateway(scope, receive, send)
             return
         if scope["type"] == "http":
             try:
-                origin = self.gateway.gate.check(scope["headers"], host=scope["path"] != "/health")
+                origin = self._gate(scope)
             except ProxyError as err:
                 status, headers, body = error_response(err)
                 await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -183,6 +197,21 @@ class PoolSwitchApp:
                 await self.builtins(scope, receive, send)
             return
         await self.builtins(scope, receive, send)
+
+    def _gate(self, scope: Scope) -> bytes | None:
+        """The Host and Origin checks; the dashboard's own page may call its routes and the
+        admin API (same origin), no other page may."""
+        try:
+            return self.gateway.gate.check(scope["headers"], host=scope["path"] != "/health")
+        except Forbidden:  # raised after the Host check passed
+            path = scope["path"]
+            if not (
+                self.config.dashboard
+                and (is_dashboard_path(path) or path.startswith(ADMIN_PREFIX))
+                and same_origin(scope["headers"], scope["scheme"])
+            ):
+                raise
+            return None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:

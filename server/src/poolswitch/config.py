@@ -230,6 +230,14 @@ class Config(PoolSettings):
             "at least 16 characters."
         ),
     ] = field(default=None, repr=False)
+    dashboard: Annotated[
+        Boolean,
+        about(
+            "Serve the web page `GET /dashboard` (keys, callers, outage guard; admin buttons "
+            "in an admin session); behind the admin token or a caller token when either is "
+            "set. Off: `/dashboard` is proxied like any path."
+        ),
+    ] = False
     # caller authentication and browser checks (callers.py, origins.py)
     callers: Annotated[
         tuple[Caller, ...],

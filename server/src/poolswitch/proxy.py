@@ -16,6 +16,7 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ FIRST_EVENT_LIMIT = 64 * 1024
 
 BUFFERED_DROP = RESPONSE_DROP | {b"content-length"}
 QUOTA_HEADERS = RULES.remaining_quota_headers
+RECENT_OUTCOMES = 40
+"""Each key's last attempt outcomes kept for the dashboard's chart (`Proxy.recent`)."""
 
 STREAM_CUT: ContextVar[bool] = ContextVar("poolswitch_stream_cut", default=False)
 """Set in the request's task when the proxy ended a caller's stream abruptly on purpose (the
@@ -187,6 +190,7 @@ class Proxy:
         self._max_body = max_request_body_bytes
         self._budget = budget or BodyBudget(256 * 1024 * 1024)
         self._attempt_counters: list[dict[str, Any]] = [{} for _ in pool.keys]
+        self.recent = [deque[str]((), RECENT_OUTCOMES) for _ in pool.keys]  # oldest first
         self._query_keys = [
             f"{self.query_param}={quote(key.secret, safe='')}" if self.query_param else ""
             for key in pool.keys
@@ -402,6 +406,7 @@ class Proxy:
                 self.pool.name, self.pool.keys[i].id, outcome
             )
         counter.inc()
+        self.recent[i].append(outcome)
 
     def _confirm_by_peer(self, confirming: Confirming) -> None:
         """Another key succeeded where one failed with an unconfirmed 401/403: that one is bad."""
