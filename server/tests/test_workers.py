@@ -129,6 +129,8 @@ def workers(upstream: FakeUpstream, tmp_path: Path) -> Iterator[ProxyProcess]:
         assert proxy.pid is not None
         supervisor = proxy.pid
         wait_for("two workers", lambda: len(children(supervisor)) == 2)
+        # each has read the config (a test that rewrites it must not catch one still starting)
+        wait_for("both workers serving", lambda: proxy.log().count(" keys with ") >= 2)
         yield proxy
     finally:
         proxy.stop()
