@@ -51,6 +51,8 @@ from poolswitch.request import (
     request_target,
     without_query_param,
 )
+from poolswitch.requestid import HEADER as REQUEST_ID
+from poolswitch.requestid import HEADER_NAME as REQUEST_ID_NAME
 from poolswitch.retry import (
     RELAY,
     TIMED_OUT,
@@ -60,6 +62,8 @@ from poolswitch.retry import (
     after_attempt,
     when_no_key,
 )
+from poolswitch.trace import HEADER as TRACE
+from poolswitch.trace import Trace
 from poolswitch.verify import (
     UNKNOWN,
     VERIFY_HEADERS,
@@ -88,6 +92,7 @@ FIRST_EVENT_LIMIT = 64 * 1024
 
 BUFFERED_DROP = RESPONSE_DROP | {b"content-length"}
 QUOTA_HEADERS = RULES.remaining_quota_headers
+UPSTREAM_REQUEST_ID = b"x-upstream-request-id"
 
 STREAM_CUT: ContextVar[bool] = ContextVar("poolswitch_stream_cut", default=False)
 """Set in the request's task when the proxy ended a caller's stream abruptly on purpose (the
@@ -119,8 +124,10 @@ class Exchange:
         "key_id",
         "lane",
         "pool",
+        "request_id",
         "started",
         "status",
+        "trace",
     )
 
     def __init__(self) -> None:
@@ -133,6 +140,8 @@ class Exchange:
         self.lane: Proxy | None = None  # the pool's request loop once routed
         self.cors: bytes | None = None  # the allowed browser origin, if any
         self.incomplete = False  # the answer started but was cut (the upstream died mid-way)
+        self.request_id = ""  # sane (requestid.py): the caller's or a fresh one
+        self.trace: Trace | None = None  # the decision trace, when asked for (trace.py)
 
 
 class Proxy:
@@ -170,7 +179,8 @@ class Proxy:
         self.query_param = config.auth_query_param
         # With auth_query_param the key travels in the query string, not in a header.
         self.auth_header = None if self.query_param else config.auth_header_name
-        self._drop = dropped_headers(config.auth_header_name)
+        # the caller's x-request-id goes as the request's (sane) id; the trace ask is ours
+        self._drop = dropped_headers(config.auth_header_name) | {REQUEST_ID, TRACE}
         self._key_ids = [key.id.encode("ascii") for key in pool.keys]
         self.redactor = redactor or Redactor((key.secret, key.id) for key in pool.keys)
         self._max_body = max_request_body_bytes
@@ -190,6 +200,7 @@ class Proxy:
         if self.query_param:
             target = without_query_param(target, self.query_param)
         headers, declared = forward_headers(scope["headers"], self._drop)
+        headers.append((REQUEST_ID_NAME, ex.request_id))
         body = await read_body(receive, declared, self._max_body, self._budget)
         try:
             guard = self.pool.guard
@@ -244,6 +255,8 @@ class Proxy:
                     returns_in=pool.retry_after() if last_verdict is None else None,
                     jitter=self.rng.random(),
                 )
+                if ex.trace is not None and step.action in ("backoff", "queue"):
+                    ex.trace.wait(step.delay)
                 if step.action == "backoff":
                     rounds += 1
                     await self.sleep(step.delay)
@@ -280,7 +293,7 @@ class Proxy:
                     if verdict is None:
                         if confirming is not None:
                             self._confirm_by_peer(confirming)
-                        self._record_success(i, resp)
+                        self._record_success(i, resp, ex)
                         await self._stream(resp, i, ex, send, receive, head)
                         return
                     complete = False  # an error as the first event of a stream
@@ -359,6 +372,8 @@ class Proxy:
         """Record an unsuccessful attempt; the next step (TRY: another attempt)."""
         outcome = verdict.outcome.value
         self._count_attempt(i, outcome)
+        if ex.trace is not None:
+            ex.trace.attempt(self.pool.keys[i].id, outcome)
         config = self.config
         step = after_attempt(
             verdict,
@@ -426,7 +441,10 @@ class Proxy:
             (b"content-length", str(len(answer.body)).encode()),
             (b"x-poolswitch-key-id", self._key_ids[answer.key]),
             (b"x-poolswitch-attempts", str(ex.attempts).encode()),
+            (REQUEST_ID, ex.request_id.encode()),
         ]
+        if ex.trace is not None:
+            headers.append(ex.trace.header())
         ex.status, ex.started = answer.status, True
         if self.pool.transitions_pending:  # this answer parked a key: durable before it goes
             await self.pool.commit_transitions()
@@ -441,7 +459,7 @@ class Proxy:
         if length is not None and length <= BUFFER_LIMIT and not is_event_stream(resp.headers):
             content, _ = await _read_or_release(resp, length)
             resp.release()
-            self._record_success(i, resp)
+            self._record_success(i, resp, ex)
             ex.status, ex.started = resp.status, True
             if self.pool.transitions_pending:  # a key parked on the way: durable first
                 await self.pool.commit_transitions()
@@ -454,11 +472,13 @@ class Proxy:
             )
             await send({"type": "http.response.body", "body": content})
             return
-        self._record_success(i, resp)
+        self._record_success(i, resp, ex)
         await self._stream(resp, i, ex, send, receive, b"")
 
-    def _record_success(self, i: int, resp: Response) -> None:
+    def _record_success(self, i: int, resp: Response, ex: Exchange) -> None:
         self._count_attempt(i, "success")
+        if ex.trace is not None:
+            ex.trace.attempt(self.pool.keys[i].id, "success")
         self.pool.record(i, SUCCESS, remaining_quota=remaining_quota(resp.headers))
 
     async def _stream(
@@ -517,6 +537,9 @@ class Proxy:
         headers = self.redactor.redact_headers(upstream_headers(resp.raw_headers, RESPONSE_DROP))
         headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
         headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
+        headers.append((REQUEST_ID, ex.request_id.encode()))
+        if ex.trace is not None:
+            headers.append(ex.trace.header())
         return headers
 
 
@@ -532,11 +555,15 @@ def upstream_headers(
     raw_headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]
 ) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers, names lower-cased, minus those in `drop` and those
-    that the upstream's own `Connection` header names (hop-by-hop, RFC 9110 7.6.1)."""
+    that the upstream's own `Connection` header names (hop-by-hop, RFC 9110 7.6.1). The
+    upstream's `x-request-id` (OpenAI's, say) becomes `x-upstream-request-id`: the answer's
+    `x-request-id` is the proxy's."""
     out = []
     listed = None
     for name, value in raw_headers:
         name = name.lower()
+        if name == REQUEST_ID:  # the upstream's own id, kept beside the proxy's
+            name = UPSTREAM_REQUEST_ID
         if name in drop:
             if name == b"connection":
                 listed = value if listed is None else listed + b"," + value
