@@ -331,7 +331,7 @@ class Proxy:
             if complete or again:  # decoded and redacted, sent with a Content-Length of its own
                 coding = resp.headers.get("content-encoding")
                 held = self.redactor.held_error(
-                    upstream_headers(resp.raw_headers, BUFFERED_DROP), head, coding
+                    upstream_headers(resp.raw_headers, BUFFERED_DROP, True), head, coding
                 )
             if not again and (held is None or not held.fits):
                 # too large to hold, or a stream: relayed as it comes, decoded and redacted
@@ -534,7 +534,9 @@ class Proxy:
 
     def _response_headers(self, resp: Response, i: int, ex: Exchange) -> list[tuple[bytes, bytes]]:
         ex.key_id = self.pool.keys[i].id
-        headers = self.redactor.redact_headers(upstream_headers(resp.raw_headers, RESPONSE_DROP))
+        headers = self.redactor.redact_headers(
+            upstream_headers(resp.raw_headers, RESPONSE_DROP, True)
+        )
         headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
         headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
         headers.append((REQUEST_ID, ex.request_id.encode()))
@@ -552,17 +554,17 @@ async def _read_or_release(resp: Response, limit: int = BUFFER_LIMIT) -> tuple[b
 
 
 def upstream_headers(
-    raw_headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]
+    raw_headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes], own_id: bool = False
 ) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers, names lower-cased, minus those in `drop` and those
-    that the upstream's own `Connection` header names (hop-by-hop, RFC 9110 7.6.1). The
-    upstream's `x-request-id` (OpenAI's, say) becomes `x-upstream-request-id`: the answer's
-    `x-request-id` is the proxy's."""
+    that the upstream's own `Connection` header names (hop-by-hop, RFC 9110 7.6.1). With
+    `own_id` (the proxy's answers) the upstream's `x-request-id` (OpenAI's, say) becomes
+    `x-upstream-request-id`: the answer's `x-request-id` is the proxy's."""
     out = []
     listed = None
     for name, value in raw_headers:
         name = name.lower()
-        if name == REQUEST_ID:  # the upstream's own id, kept beside the proxy's
+        if own_id and name == REQUEST_ID:  # the upstream's own id, kept beside the proxy's
             name = UPSTREAM_REQUEST_ID
         if name in drop:
             if name == b"connection":
