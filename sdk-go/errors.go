@@ -103,6 +103,9 @@ type Error struct {
 	// Attempts is the number of attempts the proxy made (x-poolswitch-attempts), 0 when it
 	// did not say.
 	Attempts int
+	// RequestID is the proxy's id of the request (x-request-id), also in its access log:
+	// quote it when reporting a failure. "" when the answer had none.
+	RequestID string
 	// Header holds the answer's headers, nil when there was no answer.
 	Header http.Header
 	// Body is the answer's body (an error body is read up to 1 MiB), nil when there was none.
@@ -173,6 +176,7 @@ func answerError(method, path string, resp *http.Response, body []byte, token st
 		StatusCode: resp.StatusCode,
 		KeyID:      resp.Header.Get(headerKeyID),
 		Attempts:   attempts(resp.Header),
+		RequestID:  resp.Header.Get(headerRequestID),
 		Header:     resp.Header,
 		Body:       body,
 	}

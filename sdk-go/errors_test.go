@@ -16,15 +16,16 @@ func TestAnswerErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler http.HandlerFunc
-		want    Error // Kind, StatusCode, Code, Message, RetryAfter, KeyID, Attempts
+		want    Error // Kind, StatusCode, Code, Message, RetryAfter, KeyID, Attempts, RequestID
 		proxy   bool
 	}{
 		{
 			name: "no available keys",
 			handler: answer(503, noKeys, "X-Poolswitch-Error", "no_available_keys", "Retry-After", "42",
-				"Content-Type", "application/json"),
+				"Content-Type", "application/json", "X-Request-Id", "req-1"),
 			want: Error{Kind: KindProxy, StatusCode: 503, Code: CodeNoAvailableKeys,
-				Message: "every key is cooling down or disabled; the first returns in 41.2s", RetryAfter: 42 * time.Second},
+				Message: "every key is cooling down or disabled; the first returns in 41.2s", RetryAfter: 42 * time.Second,
+				RequestID: "req-1"},
 			proxy: true,
 		},
 		{
@@ -64,9 +65,9 @@ func TestAnswerErrors(t *testing.T) {
 		{
 			name: "upstream 503 is not a proxy 503",
 			handler: answer(503, `{"error":{"code":"no_available_keys","message":"upstream says"}}`,
-				"Retry-After", "7", "X-Poolswitch-Key-Id", "b", "X-Poolswitch-Attempts", "2"),
+				"Retry-After", "7", "X-Poolswitch-Key-Id", "b", "X-Poolswitch-Attempts", "2", "X-Request-Id", "req-2"),
 			want: Error{Kind: KindUpstream, StatusCode: 503, Message: "upstream says", RetryAfter: 7 * time.Second,
-				KeyID: "b", Attempts: 2},
+				KeyID: "b", Attempts: 2, RequestID: "req-2"},
 		},
 		{
 			name:    "Anthropic shape",
@@ -95,7 +96,7 @@ func TestAnswerErrors(t *testing.T) {
 			err := NewClient(srv.URL, WithMaxRetries(0)).PostJSON(context.Background(), "/v1/chat/completions?x=1", nil, nil)
 			e := asError(t, err, tt.want.Kind)
 			got := Error{Kind: e.Kind, StatusCode: e.StatusCode, Code: e.Code, Message: e.Message,
-				RetryAfter: e.RetryAfter, KeyID: e.KeyID, Attempts: e.Attempts}
+				RetryAfter: e.RetryAfter, KeyID: e.KeyID, Attempts: e.Attempts, RequestID: e.RequestID}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}

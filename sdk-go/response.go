@@ -7,9 +7,10 @@ import (
 
 // The headers of the wire contract.
 const (
-	headerKeyID    = "X-Poolswitch-Key-Id"
-	headerAttempts = "X-Poolswitch-Attempts"
-	headerError    = "X-Poolswitch-Error"
+	headerKeyID     = "X-Poolswitch-Key-Id"
+	headerRequestID = "X-Request-Id"
+	headerAttempts  = "X-Poolswitch-Attempts"
+	headerError     = "X-Poolswitch-Error"
 	// headerToken carries the caller token (WithToken, $POOLSWITCH_TOKEN).
 	headerToken = "X-Poolswitch-Token"
 	// headerPool names the pool of a request (WithPool, Request.Pool).

@@ -34,6 +34,8 @@ export interface ProxyErrorInit {
   headers: Headers;
   /** The whole answer, when the error was made from one. */
   response?: PoolSwitchResponse | null;
+  /** The answer's `x-request-id`, if any. */
+  requestId?: string | null;
 }
 
 /**
@@ -63,6 +65,11 @@ export class ProxyError extends PoolSwitchError {
   readonly headers: Headers;
   /** The whole answer (status, headers, raw body), when the error was made from one. */
   readonly response: PoolSwitchResponse | null;
+  /**
+   * The proxy's id of the request (the answer's `x-request-id`), also in its access log: quote it
+   * when reporting a failure. `null` when the answer had none.
+   */
+  readonly requestId: string | null;
 
   constructor(message: string, init: ProxyErrorInit) {
     super(message);
@@ -73,6 +80,7 @@ export class ProxyError extends PoolSwitchError {
     this.attempts = init.attempts;
     this.headers = init.headers;
     this.response = init.response ?? null;
+    this.requestId = init.requestId ?? null;
   }
 }
 
@@ -85,6 +93,8 @@ export interface UpstreamErrorInit {
   headers: Headers;
   /** The whole answer, when the error was made from one. */
   response?: PoolSwitchResponse | null;
+  /** The answer's `x-request-id`, if any. */
+  requestId?: string | null;
 }
 
 /**
@@ -104,6 +114,11 @@ export class UpstreamError extends PoolSwitchError {
   readonly headers: Headers;
   /** The whole answer (status, headers, raw body), when the error was made from one. */
   readonly response: PoolSwitchResponse | null;
+  /**
+   * The proxy's id of the request (the answer's `x-request-id`), also in its access log: quote it
+   * when reporting a failure. `null` when the answer had none.
+   */
+  readonly requestId: string | null;
 
   constructor(message: string, init: UpstreamErrorInit) {
     super(message);
@@ -114,6 +129,7 @@ export class UpstreamError extends PoolSwitchError {
     this.attempts = init.attempts;
     this.headers = init.headers;
     this.response = init.response ?? null;
+    this.requestId = init.requestId ?? null;
   }
 }
 
@@ -171,6 +187,7 @@ export function errorFromResponse(response: PoolSwitchResponse): ProxyError | Up
       attempts: response.attempts,
       headers: response.headers,
       response,
+      requestId: response.headers.get("x-request-id"),
     });
   }
   const where =
@@ -185,6 +202,7 @@ export function errorFromResponse(response: PoolSwitchResponse): ProxyError | Up
       attempts: response.attempts,
       headers: response.headers,
       response,
+      requestId: response.headers.get("x-request-id"),
     },
   );
 }

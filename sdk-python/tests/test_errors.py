@@ -82,6 +82,21 @@ def test_an_upstream_503_is_never_a_proxy_503() -> None:
     assert str(err) == "upstream answered HTTP 503 (key a, 3 attempt(s)): upstream's own text"
 
 
+def test_both_errors_carry_the_request_id_from_the_header() -> None:
+    proxy = error_from_response(
+        answer(
+            429,
+            {"x-poolswitch-error": "no_available_keys", "x-request-id": "req-1"},
+            json=envelope("no_available_keys", "m", None),
+        )
+    )
+    upstream = error_from_response(answer(429, {"x-request-id": "req-2"}, text="slow down"))
+    bare = error_from_response(answer(500, text="x"))
+    assert isinstance(proxy, ProxyError) and proxy.request_id == "req-1"
+    assert isinstance(upstream, UpstreamError) and upstream.request_id == "req-2"
+    assert isinstance(bare, UpstreamError) and bare.request_id is None
+
+
 def test_upstream_error_keeps_the_raw_body() -> None:
     err = error_from_response(answer(400, {"content-type": "application/json"}, content=b'{"a":1}'))
     assert isinstance(err, UpstreamError)

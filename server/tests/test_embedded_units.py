@@ -150,9 +150,10 @@ def test_httpx_failures_as_the_servers(exc: httpx.HTTPError, kind: type[Transpor
 @pytest.mark.parametrize("attempts", [0, 2])
 def test_a_pool_made_error_is_the_envelope(wait: float | None, attempts: int) -> None:
     made = NoAvailableKeys("every key is cooling down or disabled", retry_after=wait)
-    status, headers, body = error_response(made)
     err = pool_error(made, attempts, httpx.Request("GET", "https://h/v1/x"))
     assert isinstance(err, ProxyError) and err.response is not None
+    assert err.request_id is not None  # a fresh one: the same envelope, its own id
+    status, headers, body = error_response(made, err.request_id)
     assert (err.code, err.status, err.retry_after) == ("no_available_keys", 429, wait)
     expected = headers + ([(b"x-poolswitch-attempts", str(attempts).encode())] if attempts else [])
     assert err.response.headers.raw == expected

@@ -26,7 +26,13 @@ from typing import Any
 
 import httpx
 
-from poolswitch_client._response import ERROR_HEADER, ProxyResponse, is_json_type, media_type
+from poolswitch_client._response import (
+    ERROR_HEADER,
+    REQUEST_ID_HEADER,
+    ProxyResponse,
+    is_json_type,
+    media_type,
+)
 
 _DETAIL_LIMIT = 200
 
@@ -50,6 +56,7 @@ class ProxyError(PoolSwitchError):
         status: int,
         retry_after: float | None = None,
         response: ProxyResponse | None = None,
+        request_id: str | None = None,
     ) -> None:
         hint = "" if retry_after is None else f", retry after {retry_after:.10g}s"
         super().__init__(f"{message} ({code}, HTTP {status}{hint})")
@@ -58,6 +65,8 @@ class ProxyError(PoolSwitchError):
         self.status = status
         self.retry_after = retry_after
         self.response = response
+        self.request_id = request_id
+        """The proxy's id of the request (`x-request-id`): quote it to find its log line."""
 
 
 class UpstreamError(PoolSwitchError):
@@ -73,6 +82,7 @@ class UpstreamError(PoolSwitchError):
         key_id: str | None = None,
         attempts: int | None = None,
         response: ProxyResponse | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -81,6 +91,8 @@ class UpstreamError(PoolSwitchError):
         self.key_id = key_id
         self.attempts = attempts
         self.response = response
+        self.request_id = request_id
+        """The proxy's id of the request (`x-request-id`): quote it to find its log line."""
 
 
 class ProxyConnectionError(PoolSwitchError):
@@ -107,6 +119,7 @@ def error_from_response(response: ProxyResponse, *, now: float | None = None) ->
             status=response.status,
             retry_after=_retry_after(envelope, response.headers, now),
             response=response,
+            request_id=response.headers.get(REQUEST_ID_HEADER),
         )
     key = f"key {response.key_id}" if response.key_id is not None else "no key id"
     tries = "" if response.attempts is None else f", {response.attempts} attempt(s)"
@@ -122,6 +135,7 @@ def error_from_response(response: ProxyResponse, *, now: float | None = None) ->
         key_id=response.key_id,
         attempts=response.attempts,
         response=response,
+        request_id=response.headers.get(REQUEST_ID_HEADER),
     )
 
 

@@ -1,6 +1,7 @@
 """The `poolswitch` command: start | validate | status | metrics.
 
-    poolswitch start --config FILE [--host H] [--port P] [--log-level L] [--workers N]
+    poolswitch start --config FILE [--host H] [--port P] [--log-level L] [--log-format F]
+                     [--workers N]
     poolswitch validate --config FILE
     poolswitch status [--url URL | --config FILE] [--json] [--token T]
     poolswitch metrics [--url URL | --config FILE] [--token T]
@@ -36,7 +37,7 @@ import uvicorn
 
 from poolswitch import __version__, keyscli, logsink
 from poolswitch.app import PoolSwitchApp
-from poolswitch.config import Config, load_config
+from poolswitch.config import LOG_FORMATS, Config, load_config
 from poolswitch.errors import ConfigError
 from poolswitch.logmask import for_config, install
 from poolswitch.origins import is_loopback
@@ -115,11 +116,11 @@ def build_server(
     )
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr, in batches (logsink.py). `poolswitch start` then installs a
-    `logmask.LogMask` on the handler, so that no credential header, auth query parameter or key
-    value reaches a line."""
-    logsink.setup(level)
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr, in batches (logsink.py), as text or JSON (`fmt`). `poolswitch start`
+    then installs a `logmask.LogMask` on the handler, so that no credential header, auth query
+    parameter or key value reaches a line."""
+    logsink.setup(level, fmt=fmt)
 
 
 def _tune_gc() -> None:
@@ -170,7 +171,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         if not follow_supervisor():
             print("error: the supervisor of this worker has exited", file=sys.stderr)
             return 1
-        setup_logging(args.log_level)
+        setup_logging(args.log_level, args.log_format or config.log_format)
         return _serve(config, args, host, port, socket.socket(fileno=args.worker_fd))
     # Opened (created or upgraded) here, before the server: a bad file is one line and exit 2,
     # not a failure inside the server's start-up.
@@ -183,12 +184,14 @@ def cmd_start(args: argparse.Namespace) -> int:
         reason = exc.strerror if gai or not exc.errno else os.strerror(exc.errno)
         print(f"error: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
         return 1
-    setup_logging(args.log_level)
+    log_format = args.log_format or config.log_format
+    setup_logging(args.log_level, log_format)
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     if workers > 1:
         log.info("%d workers on %s", workers, url)
         command = [sys.executable, "-m", "poolswitch", "start", "--config", args.config]
         command += ["--host", host, "--port", str(port), "--log-level", args.log_level]
+        command += ["--log-format", log_format]
         command += ["--workers", str(workers), "--worker-fd", str(sock.fileno())]
         with sock:
             return Supervisor(sock, workers, command, drain_seconds=DRAIN_SECONDS).run()
@@ -417,6 +420,9 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--host", help="listen address (default: listen_host)")
     start.add_argument("--port", type=int, help="listen port (default: listen_port)")
     start.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    start.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="text or json (default: log_format)"
+    )
     start.add_argument(
         "--workers",
         type=_worker_count,

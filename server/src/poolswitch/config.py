@@ -71,6 +71,7 @@ from poolswitch.problems import Problem
 
 __all__ = [
     "LIMITS",
+    "LOG_FORMATS",
     "MIB",
     "POOL_SETTINGS",
     "PROVIDERS",
@@ -92,6 +93,7 @@ __all__ = [
 ]
 
 STORAGE_BACKENDS = ("memory", "sqlite", "redis")
+LOG_FORMATS = ("text", "json")
 
 PoolNames = Annotated[tuple[PoolName, ...], NotEmpty("must be a non-empty list of pool names")]
 
@@ -218,6 +220,15 @@ class Config(PoolSettings):
     max_request_body_bytes: Annotated[
         Integer, Range(0), about("Larger request bodies get 413.")
     ] = 32 * MIB
+    log_format: Annotated[
+        str,
+        Choice(LOG_FORMATS),
+        about(
+            "`text` (one line per record) or `json` (one object per line: `ts`, `level`, "
+            "`logger`, `msg`, and the access log's fields); `poolswitch start --log-format` "
+            "overrides it."
+        ),
+    ] = "text"
     storage: Annotated[
         StorageConfig,
         OnError("must be a mapping (backend, sqlite_path, redis_url, ...)"),

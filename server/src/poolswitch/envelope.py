@@ -2,7 +2,8 @@
 
 `x-poolswitch-error: <code>` and an OpenAI-style body, so official SDKs show the message, plus
 the retry hint (hints.py): the body's `retry_after` is the real wait, the headers only what a
-client should act on. And the CORS wrapper that adds an allowed origin's headers to any answer.
+client should act on; and the request id (requestid.py), in the body's `request_id` and the
+`x-request-id` header. And the CORS wrapper that adds an allowed origin's headers to any answer.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from poolswitch.errors import ProxyError
 from poolswitch.hints import retry_headers
 from poolswitch.origins import cors_headers
 from poolswitch.request import Message, Send
+from poolswitch.requestid import HEADER as REQUEST_ID
+from poolswitch.requestid import RequestIds
+
+_IDS = RequestIds()  # for answers made outside a proxied request (the built-in endpoints)
 
 
-def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """(status, headers, body) of the envelope for `err`."""
+def error_response(
+    err: ProxyError, request_id: str | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """(status, headers, body) of the envelope for `err`; `request_id` (sane, requestid.py)
+    or a fresh one."""
+    if request_id is None:
+        request_id = _IDS.new()
     body = json.dumps(
         {
             "error": {
@@ -24,6 +34,7 @@ def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], byt
                 "code": err.code,
                 "message": err.message,
                 "retry_after": err.retry_after,
+                "request_id": request_id,
             }
         }
     ).encode()
@@ -31,6 +42,7 @@ def error_response(err: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], byt
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"x-poolswitch-error", err.code.encode()),
+        (REQUEST_ID, request_id.encode()),
     ]
     headers.extend(retry_headers(err.code, err.retry_after))
     if err.status == 401:

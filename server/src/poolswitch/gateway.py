@@ -5,7 +5,8 @@ the pool (router.py: the `x-poolswitch-pool` header, else the longest route pref
 the caller by token in the pool's credential positions (callers.py); check the caller may use
 the pool and is within its limits (limits.py); then the pool's request loop (proxy.py) serves
 it. Every refusal is a proxy-made answer (envelope.py) and sends nothing upstream. Writes the
-access log line and the request metrics of every request.
+access log line and the request metrics of every request. Gives each request its id
+(requestid.py) and, when an authorised caller asks, a decision trace (trace.py).
 
 A raw ASGI callable: no framework on the hot path.
 """
@@ -31,13 +32,18 @@ from poolswitch.errors import (
     Unauthorized,
 )
 from poolswitch.limits import CONCURRENCY, POOL, CallerLimit
+from poolswitch.logjson import ACCESS_FORMAT, ACCESS_LOGGER
 from poolswitch.metrics import Metrics, method_label, status_class
 from poolswitch.origins import Gate, cors_headers, is_preflight, preflight_headers
 from poolswitch.proxy import Exchange, Proxy
 from poolswitch.request import CALLER_GONE, POOL_HEADER, Receive, Scope, Send, raw_path_of
+from poolswitch.requestid import HEADER as REQUEST_ID
+from poolswitch.requestid import RequestIds
 from poolswitch.router import Router
+from poolswitch.trace import ASK, Trace
+from poolswitch.trace import HEADER as TRACE
 
-log = logging.getLogger("poolswitch.access")
+log = logging.getLogger(ACCESS_LOGGER)
 errlog = logging.getLogger("poolswitch.proxy")
 
 UNAUTHORIZED = (
@@ -101,6 +107,14 @@ class Gateway:
             else None
         )
         self._anywhere = Callers(tokens, positions("authorization", "Bearer")) if tokens else None
+        # no request id may carry a secret: a key value, a caller's, the admin or metrics token
+        self.request_ids = RequestIds(
+            [
+                *(key.secret for lane in self.lanes.values() for key in lane.pool.keys),
+                *(token for _, token in tokens),
+                *(t for t in (config.admin_token, config.metrics_token) if t),
+            ]
+        )
         self._max_in_flight = config.max_in_flight_requests
         self._in_flight = 0
         self._rejections = {
@@ -116,6 +130,15 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         ex = Exchange()
+        given = asked = None
+        for header, value in scope["headers"]:
+            if header == REQUEST_ID:
+                given = value
+            elif header == TRACE:
+                asked = value
+        ex.request_id = self.request_ids.take(given)
+        if asked == ASK and self._identify is None:  # no callers: anyone may ask
+            ex.trace = Trace()
         try:
             if self._in_flight >= self._max_in_flight:
                 raise Overloaded(
@@ -125,7 +148,7 @@ class Gateway:
                 )
             self._in_flight += 1
             try:
-                await self._serve(scope, receive, send, ex)
+                await self._serve(scope, receive, send, ex, asked == ASK)
             finally:
                 self._in_flight -= 1
         except ClientGone:
@@ -157,7 +180,7 @@ class Gateway:
             self.metrics.request_duration.observe(elapsed)
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    "%s %s %d%s key=%s attempts=%d caller=%s pool=%s %.1fms",
+                    ACCESS_FORMAT,
                     scope["method"],
                     scope["path"],
                     ex.status,
@@ -167,9 +190,12 @@ class Gateway:
                     ex.caller,
                     ex.pool,
                     elapsed * 1000.0,
+                    ex.request_id,
                 )
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, ex: Exchange, trace: bool = False
+    ) -> None:
         raw_headers: Sequence[tuple[bytes, bytes]] = scope["headers"]
         origin = self.gate.check(raw_headers)
         if origin is not None:
@@ -177,6 +203,7 @@ class Gateway:
             if is_preflight(scope["method"], raw_headers):
                 ex.status, ex.started = 204, True
                 answer = preflight_headers(origin, raw_headers)
+                answer.append((REQUEST_ID, ex.request_id.encode()))
                 await send({"type": "http.response.start", "status": 204, "headers": answer})
                 await send({"type": "http.response.body", "body": b""})
                 return
@@ -194,6 +221,8 @@ class Gateway:
                 raise Unauthorized(UNAUTHORIZED)
             ex.caller = found
             caller = self.callers[found]
+            if trace:  # an identified caller may ask for the decision trace
+                ex.trace = Trace()
         if not name:  # known caller (or no callers): now it may learn there is no such pool
             raise NoSuchPool(
                 "no pool serves this path: use a pool's route as the base URL "
@@ -232,9 +261,11 @@ class Gateway:
         return match if match is not None else ("", raw_path)
 
     async def _answer_error(self, send: Send, err: ProxyError, ex: Exchange) -> None:
-        status, headers, body = error_response(err)
+        status, headers, body = error_response(err, ex.request_id)
         if ex.attempts:
             headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
+        if ex.trace is not None:
+            headers.append(ex.trace.header())
         if ex.cors is not None:
             headers += cors_headers(ex.cors)
         self.metrics.proxy_errors.labels(err.code).inc()

@@ -7,7 +7,9 @@ with its query string (`?key=...`) at info. `LogMask` is a `logging.Filter` inst
 handlers by `cli.setup_logging`, so it sees every record once, when it is emitted: the rendered
 message (and a traceback's text) has the values of credential headers (`name: value`,
 `name=value`, `('name', 'value')`) and credential query parameters replaced by `***`, and any
-key value by its key id.
+key value by its key id. A formatter that masks for itself (`MaskingFormatter`: the JSON
+format, logjson.py, which needs a record's arguments as they were) gets the mask instead of the
+filter.
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ class LogMask(logging.Filter):
         return True
 
 
+class MaskingFormatter(logging.Formatter):
+    """A formatter that applies the mask itself (`install` hands it over)."""
+
+    mask: LogMask | None = None
+
+
 def _masked(match: re.Match[str]) -> str:
     return (match.group("h") or match.group("q")) + MASK
 
@@ -103,6 +111,10 @@ def for_config(config: Config, redactor: Redactor | None) -> LogMask:
 
 
 def install(mask: LogMask, logger: logging.Logger | None = None) -> None:
-    """Put `mask` on every handler of `logger` (the root logger by default)."""
+    """Put `mask` on every handler of `logger` (the root logger by default): as a filter, or
+    in the handler's formatter if that masks for itself."""
     for handler in (logger or logging.getLogger()).handlers:
-        handler.addFilter(mask)
+        if isinstance(handler.formatter, MaskingFormatter):
+            handler.formatter.mask = mask
+        else:
+            handler.addFilter(mask)

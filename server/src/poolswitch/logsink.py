@@ -12,6 +12,9 @@ flushes it:
   worker thread, start-up and shutdown);
 - when the buffer is full, and at exit (`logging.shutdown`).
 
+Lines are text (`FORMAT`) or, with `log_format: json`, one JSON object each (logjson.py); the
+batching is the same.
+
 A `kill -9` can lose the last `FLUSH_SECONDS` of INFO lines; never a warning or an error.
 """
 
@@ -21,6 +24,8 @@ import asyncio
 import logging
 import sys
 from typing import TextIO
+
+from poolswitch.logjson import JsonFormatter
 
 FLUSH_SECONDS = 0.1
 BUFFER_BYTES = 64 * 1024
@@ -74,9 +79,10 @@ def buffered_stderr() -> TextIO:
     )
 
 
-def setup(level: str, stream: TextIO | None = None) -> BatchedHandler:
-    """Send every logger's records at `level` and above to `stream` (default: stderr), batched."""
+def setup(level: str, stream: TextIO | None = None, fmt: str = "text") -> BatchedHandler:
+    """Send every logger's records at `level` and above to `stream` (default: stderr), batched,
+    as `fmt` (`text` or `json`)."""
     handler = BatchedHandler(stream if stream is not None else buffered_stderr())
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     return handler

@@ -24,7 +24,10 @@ WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", "[::]", ""})
 PREFLIGHT_MAX_AGE = b"600"
 SEEN_LIMIT = 64
 """Allowed Host values remembered as sent (name and port), so most requests skip the parsing."""
-EXPOSED_HEADERS = b"x-poolswitch-key-id, x-poolswitch-attempts, x-poolswitch-error, retry-after"
+EXPOSED_HEADERS = (
+    b"x-poolswitch-key-id, x-poolswitch-attempts, x-poolswitch-error, retry-after, "
+    b"x-request-id, x-poolswitch-trace"
+)
 
 
 def host_name(value: str) -> str:

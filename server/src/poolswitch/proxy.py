@@ -53,6 +53,8 @@ from poolswitch.request import (
     request_target,
     without_query_param,
 )
+from poolswitch.requestid import HEADER as REQUEST_ID
+from poolswitch.requestid import HEADER_NAME as REQUEST_ID_NAME
 from poolswitch.retry import (
     RELAY,
     TIMED_OUT,
@@ -62,6 +64,8 @@ from poolswitch.retry import (
     after_attempt,
     when_no_key,
 )
+from poolswitch.trace import HEADER as TRACE
+from poolswitch.trace import Trace
 from poolswitch.verify import (
     UNKNOWN,
     VERIFY_HEADERS,
@@ -92,6 +96,7 @@ BUFFERED_DROP = RESPONSE_DROP | {b"content-length"}
 QUOTA_HEADERS = RULES.remaining_quota_headers
 RECENT_OUTCOMES = 40
 """Each key's last attempt outcomes kept for the dashboard's chart (`Proxy.recent`)."""
+UPSTREAM_REQUEST_ID = b"x-upstream-request-id"
 
 STREAM_CUT: ContextVar[bool] = ContextVar("poolswitch_stream_cut", default=False)
 """Set in the request's task when the proxy ended a caller's stream abruptly on purpose (the
@@ -123,8 +128,10 @@ class Exchange:
         "key_id",
         "lane",
         "pool",
+        "request_id",
         "started",
         "status",
+        "trace",
         "using",
     )
 
@@ -138,6 +145,8 @@ class Exchange:
         self.lane: Proxy | None = None  # the pool's request loop once routed
         self.cors: bytes | None = None  # the allowed browser origin, if any
         self.incomplete = False  # the answer started but was cut (the upstream died mid-way)
+        self.request_id = ""  # sane (requestid.py): the caller's or a fresh one
+        self.trace: Trace | None = None  # the decision trace, when asked for (trace.py)
         self.using: KeyState | None = None  # the key of the attempt in progress
 
     def use(self, state: KeyState | None) -> None:
@@ -184,7 +193,8 @@ class Proxy:
         self.query_param = config.auth_query_param
         # With auth_query_param the key travels in the query string, not in a header.
         self.auth_header = None if self.query_param else config.auth_header_name
-        self._drop = dropped_headers(config.auth_header_name)
+        # the caller's x-request-id goes as the request's (sane) id; the trace ask is ours
+        self._drop = dropped_headers(config.auth_header_name) | {REQUEST_ID, TRACE}
         self._key_ids = [key.id.encode("ascii") for key in pool.keys]
         self.redactor = redactor or Redactor((key.secret, key.id) for key in pool.keys)
         self._max_body = max_request_body_bytes
@@ -205,6 +215,7 @@ class Proxy:
         if self.query_param:
             target = without_query_param(target, self.query_param)
         headers, declared = forward_headers(scope["headers"], self._drop)
+        headers.append((REQUEST_ID_NAME, ex.request_id))
         body = await read_body(receive, declared, self._max_body, self._budget)
         try:
             guard = self.pool.guard
@@ -263,6 +274,8 @@ class Proxy:
                     returns_in=pool.retry_after() if last_verdict is None else None,
                     jitter=self.rng.random(),
                 )
+                if ex.trace is not None and step.action in ("backoff", "queue"):
+                    ex.trace.wait(step.delay)
                 if step.action == "backoff":
                     rounds += 1
                     await self.sleep(step.delay)
@@ -300,7 +313,7 @@ class Proxy:
                     if verdict is None:
                         if confirming is not None:
                             self._confirm_by_peer(confirming)
-                        self._record_success(i, resp)
+                        self._record_success(i, resp, ex)
                         await self._stream(resp, i, ex, send, receive, head)
                         return
                     complete = False  # an error as the first event of a stream
@@ -338,7 +351,7 @@ class Proxy:
             if complete or again:  # decoded and redacted, sent with a Content-Length of its own
                 coding = resp.headers.get("content-encoding")
                 held = self.redactor.held_error(
-                    upstream_headers(resp.raw_headers, BUFFERED_DROP), head, coding
+                    upstream_headers(resp.raw_headers, BUFFERED_DROP, True), head, coding
                 )
             if not again and (held is None or not held.fits):
                 # too large to hold, or a stream: relayed as it comes, decoded and redacted
@@ -379,6 +392,8 @@ class Proxy:
         """Record an unsuccessful attempt; the next step (TRY: another attempt)."""
         outcome = verdict.outcome.value
         self._count_attempt(i, outcome)
+        if ex.trace is not None:
+            ex.trace.attempt(self.pool.keys[i].id, outcome)
         config = self.config
         step = after_attempt(
             verdict,
@@ -453,7 +468,10 @@ class Proxy:
             (b"content-length", str(len(answer.body)).encode()),
             (b"x-poolswitch-key-id", self._key_ids[answer.key]),
             (b"x-poolswitch-attempts", str(ex.attempts).encode()),
+            (REQUEST_ID, ex.request_id.encode()),
         ]
+        if ex.trace is not None:
+            headers.append(ex.trace.header())
         ex.status, ex.started = answer.status, True
         if self.pool.transitions_pending:  # this answer parked a key: durable before it goes
             await self.pool.commit_transitions()
@@ -468,7 +486,7 @@ class Proxy:
         if length is not None and length <= BUFFER_LIMIT and not is_event_stream(resp.headers):
             content, _ = await _read_or_release(resp, length)
             resp.release()
-            self._record_success(i, resp)
+            self._record_success(i, resp, ex)
             ex.status, ex.started = resp.status, True
             if self.pool.transitions_pending:  # a key parked on the way: durable first
                 await self.pool.commit_transitions()
@@ -481,11 +499,13 @@ class Proxy:
             )
             await send({"type": "http.response.body", "body": content})
             return
-        self._record_success(i, resp)
+        self._record_success(i, resp, ex)
         await self._stream(resp, i, ex, send, receive, b"")
 
-    def _record_success(self, i: int, resp: Response) -> None:
+    def _record_success(self, i: int, resp: Response, ex: Exchange) -> None:
         self._count_attempt(i, "success")
+        if ex.trace is not None:
+            ex.trace.attempt(self.pool.keys[i].id, "success")
         self.pool.record(i, SUCCESS, remaining_quota=remaining_quota(resp.headers))
 
     async def _stream(
@@ -541,9 +561,14 @@ class Proxy:
 
     def _response_headers(self, resp: Response, i: int, ex: Exchange) -> list[tuple[bytes, bytes]]:
         ex.key_id = self.pool.keys[i].id
-        headers = self.redactor.redact_headers(upstream_headers(resp.raw_headers, RESPONSE_DROP))
+        headers = self.redactor.redact_headers(
+            upstream_headers(resp.raw_headers, RESPONSE_DROP, True)
+        )
         headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
         headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
+        headers.append((REQUEST_ID, ex.request_id.encode()))
+        if ex.trace is not None:
+            headers.append(ex.trace.header())
         return headers
 
 
@@ -556,14 +581,18 @@ async def _read_or_release(resp: Response, limit: int = BUFFER_LIMIT) -> tuple[b
 
 
 def upstream_headers(
-    raw_headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]
+    raw_headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes], own_id: bool = False
 ) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers, names lower-cased, minus those in `drop` and those
-    that the upstream's own `Connection` header names (hop-by-hop, RFC 9110 7.6.1)."""
+    that the upstream's own `Connection` header names (hop-by-hop, RFC 9110 7.6.1). With
+    `own_id` (the proxy's answers) the upstream's `x-request-id` (OpenAI's, say) becomes
+    `x-upstream-request-id`: the answer's `x-request-id` is the proxy's."""
     out = []
     listed = None
     for name, value in raw_headers:
         name = name.lower()
+        if own_id and name == REQUEST_ID:  # the upstream's own id, kept beside the proxy's
+            name = UPSTREAM_REQUEST_ID
         if name in drop:
             if name == b"connection":
                 listed = value if listed is None else listed + b"," + value
