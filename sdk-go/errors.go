@@ -103,7 +103,7 @@ type Error struct {
 	// Attempts is the number of attempts the proxy made (x-poolswitch-attempts), 0 when it
 	// did not say.
 	Attempts int
-	// RequestID is the proxy's id of the request (x-request-id), also in its access log:
+	// RequestID is the proxy's id of the request (x-poolswitch-request-id), also in its access log:
 	// quote it when reporting a failure. "" when the answer had none.
 	RequestID string
 	// Header holds the answer's headers, nil when there was no answer.

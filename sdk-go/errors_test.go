@@ -22,7 +22,7 @@ func TestAnswerErrors(t *testing.T) {
 		{
 			name: "no available keys",
 			handler: answer(503, noKeys, "X-Poolswitch-Error", "no_available_keys", "Retry-After", "42",
-				"Content-Type", "application/json", "X-Request-Id", "req-1"),
+				"Content-Type", "application/json", "X-Poolswitch-Request-Id", "req-1"),
 			want: Error{Kind: KindProxy, StatusCode: 503, Code: CodeNoAvailableKeys,
 				Message: "every key is cooling down or disabled; the first returns in 41.2s", RetryAfter: 42 * time.Second,
 				RequestID: "req-1"},
@@ -65,7 +65,7 @@ func TestAnswerErrors(t *testing.T) {
 		{
 			name: "upstream 503 is not a proxy 503",
 			handler: answer(503, `{"error":{"code":"no_available_keys","message":"upstream says"}}`,
-				"Retry-After", "7", "X-Poolswitch-Key-Id", "b", "X-Poolswitch-Attempts", "2", "X-Request-Id", "req-2"),
+				"Retry-After", "7", "X-Poolswitch-Key-Id", "b", "X-Poolswitch-Attempts", "2", "X-Poolswitch-Request-Id", "req-2"),
 			want: Error{Kind: KindUpstream, StatusCode: 503, Message: "upstream says", RetryAfter: 7 * time.Second,
 				KeyID: "b", Attempts: 2, RequestID: "req-2"},
 		},

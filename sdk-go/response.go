@@ -8,7 +8,7 @@ import (
 // The headers of the wire contract.
 const (
 	headerKeyID     = "X-Poolswitch-Key-Id"
-	headerRequestID = "X-Request-Id"
+	headerRequestID = "X-Poolswitch-Request-Id"
 	headerAttempts  = "X-Poolswitch-Attempts"
 	headerError     = "X-Poolswitch-Error"
 	// headerToken carries the caller token (WithToken, $POOLSWITCH_TOKEN).

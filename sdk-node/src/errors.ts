@@ -34,7 +34,7 @@ export interface ProxyErrorInit {
   headers: Headers;
   /** The whole answer, when the error was made from one. */
   response?: PoolSwitchResponse | null;
-  /** The answer's `x-request-id`, if any. */
+  /** The answer's `x-poolswitch-request-id`, if any. */
   requestId?: string | null;
 }
 
@@ -66,7 +66,7 @@ export class ProxyError extends PoolSwitchError {
   /** The whole answer (status, headers, raw body), when the error was made from one. */
   readonly response: PoolSwitchResponse | null;
   /**
-   * The proxy's id of the request (the answer's `x-request-id`), also in its access log: quote it
+   * The proxy's id of the request (the answer's `x-poolswitch-request-id`), also in its access log: quote it
    * when reporting a failure. `null` when the answer had none.
    */
   readonly requestId: string | null;
@@ -93,7 +93,7 @@ export interface UpstreamErrorInit {
   headers: Headers;
   /** The whole answer, when the error was made from one. */
   response?: PoolSwitchResponse | null;
-  /** The answer's `x-request-id`, if any. */
+  /** The answer's `x-poolswitch-request-id`, if any. */
   requestId?: string | null;
 }
 
@@ -115,7 +115,7 @@ export class UpstreamError extends PoolSwitchError {
   /** The whole answer (status, headers, raw body), when the error was made from one. */
   readonly response: PoolSwitchResponse | null;
   /**
-   * The proxy's id of the request (the answer's `x-request-id`), also in its access log: quote it
+   * The proxy's id of the request (the answer's `x-poolswitch-request-id`), also in its access log: quote it
    * when reporting a failure. `null` when the answer had none.
    */
   readonly requestId: string | null;
@@ -187,7 +187,7 @@ export function errorFromResponse(response: PoolSwitchResponse): ProxyError | Up
       attempts: response.attempts,
       headers: response.headers,
       response,
-      requestId: response.headers.get("x-request-id"),
+      requestId: response.headers.get("x-poolswitch-request-id"),
     });
   }
   const where =
@@ -202,7 +202,7 @@ export function errorFromResponse(response: PoolSwitchResponse): ProxyError | Up
       attempts: response.attempts,
       headers: response.headers,
       response,
-      requestId: response.headers.get("x-request-id"),
+      requestId: response.headers.get("x-poolswitch-request-id"),
     },
   );
 }

@@ -155,15 +155,15 @@ describe("errors", () => {
   });
 
   describe("request id", () => {
-    test("both errors carry the answer's x-request-id, null without one", () => {
+    test("both errors carry the answer's x-poolswitch-request-id, null without one", () => {
       const body = new TextEncoder().encode(
         JSON.stringify({ error: { type: "poolswitch_error", code: "overloaded", message: "m", retry_after: 1, request_id: "req-1" } }),
       );
       const proxy = errorFromResponse(
-        new PoolSwitchResponse(503, new Headers({ "x-poolswitch-error": "overloaded", "x-request-id": "req-1" }), body),
+        new PoolSwitchResponse(503, new Headers({ "x-poolswitch-error": "overloaded", "x-poolswitch-request-id": "req-1" }), body),
       );
       const upstream = errorFromResponse(
-        new PoolSwitchResponse(429, new Headers({ "x-request-id": "req-2" }), new TextEncoder().encode("slow down")),
+        new PoolSwitchResponse(429, new Headers({ "x-poolswitch-request-id": "req-2" }), new TextEncoder().encode("slow down")),
       );
       const bare = errorFromResponse(new PoolSwitchResponse(500, new Headers(), new Uint8Array()));
       assert.ok(proxy instanceof ProxyError);

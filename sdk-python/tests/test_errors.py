@@ -86,11 +86,13 @@ def test_both_errors_carry_the_request_id_from_the_header() -> None:
     proxy = error_from_response(
         answer(
             429,
-            {"x-poolswitch-error": "no_available_keys", "x-request-id": "req-1"},
+            {"x-poolswitch-error": "no_available_keys", "x-poolswitch-request-id": "req-1"},
             json=envelope("no_available_keys", "m", None),
         )
     )
-    upstream = error_from_response(answer(429, {"x-request-id": "req-2"}, text="slow down"))
+    upstream = error_from_response(
+        answer(429, {"x-poolswitch-request-id": "req-2"}, text="slow down")
+    )
     bare = error_from_response(answer(500, text="x"))
     assert isinstance(proxy, ProxyError) and proxy.request_id == "req-1"
     assert isinstance(upstream, UpstreamError) and upstream.request_id == "req-2"

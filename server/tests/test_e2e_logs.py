@@ -118,15 +118,15 @@ def test_a_proxy_made_error_carries_the_id_in_header_and_body(
     assert access_lines(caplog)[-1].endswith(" rid=req-exhausted")
 
 
-def test_the_upstreams_own_id_is_kept_beside_the_proxys(
+def test_the_upstreams_own_id_is_relayed_and_the_proxys_beside_it(
     upstream: FakeUpstream, make_proxy: ProxyFactory
 ) -> None:
     upstream.script("a", {"kind": "ok", "headers": {"x-request-id": "req_openai_1"}})
     proxy = make_proxy(ids="a")
     with proxy.client() as client:
         resp = client.post(CHAT, json={}, headers={"x-request-id": "mine"})
-    assert resp.headers.get_list("x-request-id") == ["mine"]
-    assert resp.headers["x-upstream-request-id"] == "req_openai_1"
+    assert resp.headers.get_list("x-request-id") == ["req_openai_1"]  # relayed as it was
+    assert resp.headers.get_list("x-poolswitch-request-id") == ["mine"]
 
 
 def test_the_trace_lists_both_attempts_of_a_failover(

@@ -66,7 +66,7 @@ class ProxyError(PoolSwitchError):
         self.retry_after = retry_after
         self.response = response
         self.request_id = request_id
-        """The proxy's id of the request (`x-request-id`): quote it to find its log line."""
+        """The proxy's id of the request (`x-poolswitch-request-id`): find its log line by it."""
 
 
 class UpstreamError(PoolSwitchError):
@@ -92,7 +92,7 @@ class UpstreamError(PoolSwitchError):
         self.attempts = attempts
         self.response = response
         self.request_id = request_id
-        """The proxy's id of the request (`x-request-id`): quote it to find its log line."""
+        """The proxy's id of the request (`x-poolswitch-request-id`): find its log line by it."""
 
 
 class ProxyConnectionError(PoolSwitchError):

@@ -14,7 +14,7 @@ import httpx
 KEY_ID_HEADER = "x-poolswitch-key-id"
 ATTEMPTS_HEADER = "x-poolswitch-attempts"
 ERROR_HEADER = "x-poolswitch-error"
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = "x-poolswitch-request-id"
 
 _TEXT_TYPES = frozenset(
     {

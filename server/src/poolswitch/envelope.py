@@ -15,6 +15,7 @@ from poolswitch.hints import retry_headers
 from poolswitch.origins import cors_headers
 from poolswitch.request import Message, Send
 from poolswitch.requestid import HEADER as REQUEST_ID
+from poolswitch.requestid import OWN_HEADER as OWN_REQUEST_ID
 from poolswitch.requestid import RequestIds
 
 _IDS = RequestIds()  # for answers made outside a proxied request (the built-in endpoints)
@@ -43,6 +44,7 @@ def error_response(
         (b"content-length", str(len(body)).encode()),
         (b"x-poolswitch-error", err.code.encode()),
         (REQUEST_ID, request_id.encode()),
+        (OWN_REQUEST_ID, request_id.encode()),
     ]
     headers.extend(retry_headers(err.code, err.retry_after))
     if err.status == 401:

@@ -38,6 +38,7 @@ from poolswitch.origins import Gate, cors_headers, is_preflight, preflight_heade
 from poolswitch.proxy import Exchange, Proxy
 from poolswitch.request import CALLER_GONE, POOL_HEADER, Receive, Scope, Send, raw_path_of
 from poolswitch.requestid import HEADER as REQUEST_ID
+from poolswitch.requestid import OWN_HEADER as OWN_REQUEST_ID
 from poolswitch.requestid import RequestIds
 from poolswitch.router import Router
 from poolswitch.trace import ASK, Trace
@@ -203,7 +204,8 @@ class Gateway:
             if is_preflight(scope["method"], raw_headers):
                 ex.status, ex.started = 204, True
                 answer = preflight_headers(origin, raw_headers)
-                answer.append((REQUEST_ID, ex.request_id.encode()))
+                rid = ex.request_id.encode()
+                answer += [(REQUEST_ID, rid), (OWN_REQUEST_ID, rid)]
                 await send({"type": "http.response.start", "status": 204, "headers": answer})
                 await send({"type": "http.response.body", "body": b""})
                 return

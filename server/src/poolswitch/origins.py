@@ -26,7 +26,7 @@ SEEN_LIMIT = 64
 """Allowed Host values remembered as sent (name and port), so most requests skip the parsing."""
 EXPOSED_HEADERS = (
     b"x-poolswitch-key-id, x-poolswitch-attempts, x-poolswitch-error, retry-after, "
-    b"x-request-id, x-poolswitch-trace"
+    b"x-request-id, x-poolswitch-request-id, x-poolswitch-trace"
 )
 
 

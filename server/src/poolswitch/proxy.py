@@ -55,6 +55,7 @@ from poolswitch.request import (
 )
 from poolswitch.requestid import HEADER as REQUEST_ID
 from poolswitch.requestid import HEADER_NAME as REQUEST_ID_NAME
+from poolswitch.requestid import OWN_HEADER as OWN_REQUEST_ID
 from poolswitch.retry import (
     RELAY,
     TIMED_OUT,
@@ -96,7 +97,6 @@ BUFFERED_DROP = RESPONSE_DROP | {b"content-length"}
 QUOTA_HEADERS = RULES.remaining_quota_headers
 RECENT_OUTCOMES = 40
 """Each key's last attempt outcomes kept for the dashboard's chart (`Proxy.recent`)."""
-UPSTREAM_REQUEST_ID = b"x-upstream-request-id"
 
 STREAM_CUT: ContextVar[bool] = ContextVar("poolswitch_stream_cut", default=False)
 """Set in the request's task when the proxy ended a caller's stream abruptly on purpose (the
@@ -351,7 +351,9 @@ class Proxy:
             if complete or again:  # decoded and redacted, sent with a Content-Length of its own
                 coding = resp.headers.get("content-encoding")
                 held = self.redactor.held_error(
-                    upstream_headers(resp.raw_headers, BUFFERED_DROP, True), head, coding
+                    upstream_headers(resp.raw_headers, BUFFERED_DROP, ex.request_id.encode()),
+                    head,
+                    coding,
                 )
             if not again and (held is None or not held.fits):
                 # too large to hold, or a stream: relayed as it comes, decoded and redacted
@@ -468,7 +470,6 @@ class Proxy:
             (b"content-length", str(len(answer.body)).encode()),
             (b"x-poolswitch-key-id", self._key_ids[answer.key]),
             (b"x-poolswitch-attempts", str(ex.attempts).encode()),
-            (REQUEST_ID, ex.request_id.encode()),
         ]
         if ex.trace is not None:
             headers.append(ex.trace.header())
@@ -562,11 +563,10 @@ class Proxy:
     def _response_headers(self, resp: Response, i: int, ex: Exchange) -> list[tuple[bytes, bytes]]:
         ex.key_id = self.pool.keys[i].id
         headers = self.redactor.redact_headers(
-            upstream_headers(resp.raw_headers, RESPONSE_DROP, True)
+            upstream_headers(resp.raw_headers, RESPONSE_DROP, ex.request_id.encode())
         )
         headers.append((b"x-poolswitch-key-id", self._key_ids[i]))
         headers.append((b"x-poolswitch-attempts", str(ex.attempts).encode()))
-        headers.append((REQUEST_ID, ex.request_id.encode()))
         if ex.trace is not None:
             headers.append(ex.trace.header())
         return headers
@@ -581,26 +581,34 @@ async def _read_or_release(resp: Response, limit: int = BUFFER_LIMIT) -> tuple[b
 
 
 def upstream_headers(
-    raw_headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes], own_id: bool = False
+    raw_headers: Iterable[tuple[bytes, bytes]],
+    drop: frozenset[bytes],
+    request_id: bytes | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers, names lower-cased, minus those in `drop` and those
     that the upstream's own `Connection` header names (hop-by-hop, RFC 9110 7.6.1). With
-    `own_id` (the proxy's answers) the upstream's `x-request-id` (OpenAI's, say) becomes
-    `x-upstream-request-id`: the answer's `x-request-id` is the proxy's."""
+    `request_id` (the proxy's answers) plus `x-poolswitch-request-id: <it>`, and
+    `x-request-id: <it>` unless the upstream sent its own (relayed as it is: OpenAI's, say)."""
     out = []
     listed = None
+    theirs = False
     for name, value in raw_headers:
         name = name.lower()
-        if own_id and name == REQUEST_ID:  # the upstream's own id, kept beside the proxy's
-            name = UPSTREAM_REQUEST_ID
         if name in drop:
             if name == b"connection":
                 listed = value if listed is None else listed + b"," + value
             continue
+        if name == REQUEST_ID:
+            theirs = True
         out.append((name, value))
     if listed is not None:
         named = {token.strip().lower() for token in listed.split(b",")}
         out = [(name, value) for name, value in out if name not in named]
+        theirs = theirs and REQUEST_ID not in named
+    if request_id is not None:
+        out.append((OWN_REQUEST_ID, request_id))
+        if not theirs:
+            out.append((REQUEST_ID, request_id))
     return out
 
 

@@ -20,6 +20,10 @@ from poolswitch.redact import Redactor
 
 HEADER = b"x-request-id"
 HEADER_NAME = "x-request-id"
+OWN_HEADER = b"x-poolswitch-request-id"
+"""The proxy's id on every answer. An upstream's own `x-request-id` (OpenAI's, say) is relayed
+unchanged; the answer carries `x-request-id: <the proxy's id>` only where the upstream sent none
+(and on the proxy's own answers), so this header is the one to read."""
 MAX_LENGTH = 128
 _SANE = re.compile(rb"[A-Za-z0-9._:-]{1,%d}" % MAX_LENGTH)
 
