@@ -5,6 +5,7 @@
     poolswitch status [--url URL | --config FILE] [--json] [--token T]
     poolswitch metrics [--url URL | --config FILE] [--token T]
     poolswitch keys list|enable ID|disable ID [--url URL | --config FILE] [--token T]
+    poolswitch reload [--url URL | --config FILE] [--token T]    (reloadcli.py; or SIGHUP)
     poolswitch schema                     print the config's JSON Schema
 
 `--workers N` (default $POOLSWITCH_WORKERS, else 1) serves the one port from N processes, run
@@ -23,6 +24,7 @@ import gc
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -34,11 +36,10 @@ from typing import Any
 
 import uvicorn
 
-from poolswitch import __version__, logsink
+from poolswitch import __version__, logsink, reloadcli
 from poolswitch.app import ADMIN_PREFIX, PoolSwitchApp
 from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
-from poolswitch.logmask import for_config, install
 from poolswitch.origins import is_loopback
 from poolswitch.protocol import effective_max_connections, protocol_class
 from poolswitch.proxy import STREAM_CUT
@@ -200,9 +201,10 @@ def _serve(
     config: Config, args: argparse.Namespace, host: str, port: int, sock: socket.socket
 ) -> int:
     """The proxy in this process on the bound `sock`, until SIGINT/SIGTERM."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the lifespan reloads on it
     _tune_gc()
-    app = PoolSwitchApp(config)
-    install(for_config(config, app.redactor))  # masks every record from here on
+    app = PoolSwitchApp(config, config_path=args.config)
+    reloadcli.serve_reloads(app)  # masks every record from here on; SIGHUP reloads
     server = build_server(app, host, port, args.log_level)
     with sock:
         server.run(sockets=[sock])
@@ -489,6 +491,8 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--config", help="find the proxy (and admin_token) from this file")
     keys.add_argument("--token", help="the admin token (default: $POOLSWITCH_ADMIN_TOKEN)")
     keys.set_defaults(run=cmd_keys)
+
+    reloadcli.add_command(sub)
 
     schema = sub.add_parser(
         "schema", help="print the config's JSON Schema (docs/poolswitch.schema.json)"
