@@ -170,6 +170,14 @@ def test_reloads_while_streaming_keep_the_stream_state_and_refuse_a_bad_config(
             5,
         )
         assert 'poolswitch_config_reloads_total{result="ok"} 2.0' in metrics
+        url = proxy.url + "/poolswitch/admin/reload"
+        assert httpx.post(url, timeout=10).status_code == 401
+        answer = httpx.post(url, headers={"authorization": f"Bearer {ADMIN}"}, timeout=10)
+        assert answer.status_code == 422
+        assert answer.headers["x-poolswitch-error"] == "config_refused"
+        message = answer.json()["error"]["message"]
+        assert "keys[0].value" in message and "colour" in message
+        assert not any(value in answer.text for value in ALL_KEYS)
         assert status(proxy)["config_version"] == third["config_version"]
         assert chat(proxy).status_code == 200
 
@@ -181,7 +189,7 @@ def test_reloads_while_streaming_keep_the_stream_state_and_refuse_a_bad_config(
     assert proxy.exit_code == 0
     log = proxy.log()
     refusals = [line for line in log.splitlines() if "config reload refused" in line]
-    assert len(refusals) == 2 and all("colour" in line for line in refusals)
+    assert len(refusals) == 3 and all("colour" in line for line in refusals)
     assert not any(value in log for value in ALL_KEYS)
     # with sqlite, each key's stored count is what the upstream saw: none counted twice
     with sqlite3.connect(proxy.directory / "state.db") as conn:
@@ -247,3 +255,18 @@ def test_with_workers_every_worker_reloads(fake: FakeUpstream, tmp_path: Path) -
         proxy.stop()
     assert proxy.exit_code == 0
     assert proxy.log().count("config reloaded") == 4  # two workers, two reloads
+
+
+def test_watch_config_reloads_a_changed_file_once(fake: FakeUpstream, tmp_path: Path) -> None:
+    doc = settings(fake, "ab", watch_config=True)
+    proxy = ProxyProcess(sys.executable, tmp_path / "watch", doc).start()
+    try:
+        rewrite(proxy, settings(fake, "abc", watch_config=True))
+        wait_until("the changed file is served", lambda: len(status(proxy)["keys"]) == 3, 5)
+        rewrite(proxy, settings(fake, "abc", watch_config=True) | {"colour": 1})
+        wait_until("the bad file is refused", lambda: "reload refused" in proxy.log(), 5)
+        time.sleep(2.5)  # more ticks of the watcher: the same file is not tried again
+        assert proxy.log().count("config reload refused") == 1
+        assert len(status(proxy)["keys"]) == 3
+    finally:
+        proxy.stop()

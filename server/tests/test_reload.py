@@ -72,7 +72,10 @@ def test_kept_counters_are_not_counted_twice_in_sqlite(tmp_path: Path) -> None:
                 old.record(old.select() or 0, SUCCESS)
                 if old.states[1].total_requests == 1 and old.states[0].total_requests == 1:
                     await old.flush()
+            writing = asyncio.ensure_future(old.flush())  # a write in flight at the reload
+            await asyncio.sleep(0)
             result = await app.reload(config(tmp_path, "abc"))
+            assert writing.done() and not old.writing
             assert result.ok and (result.added, result.removed, result.kept) == (1, 0, 2)
             new = app.pools["default"]
             assert new is not old and new.states[0] is old.states[0]

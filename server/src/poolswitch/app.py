@@ -10,6 +10,9 @@ needs `Authorization: Bearer <metrics_token>` (or the admin token); the admin AP
 `Authorization: Bearer <admin_token>`. The Host check (origins.py) applies to all but `/health`,
 the Origin check to all.
 
+`POST /poolswitch/admin/reload` (admin token) and SIGHUP re-read the config file and swap a new
+generation in (reload.py); everything here reads the current one.
+
 The lifespan owns the long-lived resources: the store, the pool's background writer and the
 upstream client session.
 """
@@ -71,6 +74,8 @@ ADMIN_PREFIX = "/poolswitch/admin"
 """The admin API (list, enable, disable keys); served only when `admin_token` is set."""
 ADMIN_KEYS = ADMIN_PREFIX + "/keys"
 ADMIN_RELOAD = ADMIN_PREFIX + "/reload"
+WATCH_SECONDS = 1.0
+"""How often `watch_config` looks at the config file."""
 """Re-read the config file (`poolswitch reload`); under `--workers N`, every worker does."""
 
 
@@ -216,6 +221,20 @@ class PoolSwitchApp:
             return refused("", list(err.problems), self.metrics)
         return await self.reload(config, version)
 
+    async def _watch(self, path: str) -> None:
+        """With `watch_config`: reload when the file's time or size changes (checked every
+        WATCH_SECONDS, off the event loop); a refused file is not retried until it changes."""
+        seen = await asyncio.to_thread(_stamp, path)
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if not self.config.watch_config:
+                continue
+            stamp = await asyncio.to_thread(_stamp, path)
+            if stamp != seen:
+                seen = stamp
+                log.info("%s changed: reloading", path)
+                await self.reload_file()
+
     def _hangup(self) -> None:
         log.info("SIGHUP: reloading %s", self.config_path)
         self._keep(self.reload_file())
@@ -292,6 +311,8 @@ class PoolSwitchApp:
                 )
             if hangup:
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+                assert self.config_path is not None
+                self._keep(self._watch(self.config_path))
             ready = True  # from here on, what is closed is the current generation's
             yield
         finally:
@@ -421,6 +442,15 @@ class PoolSwitchApp:
         if readers is not None and readers.identify(request.scope["headers"]) is None:
             raise Unauthorized("/metrics needs Authorization: Bearer <metrics_token>")
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    """A file's modification time and size (None when it cannot be read)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 async def _proxy_error(_request: Request, exc: Exception) -> Response:

@@ -166,6 +166,11 @@ class Pool:
                 found.append(record)
         self.apply(found, remote=False)
 
+    @property
+    def writing(self) -> bool:
+        """A store write is in flight."""
+        return self._inflight is not None
+
     async def settle(self, timeout: float) -> bool:
         """Before a hand-over: write what is pending (a failure stays pending: it is handed
         over) and wait for the write in flight; False if one is still running after

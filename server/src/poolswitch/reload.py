@@ -17,9 +17,11 @@ redactor that knows every key value. `swap()`:
    afresh; a removed key is disabled in the old generation (never selected again, not even by
    a request still retrying there); the old pools forward what their in-flight requests change
    to the new ones (Pool.hand_over);
-4. reads the stored state of keys new to this process, and closes what the new generation does
-   not use (upstream clients, removed pools) once the old generation's requests have ended (or
-   after `RETIRE_SECONDS`).
+4. reads the stored state of keys new to this process, and closes the upstream clients the new
+   generation does not use once the old generation's requests have ended (it counts them; at
+   the latest `RETIRE_SECONDS` after the swap, or when the server stops).
+
+A pool's outage guard (guard.py) starts afresh with the new generation.
 
 In-flight requests and streams finish on the lane, pool and upstream client they started with.
 """
@@ -66,6 +68,7 @@ RESTART_ONLY = (
 restart (cli.build_server, protocol.protocol_class, storage.create_store)."""
 SETTLE_SECONDS = 10.0
 """The longest a reload waits for a store write in flight before it gives up (refused)."""
+SETTLE_TRIES = 20
 RETIRE_SECONDS = 3600.0
 """The longest an old generation's upstream clients stay open for its in-flight requests."""
 RETIRE_POLL_SECONDS = 0.25
@@ -230,14 +233,11 @@ async def swap(
     problems = needs_restart(current.config, config)
     if problems:
         return refused(version, problems, metrics)
-    settled = await asyncio.gather(*(p.settle(SETTLE_SECONDS) for p in current.pools.values()))
-    if not all(settled):
-        return refused(version, ["storage: a write is still in flight; try again"], metrics)
     before = {p.name: p for p in current.config.pools}
     clients: dict[str, Forwarder] = {}
     for p in config.pools:
-        was = before.get(p.name)
-        if was is not None and _upstream(was) == _upstream(p):
+        prior = before.get(p.name)
+        if prior is not None and _upstream(prior) == _upstream(p):
             clients[p.name] = current.forwarders[p.name]
         else:
             clients[p.name] = Forwarder(
@@ -247,21 +247,33 @@ async def swap(
                 max_connections=max_connections,
             )
             await clients[p.name].open()
+    old = list(current.pools.values())
+    for _ in range(SETTLE_TRIES):
+        settled = await asyncio.gather(*(p.settle(SETTLE_SECONDS) for p in old))
+        # a write may have begun while this task waited to resume: then settle again
+        if not all(settled) or not any(p.writing for p in old):
+            break
+    if not all(settled) or any(p.writing for p in old):
+        for p in config.pools:
+            if clients[p.name] is not current.forwarders.get(p.name):
+                await clients[p.name].close()
+        return refused(version, ["storage: a write is still in flight; try again"], metrics)
     # From here to install(), no await: what requests read changes in one step.
     new = build(config, version, clients)
     fresh: dict[str, list[int]] = {}
     added = removed = kept_count = 0
     for name, pool in new.pools.items():
-        old = current.pools.get(name)
-        kept = kept_keys(old, pool) if old is not None else {}
+        was = current.pools.get(name)
+        kept = kept_keys(was, pool) if was is not None else {}
         store.attach(pool)
         pool.start()
-        if old is not None:
-            old.hand_over(pool, kept)
-            removed += len(old.keys) - len(kept)
-        ids = {} if old is None else old.index
+        if was is not None:
+            was.hand_over(pool, kept)
+            removed += len(was.keys) - len(kept)
+        ids = {} if was is None else was.index
+        carried = set(kept.values())
         for j in range(len(pool.keys)):
-            if j in kept.values():
+            if j in carried:
                 continue
             if pool.keys[j].id in ids:  # same id, new value: what was learned does not apply
                 pool.replaced(j)
@@ -269,11 +281,11 @@ async def swap(
                 fresh.setdefault(name, []).append(j)
             added += 1
         kept_count += len(kept)
-    for name, old in current.pools.items():
+    for name, gone in current.pools.items():
         if name not in new.pools:
             store.mirrors.pop(name, None)
-            old.hand_over(None, {})
-            removed += len(old.keys)
+            gone.hand_over(None, {})
+            removed += len(gone.keys)
     install(new)
     metrics.config_reloads.labels("ok").inc()
     log.info(
