@@ -38,6 +38,13 @@ type Status struct {
 	Pools []PoolStatus `json:"pools"`
 	// Callers holds one entry per configured caller (empty without callers: in the config).
 	Callers []CallerStatus `json:"callers"`
+	// ConfigVersion is the config the proxy serves: the first 12 hex digits of the SHA-256 of
+	// its config file ("" from a proxy older than reloads).
+	ConfigVersion string `json:"config_version,omitempty"`
+	// ReloadedAt is the Unix time of the proxy's last config reload; nil before any.
+	ReloadedAt *float64 `json:"reloaded_at"`
+	// Replicas lists every replica on the same Redis and the config it serves (redis only).
+	Replicas []ReplicaStatus `json:"replicas,omitempty"`
 
 	// Strategy is the one pool's strategy; nil unless the proxy has exactly one pool.
 	Strategy *string `json:"strategy,omitempty"`
@@ -67,6 +74,16 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		Outage *Outage     `json:"outage"`
 		Keys   []KeyStatus `json:"keys"`
 	}{plain(s), s.Outage, keys})
+}
+
+// ReplicaStatus is one replica of Status.Replicas: its id and the config version it serves.
+type ReplicaStatus struct {
+	// ID is "<hostname>:<pid>".
+	ID string `json:"id"`
+	// ConfigVersion is that replica's config version (see Status.ConfigVersion).
+	ConfigVersion string `json:"config_version"`
+	// SeenAt is the Unix time of its last heartbeat.
+	SeenAt float64 `json:"seen_at"`
 }
 
 // PoolStatus is one pool of Status: its settings and every key's state.

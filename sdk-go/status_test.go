@@ -51,7 +51,8 @@ func TestStatusTypesCarryEveryField(t *testing.T) {
 // TestStatusWithoutSinglePoolFields checks that a document of several pools, without the
 // top-level compatibility fields, encodes back without them.
 func TestStatusWithoutSinglePoolFields(t *testing.T) {
-	const doc = `{"storage":"memory","degraded":false,"pools":[],"callers":[]}`
+	const doc = `{"storage":"memory","degraded":false,"pools":[],"callers":[],` +
+		`"config_version":"3f9a1c02be7d","reloaded_at":null}`
 	var s Status
 	if err := json.Unmarshal([]byte(doc), &s); err != nil {
 		t.Fatal(err)

@@ -94,6 +94,15 @@ export interface PoolStatus {
   keys: KeyStatus[];
 }
 
+/** One replica on the same Redis in `GET /status` (`replicas`): the config version it serves. */
+export interface ReplicaStatus {
+  /** `<hostname>:<pid>`. */
+  id: string;
+  config_version: string;
+  /** Unix seconds of its last heartbeat. */
+  seen_at: number;
+}
+
 /** One caller (`callers:` in the config) in `GET /status`: its use against its limits (ids only). */
 export interface CallerStatus {
   id: string;
@@ -122,6 +131,12 @@ export interface StatusDocument {
   degraded: boolean;
   pools: PoolStatus[];
   callers: CallerStatus[];
+  /** The config the proxy serves: the first 12 hex digits of the SHA-256 of its config file. */
+  config_version: string;
+  /** Unix seconds of the last config reload; `null` before any. */
+  reloaded_at: number | null;
+  /** With `storage.backend: redis` only: every replica heard from lately, by id. */
+  replicas?: ReplicaStatus[];
   /** Single-pool configs only: the pool's strategy. */
   strategy?: string;
   /** Single-pool configs only: the pool's upstream. */

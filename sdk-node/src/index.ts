@@ -14,6 +14,7 @@ export type {
   Outage,
   PoolHealth,
   PoolStatus,
+  ReplicaStatus,
   StatusDocument,
   StorageHealth,
 } from "./endpoints.js";

@@ -328,7 +328,8 @@ describe("PoolSwitchClient", () => {
     const pool = client({ strategy: "least_used", clock: () => 1_800_000_000 });
     await pool.get("/v1/models");
     const doc = pool.status();
-    assert.deepEqual(Object.keys(doc), ["storage", "storage_health", "degraded", "pools", "callers", "strategy", "upstream_base_url", "provider", "outage", "keys"]);
+    assert.deepEqual(Object.keys(doc), ["storage", "storage_health", "degraded", "pools", "callers", "config_version", "reloaded_at", "strategy", "upstream_base_url", "provider", "outage", "keys"]);
+    assert.deepEqual([doc.config_version, doc.reloaded_at], ["embedded", null]);
     assert.deepEqual(doc.storage_health, { status: "ok", reason: null, since: null, outages: 0 });
     assert.deepEqual([doc.storage, doc.degraded, doc.callers, doc.strategy, doc.upstream_base_url, doc.outage], ["memory", false, [], "least_used", upstream.url, null]);
     const [only] = doc.pools;

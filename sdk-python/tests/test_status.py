@@ -62,13 +62,15 @@ def test_every_key_of_the_example_status_is_a_field_of_the_types() -> None:
 
 def test_the_single_pool_fields_are_optional() -> None:
     compatibility = {"strategy", "upstream_base_url", "provider", "outage", "keys"}
-    assert StatusDocument.__optional_keys__ == compatibility
+    assert StatusDocument.__optional_keys__ == compatibility | {"replicas"}
     assert StatusDocument.__required_keys__ == {
         "storage",
         "storage_health",
         "degraded",
         "pools",
         "callers",
+        "config_version",
+        "reloaded_at",
     }
 
 

@@ -240,3 +240,38 @@ def test_tls_with_a_password_works_and_the_password_stays_secret(
     assert reason == "quota_exhausted"
     assert all(PASSWORD not in line and "not-the-password" not in line for line in lines)
     assert lines[1] == f"rediss://127.0.0.1:{port}"
+
+
+def test_replicas_publish_their_config_version_and_stale_ones_drop(redis_url: str) -> None:
+    clock = [NOW]
+
+    async def main() -> None:
+        one = RedisStore(redis_url, namespace="heartbeat", clock=lambda: clock[0])
+        two = RedisStore(redis_url, namespace="heartbeat", clock=lambda: clock[0])
+        assert (
+            create_store(
+                parse_config({"upstream_base_url": "http://u", "keys": KEYS}, env={}).storage
+            ).replicas()
+            is None
+        )
+        await one.open()
+        await two.open()
+        try:
+            one.announce("host:1", "aaaaaaaaaaaa")
+            two.announce("host:2", "bbbbbbbbbbbb")
+            await until(lambda: len(one.replicas()) == 2 and len(two.replicas()) == 2)
+            assert one.replicas() == [
+                {"id": "host:1", "config_version": "aaaaaaaaaaaa", "seen_at": NOW},
+                {"id": "host:2", "config_version": "bbbbbbbbbbbb", "seen_at": NOW},
+            ]
+            await two.close()  # host:2 stops beating; past REPLICA_SECONDS it is dropped
+            clock[0] += 11
+            one.announce("host:1", "cccccccccccc")
+            await until(lambda: [r["id"] for r in one.replicas()] == ["host:1"])
+            assert one.replicas()[0]["config_version"] == "cccccccccccc"
+        finally:
+            await one.close()
+            await two.close()
+            redis.Redis.from_url(redis_url).delete("{heartbeat}:replicas")
+
+    run(main())

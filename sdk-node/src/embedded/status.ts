@@ -53,6 +53,9 @@ export function statusDocument(pool: Pool, facts: { strategy: string; upstreamBa
     degraded: only.degraded,
     pools: [only],
     callers: [],
+    // no config file, no reload: the version names the kind of pool (docs/protocol.md)
+    config_version: "embedded",
+    reloaded_at: null,
     strategy: only.strategy,
     upstream_base_url: only.upstream_base_url,
     provider: only.provider,

@@ -28,6 +28,7 @@ from poolswitch_client._status import (
     Outage,
     PoolHealth,
     PoolStatus,
+    ReplicaStatus,
     StatusDocument,
     StorageHealth,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "ProxyResponse",
     "ProxyStream",
     "ProxyTimeoutError",
+    "ReplicaStatus",
     "ServerSentEvent",
     "StatusDocument",
     "StorageHealth",

@@ -2,7 +2,8 @@
 
 At run time they are the plain dicts the proxy sent; the types are for the reader and mypy.
 Fields that only some proxies send are optional (`total=False` bases, since Python 3.10 has no
-`NotRequired`): the top-level single-pool fields appear only when the proxy has exactly one pool.
+`NotRequired`): the top-level single-pool fields appear only when the proxy has exactly one pool,
+`replicas` only with Redis.
 """
 
 from __future__ import annotations
@@ -77,7 +78,21 @@ class StorageHealth(TypedDict):
     outages: int  # times the store became unusable since start
 
 
-class StatusDocument(_SinglePoolFields):
+class ReplicaStatus(TypedDict):
+    """A replica on the same Redis and the config it serves (`replicas`, redis only)."""
+
+    id: str  # "<hostname>:<pid>"
+    config_version: str
+    seen_at: float  # unix seconds of its last heartbeat
+
+
+class _SharedStoreFields(TypedDict, total=False):
+    """Sent only with `storage.backend: redis`."""
+
+    replicas: list[ReplicaStatus]  # every replica heard from lately, by id
+
+
+class StatusDocument(_SinglePoolFields, _SharedStoreFields):
     """`GET /status`: storage, every pool with its keys, every caller (ids only)."""
 
     storage: str  # "memory", "sqlite" or "redis"
@@ -85,6 +100,8 @@ class StatusDocument(_SinglePoolFields):
     degraded: bool
     pools: list[PoolStatus]
     callers: list[CallerStatus]
+    config_version: str  # 12 hex digits of the SHA-256 of the config file
+    reloaded_at: float | None  # unix seconds of the last reload, None before any
 
 
 class PoolHealth(TypedDict):

@@ -15,6 +15,12 @@
     drain     no new requests on the key; those using it finish (`draining`, then `drained`);
               `enable` (or any other action) ends it. In this process's memory only
 
+    POST /poolswitch/admin/reload                                 re-read the config file
+
+`reload` answers 200 `{"result": "ok", "config_version"}` or 422 `config_refused` naming every
+problem (the old config keeps serving). Under the workers' supervisor the file is checked here,
+then the supervisor is sent SIGHUP, so that every worker reloads it.
+
 Every call needs the admin token (`admin_caller`) and writes one line on `poolswitch.access`
 with the caller's id, never a token or a key value. The current pools are read from the host
 at each call, so a reload's swap is seen at once.
@@ -26,6 +32,8 @@ import hmac
 import json
 import logging
 import math
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -36,17 +44,27 @@ from starlette.routing import Route
 
 from poolswitch.classifier import NETWORK_ERROR, TIMEOUT
 from poolswitch.config import Config
-from poolswitch.errors import BadRequest, NotFound, ProxyError, TransportError, Unauthorized
+from poolswitch.errors import (
+    BadRequest,
+    ConfigRefused,
+    NotFound,
+    ProxyError,
+    TransportError,
+    Unauthorized,
+)
 from poolswitch.pool import Pool
 from poolswitch.proxy import Proxy
 from poolswitch.redact import Redactor
+from poolswitch.reload import ReloadResult
 from poolswitch.reports import key_status
 from poolswitch.verify import VERIFY_TIMEOUT, reading
+from poolswitch.workers import supervisor_pid
 
 log = logging.getLogger("poolswitch.access")
 
 ADMIN_PREFIX = "/poolswitch/admin"
 ADMIN_KEYS = ADMIN_PREFIX + "/keys"
+ADMIN_RELOAD = ADMIN_PREFIX + "/reload"
 ACTIONS = ("enable", "disable", "reset", "test", "drain")
 MAX_BODY = 16 * 1024
 MAX_SECONDS = 366 * 24 * 3600.0
@@ -70,6 +88,10 @@ class AdminHost(Protocol):
     @property
     def redactor(self) -> Redactor: ...
 
+    async def reload_file(self) -> ReloadResult: ...
+
+    def checked_file(self) -> ReloadResult: ...
+
 
 class AdminAPI:
     """`session`: whether a request carries another admin credential the app accepts (the
@@ -90,6 +112,7 @@ class AdminAPI:
                 self.act,
                 methods=["POST"],
             ),
+            Route(ADMIN_RELOAD, self.reload, methods=["POST"]),
         ]
 
     def admin_caller(self, request: Request) -> str:
@@ -108,6 +131,29 @@ class AdminAPI:
 
     async def act(self, request: Request) -> Response:
         return await self._logged(request, request.path_params["action"], self._act)
+
+    async def reload(self, request: Request) -> Response:
+        return await self._logged(request, "reload", self._reload)
+
+    async def _reload(
+        self, _request: Request, _action: str, facts: dict[str, str]
+    ) -> dict[str, Any]:
+        facts["action"] = "reload"
+        supervisor = supervisor_pid()
+        if supervisor is None:
+            result = await self.host.reload_file()
+        else:
+            result = self.host.checked_file()
+            if result.ok:
+                logging.getLogger("poolswitch.reload").info(
+                    "reload asked: signalling the supervisor, every worker reloads"
+                )
+                os.kill(supervisor, signal.SIGHUP)
+        if result.version:
+            facts["config_version"] = result.version
+        if not result.ok:
+            raise ConfigRefused("the config was not reloaded: " + "; ".join(result.problems))
+        return result.document()
 
     async def _logged(
         self,

@@ -15,6 +15,9 @@ own form posts and `fetch` calls (an `Origin` naming the proxy itself) pass the 
 on those paths and the admin API only, and the admin API also takes the page's admin session
 cookie with its CSRF header (dashboard/session.py).
 
+`POST /poolswitch/admin/reload` (admin.py), SIGHUP and `watch_config` re-read the config file and
+swap a new generation in (reload.py); everything here reads the current one.
+
 The lifespan owns the long-lived resources: the store, the pool's background writer and the
 upstream client session.
 """
@@ -24,9 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import signal
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -41,13 +47,22 @@ from poolswitch.config import Config
 from poolswitch.dashboard import Dashboard, is_dashboard_path, same_origin
 from poolswitch.dashboard.session import admin_by_cookie
 from poolswitch.envelope import error_response, with_cors
-from poolswitch.errors import Forbidden, ProxyError, Unauthorized
+from poolswitch.errors import ConfigError, Forbidden, ProxyError, Unauthorized
 from poolswitch.forwarder import Forwarder
 from poolswitch.gateway import Gateway
 from poolswitch.metrics import CONTENT_TYPE, Metrics, PoolView, StorageView
 from poolswitch.pool import Clock, Pool
 from poolswitch.proxy import Proxy
-from poolswitch.redact import Redactor
+from poolswitch.reload import (
+    Generation,
+    ReloadResult,
+    load_versioned,
+    needs_restart,
+    refused,
+    swap,
+    version_of_config,
+    version_of_file,
+)
 from poolswitch.reports import (
     health_document,
     pool_status,
@@ -60,6 +75,8 @@ from poolswitch.storage import KeyRecord, create_store
 log = logging.getLogger("poolswitch.app")
 
 BUILTIN_PATHS = frozenset({"/health", "/status", "/metrics"})
+WATCH_SECONDS = 1.0
+"""How often `watch_config` looks at the config file."""
 
 
 class PoolSwitchApp:
@@ -73,46 +90,75 @@ class PoolSwitchApp:
         rng: random.Random | None = None,
         registry: CollectorRegistry | None = None,
         max_connections: int = 256,
+        config_path: str | None = None,
+        config_version: str | None = None,
     ) -> None:
-        self.config = config
-        self.clock = clock
         self.upstream_connections = max_connections
+        self.clock, self.rng = clock, rng
+        self.config_path = config_path
         self.store = create_store(config.storage, clock)
         self.metrics = Metrics(
             registry or CollectorRegistry(), self._pool_views, clock, self._storage_view
         )
-        self.pools = {
-            p.name: Pool(p, self.store, clock=clock, rng=rng, on_remote=self._propagated)
-            for p in config.pools
-        }
-        self.forwarders = {
-            p.name: Forwarder(
-                p.upstream_base_url,
-                connect_timeout=p.connect_timeout_seconds,
-                read_timeout=p.request_timeout_seconds,
-                max_connections=max_connections,
-            )
-            for p in config.pools
-        }
-        # One redactor for every relayed answer: it knows every key value of every pool.
-        self.redactor = Redactor(
-            (key.secret, key.id) for pool in self.pools.values() for key in pool.keys
-        )
-        budget = BodyBudget(config.max_buffered_body_bytes)
-        self.lanes = {
-            p.name: Proxy(
-                p,
-                self.pools[p.name],
-                self.forwarders[p.name],
-                self.metrics,
-                redactor=self.redactor,
-                max_request_body_bytes=config.max_request_body_bytes,
-                budget=budget,
-                rng=rng,
-            )
-            for p in config.pools
-        }
+        self.budget = BodyBudget(config.max_buffered_body_bytes)
+        version = config_version
+        if version is None:
+            version = version_of_file(config_path) if config_path else version_of_config(config)
+        self.generation = self._build(config, version, {}, attach=True)
+        self._point(self.generation)
         self.gateway = Gateway(config, self.lanes, self.metrics, clock=clock)
+        self.reloaded_at: float | None = None
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        self.store.announce(self.replica, version)
+        self.reload_on_sighup = False
+        """Reload `config_path` on SIGHUP (`poolswitch start` sets it; the serving loop's
+        signal handler is installed by the lifespan)."""
+        self.on_reload: list[Callable[[PoolSwitchApp], None]] = []
+        """Called after each successful reload's swap (cli: the log mask learns new keys)."""
+        self._reloading = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # reads the pools at each call, not now; the dashboard's admin session works there too
+        self.admin_api = AdminAPI(
+            self, session=lambda request: admin_by_cookie(request, self.config, self.clock())
+        )
+        self.dashboard = Dashboard(self, clock)
+        self.builtins = Starlette(
+            routes=[
+                *self.dashboard.routes(),
+                Route("/health", self.health, methods=["GET"]),
+                Route("/status", self.status, methods=["GET"]),
+                Route("/metrics", self.prometheus, methods=["GET"]),
+                *self.admin_api.routes(),
+            ],
+            exception_handlers={ProxyError: _proxy_error, Exception: _internal_error},
+            lifespan=self.lifespan,
+        )
+
+    def _build(
+        self, config: Config, version: str, clients: Mapping[str, Forwarder], *, attach: bool
+    ) -> Generation:
+        return Generation.build(
+            config,
+            version,
+            self.store,
+            self.metrics,
+            budget=self.budget,
+            clock=self.clock,
+            rng=self.rng,
+            max_connections=self.upstream_connections,
+            on_remote=self._propagated,
+            forwarders=clients,
+            attach=attach,
+        )
+
+    def _point(self, gen: Generation) -> None:
+        """Point what the built-in endpoints read at generation `gen` (synchronous)."""
+        config = gen.config
+        self.generation = gen
+        self.config = config
+        self.pools, self.forwarders, self.lanes = gen.pools, gen.forwarders, gen.lanes
+        self.redactor = gen.redactor
+        self.budget.limit = config.max_buffered_body_bytes
         self.admin = config.admin_token is not None
         admin = [("admin", config.admin_token)] if config.admin_token else []
         first = config.pools[0]
@@ -133,22 +179,64 @@ class PoolSwitchApp:
             if config.metrics_token
             else None
         )
-        # reads the pools at each call, not now; the dashboard's admin session works there too
-        self.admin_api = AdminAPI(
-            self, session=lambda request: admin_by_cookie(request, self.config, self.clock())
-        )
-        self.dashboard = Dashboard(self, clock)
-        self.builtins = Starlette(
-            routes=[
-                *self.dashboard.routes(),
-                Route("/health", self.health, methods=["GET"]),
-                Route("/status", self.status, methods=["GET"]),
-                Route("/metrics", self.prometheus, methods=["GET"]),
-                *self.admin_api.routes(),
-            ],
-            exception_handlers={ProxyError: _proxy_error, Exception: _internal_error},
-            lifespan=self.lifespan,
-        )
+
+    def _swap(self, gen: Generation) -> None:
+        """A reload's swap: every reader at once (no await)."""
+        self._point(gen)
+        self.gateway.install(gen.config, gen.lanes)
+        self.reloaded_at = self.clock()
+        self.store.announce(self.replica, gen.version)
+        for hook in self.on_reload:
+            hook(self)
+
+    def _keep(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self, config: Config, version: str | None = None) -> ReloadResult:
+        """Serve `config` from now on, carrying key state over (reload.py); refused whole, and
+        nothing changes, when it cannot be applied live."""
+        async with self._reloading:
+            return await swap(
+                self.generation,
+                config,
+                version or version_of_config(config),
+                store=self.store,
+                metrics=self.metrics,
+                build=lambda c, v, f: self._build(c, v, f, attach=False),
+                install=self._swap,
+                retire=self._keep,
+                max_connections=self.upstream_connections,
+            )
+
+    async def reload_file(self) -> ReloadResult:
+        """Read `config_path` again and reload it (SIGHUP, the admin API)."""
+        if self.config_path is None:
+            return refused("", ["this proxy was not started from a config file"], self.metrics)
+        try:
+            config, version = load_versioned(self.config_path)
+        except ConfigError as err:
+            return refused("", list(err.problems), self.metrics)
+        return await self.reload(config, version)
+
+    async def _watch(self, path: str) -> None:
+        """With `watch_config`: reload when the file's time or size changes (checked every
+        WATCH_SECONDS, off the event loop); a refused file is not retried until it changes."""
+        seen = await asyncio.to_thread(_stamp, path)
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if not self.config.watch_config:
+                continue
+            stamp = await asyncio.to_thread(_stamp, path)
+            if stamp != seen:
+                seen = stamp
+                log.info("%s changed: reloading", path)
+                await self.reload_file()
+
+    def _hangup(self) -> None:
+        log.info("SIGHUP: reloading %s", self.config_path)
+        self._keep(self.reload_file())
 
     @property
     def pool(self) -> Pool:
@@ -218,6 +306,8 @@ class PoolSwitchApp:
         await self.store.open()
         opened: list[Pool] = []
         started: list[Forwarder] = []
+        hangup = self.reload_on_sighup and self.config_path is not None
+        ready = False
         try:
             for p in self.config.pools:
                 pool, forwarder = self.pools[p.name], self.forwarders[p.name]
@@ -234,11 +324,22 @@ class PoolSwitchApp:
                     self.store.name,
                     p.upstream_base_url,
                 )
+            if hangup:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+                assert self.config_path is not None
+                self._keep(self._watch(self.config_path))
+            ready = True  # from here on, what is closed is the current generation's
             yield
         finally:
-            for forwarder in started:
+            if hangup and ready:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            for task in list(self._tasks):  # reloads, retiring upstream clients
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=5)
+            for forwarder in self.forwarders.values() if ready else started:
                 await forwarder.close()
-            for pool in opened:
+            for pool in self.pools.values() if ready else opened:
                 await pool.close()
             await self.store.close()
 
@@ -261,15 +362,43 @@ class PoolSwitchApp:
             pool_status(p, self.pools[p.name], self.lanes[p.name].classifier.profile)
             for p in self.config.pools
         ]
-        return status_document(
+        doc = status_document(
             pools, self.store.name, self.storage_health(), self.gateway.callers_status()
         )
+        doc["config_version"] = self.generation.version
+        doc["reloaded_at"] = self.reloaded_at
+        replicas = self.store.replicas()
+        if replicas is not None:
+            doc["replicas"] = replicas
+        return doc
+
+    def checked_file(self) -> ReloadResult:
+        """`config_path` read and checked against the running config, not applied."""
+        if self.config_path is None:
+            return refused("", ["this proxy was not started from a config file"], self.metrics)
+        try:
+            config, version = load_versioned(self.config_path)
+        except ConfigError as err:
+            return refused("", list(err.problems), self.metrics)
+        problems = needs_restart(self.config, config)
+        if problems:
+            return refused(version, problems, self.metrics)
+        return ReloadResult(True, version)
 
     async def prometheus(self, request: Request) -> Response:
         readers = self.metrics_readers
         if readers is not None and readers.identify(request.scope["headers"]) is None:
             raise Unauthorized("/metrics needs Authorization: Bearer <metrics_token>")
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    """A file's modification time and size (None when it cannot be read)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 async def _proxy_error(_request: Request, exc: Exception) -> Response:

@@ -6,6 +6,7 @@
     poolswitch status [--url URL | --config FILE] [--json] [--token T]
     poolswitch metrics [--url URL | --config FILE] [--token T]
     poolswitch keys list|enable|disable|reset|test|drain [ID] [--json] ...   (keyscli.py)
+    poolswitch reload [--url URL | --config FILE] [--token T]    (reloadcli.py; or SIGHUP)
     poolswitch schema                     print the config's JSON Schema
 
 `--workers N` (default $POOLSWITCH_WORKERS, else 1) serves the one port from N processes, run
@@ -24,6 +25,7 @@ import gc
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -35,11 +37,10 @@ from typing import Any
 
 import uvicorn
 
-from poolswitch import __version__, keyscli, logsink
+from poolswitch import __version__, keyscli, logsink, reloadcli
 from poolswitch.app import PoolSwitchApp
 from poolswitch.config import LOG_FORMATS, Config, load_config
 from poolswitch.errors import ConfigError
-from poolswitch.logmask import for_config, install
 from poolswitch.origins import is_loopback
 from poolswitch.protocol import effective_max_connections, protocol_class
 from poolswitch.proxy import STREAM_CUT
@@ -203,9 +204,10 @@ def _serve(
     config: Config, args: argparse.Namespace, host: str, port: int, sock: socket.socket
 ) -> int:
     """The proxy in this process on the bound `sock`, until SIGINT/SIGTERM."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the lifespan reloads on it
     _tune_gc()
-    app = PoolSwitchApp(config)
-    install(for_config(config, app.redactor))  # masks every record from here on
+    app = PoolSwitchApp(config, config_path=args.config)
+    reloadcli.serve_reloads(app)  # masks every record from here on; SIGHUP reloads
     server = build_server(app, host, port, args.log_level)
     with sock:
         server.run(sockets=[sock])
@@ -454,6 +456,8 @@ def parser() -> argparse.ArgumentParser:
         cmd.set_defaults(run=run)
 
     keyscli.add_parser(sub)
+
+    reloadcli.add_command(sub)
 
     schema = sub.add_parser(
         "schema", help="print the config's JSON Schema (docs/poolswitch.schema.json)"

@@ -273,6 +273,13 @@ class Config(PoolSettings):
             "admin token)."
         ),
     ] = field(default=None, repr=False)
+    watch_config: Annotated[
+        Boolean,
+        about(
+            "Under `poolswitch start`, reload the config file when it changes (its time or "
+            "size, looked at every second), as SIGHUP does: an invalid file changes nothing."
+        ),
+    ] = False
     allowed_hosts: Annotated[
         Names,
         about(

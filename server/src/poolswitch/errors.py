@@ -15,6 +15,7 @@
           ├── NotFound            404 not_found
           ├── NoSuchPool          404 no_such_pool (no pool's route matches, or no such name)
           ├── PayloadTooLarge     413 payload_too_large
+          ├── ConfigRefused       422 config_refused (a reload's new config has problems)
           ├── HeadersTooLarge     431 headers_too_large
           ├── UpstreamUnreachable 502 upstream_unreachable
           ├── NoAvailableKeys     429 no_available_keys (every key cooling down or disabled)
@@ -88,6 +89,11 @@ class BadRequest(ProxyError):
 class PayloadTooLarge(ProxyError):
     code = "payload_too_large"
     status = 413
+
+
+class ConfigRefused(ProxyError):
+    code = "config_refused"
+    status = 422
 
 
 class UpstreamUnreachable(ProxyError):

@@ -89,12 +89,29 @@ class Gateway:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.lanes = dict(lanes)
         self.metrics = metrics
         self.clock = clock
+        self._in_flight = 0
+        self.callers: dict[str, Caller] = {}
+        self.install(config, lanes)
+
+    def install(self, config: Config, lanes: Mapping[str, Proxy]) -> None:
+        """Serve `config` with `lanes` from the next request on (at start, and on a reload:
+        synchronous, so requests see one config or the other). A caller whose id remains keeps
+        its use (its rpm window, requests in flight); the in-flight count carries over."""
+        metrics = self.metrics
+        before = self.callers
+        self.lanes = dict(lanes)
         self.router = Router((p.name, p.route) for p in config.pools)
         self.gate = Gate(config.listen_host, config.allowed_hosts, config.allowed_origins)
-        self.callers = {c.id: Caller(c) for c in config.callers}
+        callers = {c.id: Caller(c) for c in config.callers}
+        for caller in callers.values():
+            was = before.get(caller.id)
+            if was is not None:
+                limit = was.limit
+                limit.rpm, limit.max_concurrency = caller.limit.rpm, caller.limit.max_concurrency
+                caller.limit = limit
+        self.callers = callers
         tokens = [(c.id, c.token) for c in config.callers]
         # A caller's token is looked for where the pool's SDKs put their API key.
         self._identify: dict[str, Callers] | None = (
@@ -117,7 +134,6 @@ class Gateway:
             ]
         )
         self._max_in_flight = config.max_in_flight_requests
-        self._in_flight = 0
         self._rejections = {
             (caller, reason): metrics.caller_rejections.labels(caller, reason)
             for caller in self.callers
@@ -233,7 +249,11 @@ class Gateway:
         lane = self.lanes[name]
         ex.lane = lane
         if caller is None:
-            await lane.handle(scope, raw_path, receive, send, ex)
+            lane.in_flight += 1
+            try:
+                await lane.handle(scope, raw_path, receive, send, ex)
+            finally:
+                lane.in_flight -= 1
             return
         if caller.pools is not None and name not in caller.pools:
             self._rejections[caller.id, POOL].inc()
@@ -248,9 +268,11 @@ class Gateway:
                 f"caller {caller.id!r} is over its {what}; retry in {wait:.1f}s",
                 retry_after=max(1, math.ceil(wait)),
             )
+        lane.in_flight += 1
         try:
             await lane.handle(scope, raw_path, receive, send, ex)
         finally:
+            lane.in_flight -= 1
             caller.limit.release()
 
     def _route(self, scope: Scope, raw_headers: Sequence[tuple[bytes, bytes]]) -> tuple[str, bytes]:

@@ -106,6 +106,15 @@ class Metrics:
             buckets=_PROPAGATION_BUCKETS,
             registry=counted,
         )
+        self.config_reloads = Counter(
+            "poolswitch_config_reloads",
+            "Config reloads (SIGHUP, `poolswitch reload`), by result: ok, or failed (the old "
+            "config kept serving).",
+            ["result"],
+            registry=counted,
+        )
+        for result in ("ok", "failed"):
+            self.config_reloads.labels(result)
         if shared:
             MultiProcessCollector(registry, shared)  # type: ignore[no-untyped-call]
         registry.register(_KeyCollector(pools, clock))

@@ -20,7 +20,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from poolswitch.classifier import Fault, Outcome, Verdict
@@ -80,6 +80,7 @@ class Pool:
         flush_interval: float = 1.0,
         commit_timeout: float | None = None,
         on_remote: Callable[[KeyRecord, float], None] | None = None,
+        attach: bool = True,
     ) -> None:
         self.name = config.name
         self.keys: tuple[Key, ...] = tuple(Key(k, config.auth_scheme) for k in config.keys)
@@ -98,7 +99,12 @@ class Pool:
         self._dirty: set[int] = set()
         self._kinds: dict[int, str] = {}  # keys with a state change not yet written: its kind
         self._on_remote = on_remote
-        store.attach(self)
+        self.successor: Pool | None = None
+        """Set once a reload handed this pool's keys over (reload.py): what it still does for
+        its in-flight requests goes to the successor."""
+        self._forward: dict[int, int] | None = None  # once handed over: kept key -> its index
+        if attach:  # a reload attaches the new pool only when it swaps it in
+            store.attach(self)
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -116,11 +122,7 @@ class Pool:
         (Call `store.attach(pool)` before the store opens for others' changes to arrive.)"""
         if self.store.persistent:
             self._wake = asyncio.Event()
-        try:
-            records = await self.store.load(self.name)
-        except StorageError as exc:  # a shared store down at start: it is resynced later
-            log.warning("pool %s starts on local state: %s", self.name, exc)
-            records = {}
+        records = await self._stored()
         for i, key in enumerate(self.keys):
             record = records.get(key.id)
             if record is None:
@@ -130,8 +132,94 @@ class Pool:
                 self._changed(i, REPLACE)
                 continue
             self._take(i, record)
-        if self._wake is not None:
+        self.start()
+
+    async def _stored(self) -> Mapping[str, KeyRecord]:
+        try:
+            return await self.store.load(self.name)
+        except StorageError as exc:  # a shared store down at start: it is resynced later
+            log.warning("pool %s starts on local state: %s", self.name, exc)
+            return {}
+
+    def start(self) -> None:
+        """Start the background writer (open() does; a reload calls it when it swaps)."""
+        if self.store.persistent and self._wake is None:
+            self._wake = asyncio.Event()
+        if self._wake is not None and self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name="poolswitch-writer")
+
+    async def adopt_stored(self, indices: Sequence[int]) -> None:
+        """After a reload: take the stored state of keys `indices` (keys new to this process;
+        it may have served them meanwhile), as `apply()` does; a key whose stored value
+        differs starts afresh."""
+        if not indices:
+            return
+        records = await self._stored()
+        found = []
+        for i in indices:
+            record = records.get(self.keys[i].id)
+            if record is None:
+                continue
+            if record.fingerprint not in (None, self.keys[i].fingerprint):
+                self._changed(i, REPLACE)
+            else:
+                found.append(record)
+        self.apply(found, remote=False)
+
+    @property
+    def writing(self) -> bool:
+        """A store write is in flight."""
+        return self._inflight is not None
+
+    async def settle(self, timeout: float) -> bool:
+        """Before a hand-over: write what is pending (a failure stays pending: it is handed
+        over) and wait for the write in flight; False if one is still running after
+        `timeout`. No write may be in flight at the hand-over: the successor continues from
+        what was written."""
+        if self._wake is None:
+            return True
+        with contextlib.suppress(Exception):  # logged by _write
+            await asyncio.wait_for(self.flush(), timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._inflight is not None and loop.time() < deadline:
+            await asyncio.wait([self._inflight], timeout=deadline - loop.time())
+        return self._inflight is None
+
+    def replaced(self, i: int) -> None:
+        """Key `i` has an id the running pool had with another value: what the store holds
+        of the old key is replaced (not merged) at the next write."""
+        self._changed(i, REPLACE)
+
+    def hand_over(self, successor: Pool | None, kept: Mapping[int, int]) -> None:
+        """A reload replaces this pool by `successor` (None: the pool is gone); `kept`: this
+        pool's index -> the successor's, of each key kept with its id and value. Synchronous
+        (the reload's swap).
+
+        The successor takes the kept keys' state objects (an in-flight request of this pool
+        that records an outcome updates the state the successor selects from) with what was
+        written of them and what is waiting to be; from now on this pool forwards its changes
+        and commits to the successor (the kept keys have one writer, so nothing is counted
+        twice); its writer stops. A removed key is disabled in place: no request, in flight or
+        new, selects it again; nothing writes that."""
+        for i in range(len(self.states)):
+            if i not in kept:
+                self.states[i].disable("removed", "reload")
+        if successor is not None:
+            for i, j in kept.items():
+                successor.states[j] = self.states[i]
+                successor._flushed[j] = self._flushed[i]
+                successor._versions[j] = self._versions[i]
+            for i in self._dirty:  # what is waiting to be written, with its kind
+                if i in kept:
+                    successor._changed(kept[i], self._kinds.get(i))
+        self._dirty, self._kinds = set(), {}
+        self.successor, self._forward = successor, dict(kept)
+        self.transitions_pending = self._wake is not None  # commits go to the successor
+        self._closing = True
+        if self._writer is not None:
+            self._writer.cancel()
+            self._writer = None
 
     async def close(self) -> None:
         """Stop the writer and persist what is left."""
@@ -278,7 +366,11 @@ class Pool:
     def _changed(self, i: int, kind: str | None = None) -> None:
         """Key `i` changed; `kind` (storage/merge.py) when its state did. Every kind but
         RECOVERED is a transition: committed before the answer that caused it goes out."""
-        if self._wake is not None:
+        if self._forward is not None:  # handed over by a reload: the successor writes it
+            j = self._forward.get(i)
+            if j is not None and self.successor is not None:
+                self.successor._changed(j, kind)
+        elif self._wake is not None:
             self._dirty.add(i)
             if kind is not None:
                 self._kinds[i] = combine(self._kinds.get(i), kind)
@@ -422,6 +514,10 @@ class Pool:
         the store fails (or takes over the store's `commit_timeout`), that is logged once per
         write, the state stays in memory (the writer retries) and, for `COMMIT_RETRY_SECONDS`,
         answers stop waiting for the store."""
+        if self._forward is not None:  # handed over: the successor commits
+            if self.successor is not None:
+                await self.successor.commit_transitions()
+            return
         if self.clock() < self._store_failing_until:
             return
         target = self._transitions
@@ -458,6 +554,10 @@ class Pool:
             error = await asyncio.shield(self._inflight)
             if error is not None or done():
                 return error
+        if self._forward is not None:  # handed over meanwhile: the successor writes it
+            if self.successor is not None:
+                await self.successor.commit_transitions()
+            return None
         if self._inflight is None:  # else another caller began one since: it holds ours
             if done():
                 return None

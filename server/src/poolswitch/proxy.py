@@ -181,6 +181,7 @@ class Proxy:
         self.pool = pool
         self.forwarder = forwarder
         self.metrics = metrics
+        self.in_flight = 0  # requests in handle(), counted by the gateway (for a reload)
         self.classifier = Classifier.from_config(config)
         self.rng = rng or random.Random()
         self.clock = clock

@@ -11,6 +11,8 @@ the kernel gives each new connection to whichever worker accepts it first.
                                    line names the worker and its exit status
     FAILED_STARTS exits in a row of one worker, each within STABLE_SECONDS of its start
                                    every worker is stopped; exit 1
+    SIGHUP                         forwarded to every worker: each reloads its config
+                                   (reload.py)
     SIGTERM or SIGINT              the socket is closed and SIGTERM goes to every worker (each
                                    drains its in-flight requests); exit 0 once all exited 0 (or
                                    were ended by SIGTERM itself, still starting up). A
@@ -84,6 +86,13 @@ def follow_supervisor() -> bool:
     return os.environ.get(SUPERVISOR_PID) == str(os.getppid())
 
 
+def supervisor_pid() -> int | None:
+    """In a worker of `--workers N`: the supervisor's pid (a reload signals it, so that every
+    worker reloads); else None."""
+    pid = os.environ.get(SUPERVISOR_PID)
+    return os.getppid() if pid is not None and pid == str(os.getppid()) else None
+
+
 @dataclass
 class _Worker:
     number: int
@@ -114,6 +123,7 @@ class Supervisor:
         self.clock = clock
         self.workers = [_Worker(number) for number in range(1, count + 1)]
         self._signals: list[int] = []
+        self._hangups = 0  # SIGHUPs received, to forward to every worker (each reloads)
 
     def run(self) -> int:
         """Start the workers, watch them until a signal, drain them; the exit code."""
@@ -123,6 +133,7 @@ class Supervisor:
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         try:
             return self._watch()
         finally:
@@ -134,11 +145,18 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals.append(signum)
 
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        self._hangups += 1
+
     def _watch(self) -> int:
         for worker in self.workers:
             if not self._spawn(worker):
                 return self._stop(failed=True)
         while not self._signals:
+            if self._hangups:
+                self._hangups = 0
+                log.info("SIGHUP: every worker reloads its config")
+                self._send(signal.SIGHUP)
             now = self.clock()
             if not all(self._tend(worker, now) for worker in self.workers):
                 return self._stop(failed=True)

@@ -93,6 +93,8 @@ class BaseEmbeddedClient:
         with lane.lock:
             pools = [pool_status(lane.config, lane.pool, lane.classifier.profile)]
             doc = status_document(pools, lane.store.name, storage_health(lane.store), [])
+        # no config file, no reload: the version names the kind of pool (docs/protocol.md)
+        doc["config_version"], doc["reloaded_at"] = "embedded", None
         return cast(StatusDocument, doc)
 
     def _health(self) -> HealthDocument:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 PARK = "park"
 RECOVERED = "recovered"
@@ -107,6 +107,15 @@ class Store(ABC):
         self.problem_since: float | None = None
         self.outages = 0
         """How many times the store became unusable since start."""
+
+    def announce(self, replica: str, config_version: str) -> None:  # noqa: B027 - optional hook
+        """This process is `replica` and serves config `config_version` (at start and after
+        each reload). A shared store publishes it to the other replicas (`replicas()`)."""
+
+    def replicas(self) -> list[dict[str, Any]] | None:
+        """Every replica the shared store heard from lately, `{"id", "config_version",
+        "seen_at"}`, by id; None for a store that is not shared."""
+        return None
 
     def attach(self, mirror: Mirror) -> None:
         """Before open(): `mirror` is told of records others change (shared stores only)."""

@@ -57,6 +57,10 @@ LISTEN_SECONDS = 0.25
 CONNECT_SECONDS = 2.0
 """The longest start-up waits for Redis before it starts degraded or refuses."""
 _INF = 1e308
+HEARTBEAT_SECONDS = 1.0
+"""How often each replica publishes its config version (and reads the others')."""
+REPLICA_SECONDS = 10.0
+"""A replica not heard from for this long is dropped from the list (and the hash)."""
 
 _FIELDS = (
     "fingerprint",
@@ -303,6 +307,9 @@ class RedisStore(Store):
         self._script = self._redis.register_script(_MERGE)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._replica: tuple[str, str] | None = None  # (id, config version) to publish
+        self._replicas: list[dict[str, Any]] = []
+        self._beat = asyncio.Event()
 
     async def _ping(self) -> None:
         # redis-py types its commands for both clients (Awaitable[bool] | bool)
@@ -327,6 +334,7 @@ class RedisStore(Store):
             log.info("key state shared through redis at %s", self.server)
         self._start(self._monitor(), "poolswitch-redis-monitor")
         self._start(self._subscribe(), "poolswitch-redis-subscriber")
+        self._start(self._heartbeat(), "poolswitch-redis-heartbeat")
 
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
@@ -341,6 +349,46 @@ class RedisStore(Store):
         self._tasks.clear()
         with contextlib.suppress(RedisError, OSError):
             await self._redis.aclose()
+
+    # -- replicas --------------------------------------------------------------------------
+
+    def announce(self, replica: str, config_version: str) -> None:
+        self._replica = (replica, config_version)
+        self._beat.set()
+
+    def replicas(self) -> list[dict[str, Any]]:
+        return self._replicas
+
+    async def _heartbeat(self) -> None:
+        """Every HEARTBEAT_SECONDS (and at once after a reload): this replica's config version
+        into the hash `{ns}:replicas`, then every replica's read back; one not heard from for
+        REPLICA_SECONDS is dropped. A failure waits for the next beat (the monitor reports
+        outages)."""
+        name = f"{{{self.namespace}}}:replicas"
+        while not self._closing:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._beat.wait(), HEARTBEAT_SECONDS)
+            self._beat.clear()
+            if self._replica is None or self.problem is not None:
+                continue
+            now = self.clock()
+            replica, version = self._replica
+            entry = json.dumps({"config_version": version, "seen_at": now})
+            try:
+                await cast(Awaitable[int], self._redis.hset(name, replica, entry))
+                found = await cast(Awaitable[dict[Any, Any]], self._redis.hgetall(name))
+                seen, stale = [], []
+                for key, raw in found.items():
+                    doc = json.loads(raw)
+                    if now - float(doc["seen_at"]) > REPLICA_SECONDS:
+                        stale.append(key)
+                    else:
+                        seen.append({"id": text(key), **doc})
+                if stale:
+                    await cast(Awaitable[int], self._redis.hdel(name, *stale))
+                self._replicas = sorted(seen, key=lambda r: str(r["id"]))
+            except (RedisError, OSError, ValueError, KeyError, TypeError):
+                continue
 
     # -- reads and writes ------------------------------------------------------------------
 
