@@ -110,6 +110,21 @@ def test_a_parked_key_stays_parked_and_a_removed_key_is_never_selected(tmp_path:
     asyncio.run(scenario())
 
 
+def test_a_drain_and_the_recent_outcomes_carry_over(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(config(tmp_path, "ab")) as app:
+            assert app.pools["default"].drain("b")
+            app.lanes["default"].recent[1].extend(["success", "rate_limited"])
+            assert (await app.reload(config(tmp_path, "abc"))).ok
+            new = app.pools["default"]
+            assert new.snapshot()[1].state == "drained"
+            assert {new.select() for _ in range(4)} == {0, 2}
+            assert list(app.lanes["default"].recent[1]) == ["success", "rate_limited"]
+            assert list(app.lanes["default"].recent[2]) == []
+
+    asyncio.run(scenario())
+
+
 def test_a_transition_of_an_old_generation_request_is_committed(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(config(tmp_path)) as app:

@@ -212,13 +212,19 @@ class PoolSwitchApp:
 
     async def reload_file(self) -> ReloadResult:
         """Read `config_path` again and reload it (SIGHUP, the admin API)."""
+        read = self._read_file()
+        if isinstance(read, ReloadResult):
+            return read
+        return await self.reload(*read)
+
+    def _read_file(self) -> tuple[Config, str] | ReloadResult:
+        """`config_path` read and validated, with its version; or the refusal."""
         if self.config_path is None:
             return refused("", ["this proxy was not started from a config file"], self.metrics)
         try:
-            config, version = load_versioned(self.config_path)
+            return load_versioned(self.config_path)
         except ConfigError as err:
             return refused("", list(err.problems), self.metrics)
-        return await self.reload(config, version)
 
     async def _watch(self, path: str) -> None:
         """With `watch_config`: reload when the file's time or size changes (checked every
@@ -374,12 +380,10 @@ class PoolSwitchApp:
 
     def checked_file(self) -> ReloadResult:
         """`config_path` read and checked against the running config, not applied."""
-        if self.config_path is None:
-            return refused("", ["this proxy was not started from a config file"], self.metrics)
-        try:
-            config, version = load_versioned(self.config_path)
-        except ConfigError as err:
-            return refused("", list(err.problems), self.metrics)
+        read = self._read_file()
+        if isinstance(read, ReloadResult):
+            return read
+        config, version = read
         problems = needs_restart(self.config, config)
         if problems:
             return refused(version, problems, self.metrics)

@@ -29,8 +29,6 @@ import signal
 import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
@@ -39,11 +37,11 @@ import uvicorn
 
 from poolswitch import __version__, keyscli, logsink, reloadcli
 from poolswitch.app import PoolSwitchApp
-from poolswitch.config import LOG_FORMATS, Config, load_config
-from poolswitch.errors import ConfigError
+from poolswitch.config import LOG_FORMATS, Config
 from poolswitch.origins import is_loopback
 from poolswitch.protocol import effective_max_connections, protocol_class
 from poolswitch.proxy import STREAM_CUT
+from poolswitch.proxyclient import base_url, fetch, load_or_say
 from poolswitch.storage import check_store
 from poolswitch.workers import Supervisor, follow_supervisor
 
@@ -133,15 +131,6 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, 20, 100)
 
 
-def _load(path: str) -> Config | None:
-    try:
-        return load_config(path)
-    except ConfigError as err:
-        for problem in err.problems:
-            print(f"config error: {problem}", file=sys.stderr)
-        return None
-
-
 def _store_usable(config: Config, *, prepare: bool) -> bool:
     problem = check_store(config.storage, prepare=prepare)
     if problem is not None:
@@ -153,7 +142,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     workers = _workers(args)
     if workers is None:
         return 2
-    config = _load(args.config)
+    config = load_or_say(args.config)
     if config is None:
         return 2
     host, port = args.host or config.listen_host, args.port or config.listen_port
@@ -264,7 +253,7 @@ def exposed(config: Config, host: str) -> str | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load_or_say(args.config)
     if config is None or not _store_usable(config, prepare=False):
         return 2
     problem = exposed(config, config.listen_host)
@@ -286,54 +275,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _base_url(args: argparse.Namespace) -> str | None:
-    if args.url:
-        return str(args.url).rstrip("/")
-    if args.config:
-        config = _load(args.config)
-        if config is None:
-            return None
-        host = "127.0.0.1" if config.listen_host in ("0.0.0.0", "::") else config.listen_host
-        return f"http://{host}:{config.listen_port}"
-    return "http://127.0.0.1:8080"
-
-
-def _fetch(url: str, method: str = "GET", token: str | None = None) -> bytes | None:
-    request = urllib.request.Request(url, method=method)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            data: bytes = resp.read()
-            return data
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {exc.code}"
-        print(f"error: {message}", file=sys.stderr)
-        return None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        print(f"error: cannot reach the proxy at {url}: {reason}", file=sys.stderr)
-        return None
-
-
 def _reader_token(args: argparse.Namespace, setting: str) -> str | None:
     """--token, else $POOLSWITCH_TOKEN, else `setting` (admin_token, metrics_token) from
     --config; None sends no token, as before callers existed."""
     token: str | None = args.token or os.environ.get("POOLSWITCH_TOKEN")
     if not token and args.config:
-        config = _load(args.config)
+        config = load_or_say(args.config)
         token = getattr(config, setting, None) if config else None
     return token or None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    base = _base_url(args)
+    base = base_url(args)
     if base is None:
         return 2
-    data = _fetch(base + "/status", token=_reader_token(args, "admin_token"))
+    data = fetch(base + "/status", token=_reader_token(args, "admin_token"))
     if data is None:
         return 1
     doc = json.loads(data)
@@ -395,10 +351,10 @@ def _pool_table(doc: dict[str, Any], now: float) -> str:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    base = _base_url(args)
+    base = base_url(args)
     if base is None:
         return 2
-    data = _fetch(base + "/metrics", token=_reader_token(args, "metrics_token"))
+    data = fetch(base + "/metrics", token=_reader_token(args, "metrics_token"))
     if data is None:
         return 1
     sys.stdout.write(data.decode())

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from poolswitch.admin import ACTIONS, ADMIN_PREFIX
+from poolswitch.proxyclient import admin_target, fetch
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -88,20 +86,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    base = cli._base_url(args)
-    if base is None:
+    target = admin_target(args)
+    if target is None:
         return 2
-    token = args.token or os.environ.get("POOLSWITCH_ADMIN_TOKEN")
-    if not token and args.config:
-        config = cli._load(args.config)
-        token = config.admin_token if config else None
-    if not token:
-        print(
-            "error: an admin token is needed: --token, POOLSWITCH_ADMIN_TOKEN or admin_token "
-            "in --config",
-            file=sys.stderr,
-        )
-        return 2
+    base, token = target
     if args.action == "list":
         doc = _call(base + ADMIN_PREFIX + "/keys", "GET", token, None)
         if doc is None:
@@ -147,22 +135,11 @@ def describe(key: dict[str, Any], now: float) -> str:
 
 def _call(url: str, method: str, token: str, body: dict[str, Any] | None) -> Any:
     """The admin API's JSON answer, or None after a message on stderr."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {exc.code}"
-        print(f"error: {message}", file=sys.stderr)
+    data = fetch(url, method, token, body, timeout=30)
+    if data is None:
         return None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        print(f"error: cannot reach the proxy at {url}: {reason}", file=sys.stderr)
+    try:
+        return json.loads(data)
+    except ValueError:
+        print(f"error: the proxy at {url} answered something that is not JSON", file=sys.stderr)
         return None

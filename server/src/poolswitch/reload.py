@@ -270,6 +270,9 @@ async def swap(
         if was is not None:
             was.hand_over(pool, kept)
             removed += len(was.keys) - len(kept)
+            before_lane, lane = current.lanes[name], new.lanes[name]
+            for i, j in kept.items():  # the dashboard's strip of recent outcomes goes on too
+                lane.recent[j] = before_lane.recent[i]
         ids = {} if was is None else was.index
         carried = set(kept.values())
         for j in range(len(pool.keys)):

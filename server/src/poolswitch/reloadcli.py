@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import sys
 from typing import Any
 
 from poolswitch.admin import ADMIN_RELOAD
 from poolswitch.app import PoolSwitchApp
 from poolswitch.logmask import LogMask, for_config, install
+from poolswitch.proxyclient import admin_target, fetch
 
 
 def add_command(sub: Any) -> None:
@@ -33,23 +32,11 @@ def add_command(sub: Any) -> None:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    from poolswitch.cli import _base_url, _fetch, _load  # cli imports this module
-
-    base = _base_url(args)
-    if base is None:
+    target = admin_target(args)
+    if target is None:
         return 2
-    token = args.token or os.environ.get("POOLSWITCH_ADMIN_TOKEN")
-    if not token and args.config:
-        config = _load(args.config)
-        token = config.admin_token if config else None
-    if not token:
-        print(
-            "error: an admin token is needed: --token, POOLSWITCH_ADMIN_TOKEN or admin_token "
-            "in --config",
-            file=sys.stderr,
-        )
-        return 2
-    data = _fetch(base + ADMIN_RELOAD, "POST", token)
+    base, token = target
+    data = fetch(base + ADMIN_RELOAD, "POST", token, timeout=30)
     if data is None:
         return 1
     print(f"ok: config version {json.loads(data)['config_version']}")

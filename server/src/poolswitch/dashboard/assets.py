@@ -38,7 +38,7 @@ td.reason { white-space: normal; max-width: 200px; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
   font-weight: 600; color: #fff; background: var(--muted); }
 .badge.available, .badge.ok { background: var(--ok); }
-.badge.cooling_down, .badge.degraded { background: var(--warn); }
+.badge.cooling_down, .badge.degraded, .badge.draining { background: var(--warn); }
 .badge.disabled, .badge.tripped { background: var(--bad); }
 .countdown { font-variant-numeric: tabular-nums; }
 .muted { color: var(--muted); }

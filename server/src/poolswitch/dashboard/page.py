@@ -129,7 +129,7 @@ def key_cells(key: Mapping[str, Any], outcomes: Sequence[str], now: float, sessi
         returns = (
             f'<span class="countdown" data-until="{esc(until)}">{duration(until - now)}</span>'
         )
-    elif key["state"] == "disabled":
+    elif key["state"] in ("disabled", "draining", "drained"):
         returns = '<span class="muted">when enabled</span>'
     else:
         returns = '<span class="muted">-</span>'
