@@ -160,8 +160,10 @@ describe("PoolSwitchClient", () => {
     assert.equal(r.headers.get("content-type"), "application/json");
     assert.equal(
       r.text(),
-      '{"error": {"type": "poolswitch_error", "code": "no_available_keys", "message": "every key is cooling down or disabled; the first returns in 30.0s", "retry_after": 30}}',
+      '{"error": {"type": "poolswitch_error", "code": "no_available_keys", "message": "every key is cooling down or disabled; the first returns in 30.0s", "retry_after": 30, ' +
+        `"request_id": "${error.requestId}"}}`,
     );
+    assert.match(error.requestId, /^[0-9a-f]{16}$/);
     assert.equal(seen.length, 2, "nothing was sent upstream for the exhausted pool");
     const health = pool.health();
     assert.deepEqual([health.status, health.keys_available, health.keys_total], ["degraded", 0, 2]);

@@ -124,7 +124,7 @@ describe("the embedded request loop", () => {
     assert.deepEqual([held.code, held.status, held.retryAfter], ["upstream_unavailable", 503, 0.5]);
     assert.equal(held.response.headers.get("retry-after"), "1");
     assert.equal(held.response.headers.get("x-should-retry"), "true");
-    assert.match(held.response.text(), /"retry_after": 0\.5\}\}$/);
+    assert.match(held.response.text(), /"retry_after": 0\.5, "request_id": "[0-9a-f]{16}"\}\}$/);
     assert.ok((await probe) instanceof UpstreamError);
     handler = (req, res) => {
       res.writeHead(200);

@@ -310,11 +310,12 @@ describe("hints and envelope", () => {
 
   test("the envelope body is byte for byte Python's json.dumps", () => {
     assert.equal(
-      envelopeBody("no_available_keys", "every key is cooling down or disabled; the first returns in 41.2s", 42),
-      '{"error": {"type": "poolswitch_error", "code": "no_available_keys", "message": "every key is cooling down or disabled; the first returns in 41.2s", "retry_after": 42}}',
+      envelopeBody("no_available_keys", "every key is cooling down or disabled; the first returns in 41.2s", 42, false, "0123456789abcdef"),
+      '{"error": {"type": "poolswitch_error", "code": "no_available_keys", "message": "every key is cooling down or disabled; the first returns in 41.2s", "retry_after": 42, "request_id": "0123456789abcdef"}}',
     );
-    assert.equal(envelopeBody("upstream_unavailable", "held", 1, true), '{"error": {"type": "poolswitch_error", "code": "upstream_unavailable", "message": "held", "retry_after": 1.0}}');
-    assert.equal(envelopeBody("upstream_timeout", "caf\u00e9", null), '{"error": {"type": "poolswitch_error", "code": "upstream_timeout", "message": "caf\\u00e9", "retry_after": null}}');
+    assert.equal(envelopeBody("upstream_unavailable", "held", 1, true, "r"), '{"error": {"type": "poolswitch_error", "code": "upstream_unavailable", "message": "held", "retry_after": 1.0, "request_id": "r"}}');
+    assert.equal(envelopeBody("upstream_timeout", "caf\u00e9", null, false, "r"), '{"error": {"type": "poolswitch_error", "code": "upstream_timeout", "message": "caf\\u00e9", "retry_after": null, "request_id": "r"}}');
+    assert.match(JSON.parse(envelopeBody("bad_request", "no", null)).error.request_id, /^[0-9a-f]{16}$/);
   });
 
   test("poolError is the SDK's ProxyError with the proxy's answer", () => {
@@ -329,9 +330,13 @@ describe("hints and envelope", () => {
       ["retry-after", "42"],
       ["x-poolswitch-attempts", "3"],
       ["x-poolswitch-error", "no_available_keys"],
+      ["x-poolswitch-request-id", error.requestId],
+      ["x-request-id", error.requestId],
       ["x-should-retry", "true"],
     ]);
+    assert.match(error.requestId, /^[0-9a-f]{16}$/);
     assert.equal(r.json().error.type, "poolswitch_error");
+    assert.equal(r.json().error.request_id, error.requestId);
   });
 });
 

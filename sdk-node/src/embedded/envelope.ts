@@ -32,16 +32,33 @@ function pyString(value: string): string {
   return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
+/** A fresh request id as the proxy makes one: 16 lowercase hex digits (the server's `requestid.py`). */
+export function newRequestId(): string {
+  let id = "";
+  for (let i = 0; i < 4; i++) {
+    id += Math.floor(Math.random() * 0x10000)
+      .toString(16)
+      .padStart(4, "0");
+  }
+  return id;
+}
+
 /**
  * The body of the envelope: `{"error": {"type": "poolswitch_error", "code", "message",
- * "retry_after"}}` with Python's separators. `floatWait`: the wait is a float in the proxy
- * (`upstream_unavailable`), else an int.
+ * "retry_after", "request_id"}}` with Python's separators. `floatWait`: the wait is a float in
+ * the proxy (`upstream_unavailable`), else an int.
  */
-export function envelopeBody(code: string, message: string, retryAfter: number | null, floatWait = false): string {
+export function envelopeBody(
+  code: string,
+  message: string,
+  retryAfter: number | null,
+  floatWait = false,
+  requestId = newRequestId(),
+): string {
   const wait = retryAfter === null ? "null" : pyNumber(retryAfter, floatWait);
   return (
     `{"error": {"type": "poolswitch_error", "code": ${pyString(code)}, ` +
-    `"message": ${pyString(message)}, "retry_after": ${wait}}}`
+    `"message": ${pyString(message)}, "retry_after": ${wait}, "request_id": ${pyString(requestId)}}}`
   );
 }
 
@@ -49,15 +66,19 @@ const encoder = new TextEncoder();
 
 /**
  * The `ProxyError` of a pool-made answer, with the answer the proxy would send: status,
- * content-type, content-length, `x-poolswitch-error`, the retry hint, `x-poolswitch-attempts`
+ * content-type, content-length, `x-poolswitch-error`, the request id (`x-request-id` and
+ * `x-poolswitch-request-id`, also in the body), the retry hint, `x-poolswitch-attempts`
  * (when attempts were made) and the envelope body.
  */
 export function poolError(code: PoolErrorCode, message: string, retryAfter: number | null, attempts: number): ProxyError {
-  const body = encoder.encode(envelopeBody(code, message, retryAfter, code === "upstream_unavailable"));
+  const requestId = newRequestId();
+  const body = encoder.encode(envelopeBody(code, message, retryAfter, code === "upstream_unavailable", requestId));
   const headers = new Headers();
   headers.append("content-type", "application/json");
   headers.append("content-length", String(body.length));
   headers.append("x-poolswitch-error", code);
+  headers.append("x-request-id", requestId);
+  headers.append("x-poolswitch-request-id", requestId);
   for (const [name, value] of retryHeaders(code, retryAfter)) {
     headers.append(name, value);
   }
