@@ -116,6 +116,40 @@ def test_ctrl_c_during_the_burst_exits_0_without_a_traceback() -> None:
     assert "Traceback" not in err
 
 
+def test_the_two_lines_to_try_work_against_the_serving_demo() -> None:
+    curl = shutil.which("curl")
+    if curl is None:  # fail, never skip: CI installs it (noxfile: tests)
+        pytest.fail("curl is missing: apt-get install curl", pytrace=False)
+    with subprocess.Popen(
+        [*DEMO, "--no-traffic", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as demo:
+        try:
+            assert demo.stdout is not None
+            ready, _, _ = select.select([demo.stdout], [], [], 20)
+            assert ready, "the demo printed nothing"
+            lines = json.loads(demo.stdout.readline())["try"]
+            sdk = subprocess.run(
+                [sys.executable, "-c", lines["python"]],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert sdk.returncode == 0, sdk.stderr
+            assert sdk.stdout == "Hello from the PoolSwitch demo upstream!\n"
+            answer = subprocess.run(
+                ["sh", "-c", lines["curl"]], capture_output=True, text=True, timeout=30
+            )
+            assert answer.stdout.startswith("HTTP/1.1 200"), answer.stdout + answer.stderr
+            assert "x-poolswitch-trace: " in answer.stdout
+            assert "Hello from the PoolSwitch demo upstream!" in answer.stdout
+        finally:
+            demo.send_signal(signal.SIGINT)
+            out, err = demo.communicate(timeout=30)
+    assert demo.returncode == 0, out + err
+    assert "Traceback" not in err
+
+
 def test_bad_arguments_exit_2() -> None:
     for args in (["--port", "70000"], ["--requests", "0"], ["--requests", "many"]):
         done = run_demo(*args, timeout=20)
@@ -221,6 +255,7 @@ def test_the_live_view_shows_each_key_and_its_state_in_a_terminal(tmp_path: Path
             assert _shows(live, key_id, state), live
         assert "burst" in live and "failovers:" in live
         assert "Traceback" not in live
+        assert "sk-demo-" not in live  # key ids only, never a value
         done = wait_for(lambda text: "Try it yourself" in text, 20)
         assert "0 errors seen by the caller" in done, done
         final = done

@@ -54,20 +54,20 @@ KEYS = (
         "out-of-quota",
         "sk-demo-quota-0001-not-a-real-key",
         "quota",
-        "429 insufficient_quota on every request",
+        "429 insufficient_quota, always",
     ),
     DemoKey(
         "rate-limited",
         "sk-demo-ratelimit-0002-not-a-real-key",
         "rate",
-        f"429 rate_limit_exceeded + Retry-After: {RETRY_AFTER_SECONDS} once, then 200",
+        f"429 + Retry-After: {RETRY_AFTER_SECONDS} once, then 200",
     ),
-    DemoKey("healthy", "sk-demo-healthy-0003-not-a-real-key", "ok", "200 on every request"),
+    DemoKey("healthy", "sk-demo-healthy-0003-not-a-real-key", "ok", "200, always"),
     DemoKey(
         "invalid",
         "sk-demo-invalid-0004-not-a-real-key",
         "invalid",
-        "401 invalid_api_key on every request",
+        "401 invalid_api_key, always",
     ),
 )
 
