@@ -104,6 +104,8 @@ def tests(session: nox.Session) -> None:
     ensure_apt(session, "nginx", "nginx")  # the load balancer of examples/multi-replica
     ensure_apt(session, "chromium", "chromium")  # the dashboard's browser test
     ensure_apt(session, "chromedriver", "chromium-driver")
+    ensure_apt(session, "tmux", "tmux")  # the demo's live view under a terminal (test_demo.py)
+    ensure_apt(session, "curl", "curl")  # the demo's `curl` line, run as printed (test_demo.py)
     session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python", "-e", TESTING)
     session.run(
         "pytest",

@@ -1,4 +1,4 @@
-"""The `poolswitch` command: start | validate | status | metrics.
+"""The `poolswitch` command: start | validate | status | metrics | keys | reload | schema | demo.
 
     poolswitch start --config FILE [--host H] [--port P] [--log-level L] [--log-format F]
                      [--workers N]
@@ -8,6 +8,7 @@
     poolswitch keys list|enable|disable|reset|test|drain [ID] [--json] ...   (keyscli.py)
     poolswitch reload [--url URL | --config FILE] [--token T]    (reloadcli.py; or SIGHUP)
     poolswitch schema                     print the config's JSON Schema
+    poolswitch demo [--port P] [--no-traffic] [--json] [--exit-after-summary]   (democli.py)
 
 `--workers N` (default $POOLSWITCH_WORKERS, else 1) serves the one port from N processes, run
 by a supervisor (workers.py); it needs a shared store (sqlite or redis). With 1, the proxy is one
@@ -35,7 +36,7 @@ from typing import Any
 
 import uvicorn
 
-from poolswitch import __version__, keyscli, logsink, reloadcli
+from poolswitch import __version__, democli, keyscli, logsink, reloadcli
 from poolswitch.app import PoolSwitchApp
 from poolswitch.config import LOG_FORMATS, Config
 from poolswitch.origins import is_loopback
@@ -414,6 +415,8 @@ def parser() -> argparse.ArgumentParser:
     keyscli.add_parser(sub)
 
     reloadcli.add_command(sub)
+
+    democli.add_command(sub)
 
     schema = sub.add_parser(
         "schema", help="print the config's JSON Schema (docs/poolswitch.schema.json)"
