@@ -8,6 +8,7 @@ Redis tests fail, never skip, without it.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -204,6 +205,37 @@ def sdk_python(session: nox.Session) -> None:
     )
     if "answered by key backup after 2 attempt(s)" not in str(out):
         session.error(f"examples/python/embedded.py did not fail over: {out}")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """`pip install ./server && poolswitch demo` as a newcomer runs it: a fresh venv, not
+    editable, offline; the summary must show failover for quota, rate limit and invalid key
+    within 10 s and no error seen by the caller."""
+    fresh = os.path.join(session.create_tmp(), "fresh-demo")
+    session.run("python", "-m", "venv", "--clear", fresh)
+    bin_dir = os.path.join(fresh, "bin")
+    session.run(os.path.join(bin_dir, "pip"), "install", "-q", "./server", external=True)
+    out = session.run(
+        os.path.join(bin_dir, "poolswitch"),
+        "demo",
+        "--json",
+        "--exit-after-summary",
+        external=True,
+        silent=True,
+    )
+    summary = json.loads(str(out).strip().splitlines()[-1])
+    causes = summary["failovers_by_cause"]
+    if (
+        summary["caller_errors"] != 0
+        or any(causes.get(c, 0) < 1 for c in ("quota_exhausted", "rate_limited", "key_invalid"))
+        or summary["first_failover_seconds"] >= 10
+    ):
+        session.error(f"poolswitch demo did not show failover as promised: {summary}")
+    session.log(
+        f"demo: {summary['requests']} requests, {summary['failovers']} failovers {causes}, "
+        f"first after {summary['first_failover_seconds']} s, 0 caller errors"
+    )
 
 
 @nox.session
