@@ -104,6 +104,7 @@ def tests(session: nox.Session) -> None:
     ensure_apt(session, "nginx", "nginx")  # the load balancer of examples/multi-replica
     ensure_apt(session, "chromium", "chromium")  # the dashboard's browser test
     ensure_apt(session, "chromedriver", "chromium-driver")
+    ensure_apt(session, "systemd-analyze", "systemd")  # verifies deploy/poolswitch.service
     session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python", "-e", TESTING)
     session.run(
         "pytest",
