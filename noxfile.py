@@ -107,6 +107,7 @@ def tests(session: nox.Session) -> None:
     ensure_apt(session, "chromedriver", "chromium-driver")
     ensure_apt(session, "tmux", "tmux")  # the demo's live view under a terminal (test_demo.py)
     ensure_apt(session, "curl", "curl")  # the demo's `curl` line, run as printed (test_demo.py)
+    ensure_apt(session, "systemd-analyze", "systemd")  # verifies deploy/poolswitch.service
     session.install("-e", f"{SERVER}[test]", "-e", "./sdk-python", "-e", TESTING)
     session.run(
         "pytest",
