@@ -20,6 +20,7 @@ nox.options.sessions = [
     "tests",
     "fuzz",
     "sdk_python",
+    "demo",
     "sdk_node",
     "sdk_go",
     "conformance",
