@@ -177,6 +177,20 @@ def test_status_and_metrics_commands(start: Callable[[str], Started]) -> None:
     assert 'poolswitch_keys_available{pool="default"} 1.0' in metrics.stdout
 
 
+def test_the_client_commands_find_the_proxy_through_poolswitch_url(
+    start: Callable[[str], Started],
+) -> None:
+    with FakeUpstream({v: k for k, v in VALUES.items()}) as upstream:
+        proxy = start(config_text(upstream.url))
+        status = poolswitch("status", "--json", env={"POOLSWITCH_URL": proxy.url + "/"})
+        flag_wins = poolswitch(
+            "status", "--url", f"http://127.0.0.1:{free_port()}", env={"POOLSWITCH_URL": proxy.url}
+        )
+        proxy.stop()
+    assert status.returncode == 0 and '"id": "a"' in status.stdout
+    assert flag_wins.returncode == 1 and "cannot reach the proxy" in flag_wins.stderr
+
+
 def test_status_of_a_proxy_that_is_not_running() -> None:
     result = poolswitch("status", "--url", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1

@@ -42,7 +42,7 @@ from poolswitch.config import LOG_FORMATS, Config
 from poolswitch.origins import is_loopback
 from poolswitch.protocol import effective_max_connections, protocol_class
 from poolswitch.proxy import STREAM_CUT
-from poolswitch.proxyclient import base_url, fetch, load_or_say
+from poolswitch.proxyclient import URL_HELP, base_url, fetch, load_or_say
 from poolswitch.storage import check_store
 from poolswitch.workers import Supervisor, follow_supervisor
 
@@ -401,7 +401,7 @@ def parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=text)
         where = cmd.add_mutually_exclusive_group()
-        where.add_argument("--url", help="the proxy's base URL (default http://127.0.0.1:8080)")
+        where.add_argument("--url", help=URL_HELP)
         where.add_argument("--config", help="find the proxy from this configuration file")
         if name == "status":
             cmd.add_argument("--json", action="store_true", help="print the raw JSON")

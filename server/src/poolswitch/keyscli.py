@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from poolswitch.admin import ACTIONS, ADMIN_PREFIX
-from poolswitch.proxyclient import admin_target, fetch
+from poolswitch.proxyclient import URL_HELP, admin_target, fetch
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
     keys.add_argument("--path", help="test: GET this path (default: the pool's verify_path)")
     keys.add_argument("--json", action="store_true", help="print the API's JSON answer")
     where = keys.add_mutually_exclusive_group()
-    where.add_argument("--url", help="the proxy's base URL (default http://127.0.0.1:8080)")
+    where.add_argument("--url", help=URL_HELP)
     where.add_argument("--config", help="find the proxy (and admin_token) from this file")
     keys.add_argument("--token", help="the admin token (default: $POOLSWITCH_ADMIN_TOKEN)")
     keys.set_defaults(run=cmd_keys)

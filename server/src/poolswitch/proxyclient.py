@@ -1,7 +1,7 @@
 """How the CLI's client commands (`status`, `metrics`, `keys`, `reload`) reach a running proxy:
-its base URL (--url, else --config's listen address, else 127.0.0.1:8080), a token, and one
-HTTP exchange whose failure is one line on stderr (the envelope's message, never a traceback).
-Standard library only: the CLI needs no HTTP client of its own.
+its base URL (--url, else --config's listen address, else $POOLSWITCH_URL, else 127.0.0.1:8080),
+a token, and one HTTP exchange whose failure is one line on stderr (the envelope's message, never
+a traceback). Standard library only: the CLI needs no HTTP client of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from poolswitch.config import Config, load_config
 from poolswitch.errors import ConfigError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+URL_HELP = "the proxy's base URL (default: $POOLSWITCH_URL, else http://127.0.0.1:8080)"
 
 
 def load_or_say(path: str) -> Config | None:
@@ -31,7 +32,8 @@ def load_or_say(path: str) -> Config | None:
 
 
 def base_url(args: argparse.Namespace) -> str | None:
-    """The proxy's base URL from --url or --config (None: the config is bad, said on stderr)."""
+    """The proxy's base URL from --url, --config or $POOLSWITCH_URL (None: the config is bad,
+    said on stderr)."""
     if args.url:
         return str(args.url).rstrip("/")
     if args.config:
@@ -40,7 +42,7 @@ def base_url(args: argparse.Namespace) -> str | None:
             return None
         host = "127.0.0.1" if config.listen_host in ("0.0.0.0", "::") else config.listen_host
         return f"http://{host}:{config.listen_port}"
-    return DEFAULT_URL
+    return (os.environ.get("POOLSWITCH_URL") or DEFAULT_URL).rstrip("/")
 
 
 def admin_token(args: argparse.Namespace) -> str | None:

@@ -18,14 +18,14 @@ from typing import Any
 from poolswitch.admin import ADMIN_RELOAD
 from poolswitch.app import PoolSwitchApp
 from poolswitch.logmask import LogMask, for_config, install
-from poolswitch.proxyclient import admin_target, fetch
+from poolswitch.proxyclient import URL_HELP, admin_target, fetch
 
 
 def add_command(sub: Any) -> None:
     """The `reload` subcommand, on cli.parser()'s subparsers."""
     cmd = sub.add_parser("reload", help="make a running proxy re-read its config file")
     where = cmd.add_mutually_exclusive_group()
-    where.add_argument("--url", help="the proxy's base URL (default http://127.0.0.1:8080)")
+    where.add_argument("--url", help=URL_HELP)
     where.add_argument("--config", help="find the proxy (and admin_token) from this file")
     cmd.add_argument("--token", help="the admin token (default: $POOLSWITCH_ADMIN_TOKEN)")
     cmd.set_defaults(run=cmd_reload)
