@@ -21,6 +21,7 @@ nox.options.sessions = [
     "fuzz",
     "sdk_python",
     "demo",
+    "docs",
     "sdk_node",
     "sdk_go",
     "conformance",
@@ -238,6 +239,25 @@ def demo(session: nox.Session) -> None:
         f"demo: {summary['requests']} requests, {summary['failovers']} failovers {causes}, "
         f"first after {summary['first_failover_seconds']} s, 0 caller errors"
     )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Every code block of README.md and docs/ run as a reader would (testing's docrun.py): the
+    shell lines, the official-SDK snippets in Python and Node, the configs through `poolswitch
+    validate`; `nox -s docs -- docs/quickstart.md` runs one page."""
+    ensure_apt(session, "redis-server", "redis-server")  # $REDIS_URL for the Redis configs
+    ensure_apt(session, "node", "nodejs")
+    ensure_apt(session, "npm", "npm")
+    ensure_apt(session, "curl", "curl")
+    # the server as the README installs it (not editable); the pages' official SDKs
+    session.install(f"{SERVER}[test]", "-e", "./sdk-python", "-e", TESTING, "mistralai>=3.7")
+    with session.chdir("conformance/official/node"):  # openai and @anthropic-ai/sdk for node
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    with session.chdir("sdk-node"):  # poolswitch-node, for the embedded-mode snippet
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+        session.run("npm", "run", "build", external=True)
+    session.run("python", "-m", "poolswitch_testing.docrun", *session.posargs)
 
 
 @nox.session
