@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from payloads import STREAM_REQUEST_JSON
 
-_STAMP = re.compile(rb'"t":(\d+)')
+_STAMP = re.compile(rb'"t": *(\d+)')
 MAX_HEAD = 64 * 1024
 
 

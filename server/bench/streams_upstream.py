@@ -24,21 +24,33 @@ READY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 MAX_HEAD = 64 * 1024
 
 
-def event(i: int, stamp_ns: int) -> bytes:
-    """One chunk holding one event of a chat completion stream, stamped with `stamp_ns`."""
-    chunk = {
-        "id": "chatcmpl-bench-streams",
-        "object": "chat.completion.chunk",
-        "model": "gpt-4o-mini-2024-07-18",
-        "choices": [{"index": 0, "delta": {"content": f"token{i}"}, "finish_reason": None}],
-        "t": stamp_ns,
-    }
-    data = b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
-    return b"%x\r\n%s\r\n" % (len(data), data)
+def templates(events: int) -> list[tuple[bytes, bytes]]:
+    """Per event, the bytes before and after its stamp: one chunk holding one event of a chat
+    completion stream (the chunk size counts a 19-digit stamp: CLOCK_MONOTONIC nanoseconds
+    below 10**19, padded with spaces before it: still JSON)."""
+    out = []
+    for i in range(events):
+        chunk = {
+            "id": "chatcmpl-bench-streams",
+            "object": "chat.completion.chunk",
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "delta": {"content": f"token{i}"}, "finish_reason": None}],
+            "t": 0,
+        }
+        text = b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+        before, after = text.split(b'"t":0')
+        size = len(before) + len(b'"t":') + 19 + len(after)
+        out.append((b'%x\r\n%s"t":' % (size, before), after + b"\r\n"))
+    return out
+
+
+def event(template: tuple[bytes, bytes]) -> bytes:
+    """The event stamped with now (CLOCK_MONOTONIC ns, right-aligned in 19 characters)."""
+    return b"%s%19d%s" % (template[0], time.monotonic_ns(), template[1])
 
 
 class Stream(asyncio.Protocol):
-    def __init__(self, events: int, interval: float) -> None:
+    def __init__(self, events: list[tuple[bytes, bytes]], interval: float) -> None:
         self.events = events
         self.interval = interval
         self.buf = b""
@@ -79,17 +91,17 @@ class Stream(asyncio.Protocol):
             self.transport.close()
             return
         self.streaming = True
-        self.transport.write(HEAD + event(0, time.monotonic_ns()))
+        self.transport.write(HEAD + event(self.events[0]))
         loop = asyncio.get_running_loop()
         start = loop.time()
-        for i in range(1, self.events):
+        for i in range(1, len(self.events)):
             loop.call_at(start + i * self.interval, self._send, i)
 
     def _send(self, i: int) -> None:
         if self.transport is None:
             return
-        data = event(i, time.monotonic_ns())
-        if i == self.events - 1:
+        data = event(self.events[i])
+        if i == len(self.events) - 1:
             self.transport.write(data + b"0\r\n\r\n")
             self.streaming = False
             self._next_request()
@@ -99,8 +111,9 @@ class Stream(asyncio.Protocol):
 
 async def serve(port: int, events: int, interval: float) -> None:
     loop = asyncio.get_running_loop()
+    made = templates(events)
     server = await loop.create_server(
-        lambda: Stream(events, interval), "127.0.0.1", port, backlog=4096
+        lambda: Stream(made, interval), "127.0.0.1", port, backlog=4096
     )
     async with server:
         await server.serve_forever()
