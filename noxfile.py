@@ -344,10 +344,13 @@ def official_sdks(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Throughput, latency, SSE delay and memory against nginx references, Redis vs memory,
-    --workers 2 vs 1 and the propagation delay between replicas (not in `nox`). Takes about
-    20 min; `nox -s bench -- --only redis,workers,propagation` runs just those."""
+    --workers 2 vs 1, the propagation delay between replicas, an HTTPS upstream and 10,000
+    open streams (not in `nox`). Takes about 25 min; `nox -s bench -- --only
+    redis,workers,propagation` runs just those, `-- --profile` adds py-spy's top frames of the
+    c=16 run (py-spy needs ptrace: root, as on CI)."""
     ensure_apt(session, "nginx", "nginx")
     ensure_apt(session, "wrk", "wrk")
     ensure_apt(session, "redis-server", "redis-server")
-    session.install("-e", SERVER, "-e", TESTING)  # poolswitch_testing starts redis-server
+    # poolswitch_testing starts redis-server; trustme makes the HTTPS upstream's certificate
+    session.install("-e", SERVER, "-e", TESTING, "trustme", "py-spy")
     session.run("python", "server/bench/run.py", *session.posargs)

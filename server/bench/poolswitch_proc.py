@@ -7,6 +7,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -25,12 +26,14 @@ def write_config(
     pools: tuple[str, ...] = (),
     storage: dict[str, str] | None = None,
     admin_token: str | None = None,
+    settings: Mapping[str, object] | None = None,
 ) -> Path:
     """A minimal config: round robin over keys k1..kN with values sk-bench-1..N; with `pools`,
     one pool per name at route /<name>, each with its own N keys, all to the same upstream.
-    `storage` (say `{backend: redis, redis_url: ..., namespace: ...}`) and `admin_token` are
-    written as given."""
+    `storage` (say `{backend: redis, redis_url: ..., namespace: ...}`), `admin_token` and
+    other top-level `settings` (`upstream_ca_file`, limits) are written as given."""
     lines = [f"upstream_base_url: {upstream_url}", "strategy: round_robin"]
+    lines += [f"{name}: {json.dumps(value)}" for name, value in (settings or {}).items()]
     if storage:
         lines.append("storage:")
         lines += [f"  {name}: {json.dumps(value)}" for name, value in storage.items()]
@@ -98,6 +101,7 @@ class PoolSwitch:
         storage: dict[str, str] | None = None,
         admin_token: str | None = None,
         workers: int = 1,
+        settings: Mapping[str, object] | None = None,
     ) -> None:
         self.procs = procs
         self.name = name
@@ -106,7 +110,7 @@ class PoolSwitch:
         self.workers = workers
         self.port = free_port()
         self.config = write_config(
-            workdir / f"{name}.yaml", upstream_url, n_keys, pools, storage, admin_token
+            workdir / f"{name}.yaml", upstream_url, n_keys, pools, storage, admin_token, settings
         )
         # with several pools, load goes to the route matched last (the longest is tried first)
         self.prefix = f"/{sorted(pools, key=len, reverse=True)[-1]}" if pools else ""

@@ -5,14 +5,20 @@ from __future__ import annotations
 import functools
 import operator
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import profiler
+import streams
+import tls
 from cpu import CpuUse
+from profiler import Profile
 from propagation import PropagationResult
+from report_checks import Check, check, info
 from report_shared import render_cpu, render_propagation
 from sse import SseResult
+from streams import StreamsResult
+from tls import Handshakes
 from wrk import WrkResult
 
 TARGETS: dict[str, str] = {
@@ -29,6 +35,7 @@ TARGETS: dict[str, str] = {
     "r": "PoolSwitch on Redis",
     "w1": "--workers 1 on Redis, all CPUs",
     "w2": "--workers 2 on Redis, all CPUs",
+    **tls.TARGETS,
 }
 # What each target is, printed under the table.
 LEGEND = (
@@ -41,6 +48,8 @@ LEGEND = (
     "(r): storage redis (redis-server on the load CPU), (rm) storage memory, one process each",
     "    on the proxy CPU, paired as (p)/(p1) with 5 s runs. (w1), (w2): --workers 1 and 2 on",
     "    Redis, free to use every CPU (so they share them with wrk and nginx), paired, 3 rounds.",
+    "(t): PoolSwitch to nginx over TLS (a certificate made for the run, trusted through",
+    "    upstream_ca_file), (tp) the same to plain-HTTP nginx: both run at once, paired, 3 rounds.",
 )
 CONCURRENCY = (1, 16, 64)
 
@@ -66,55 +75,14 @@ class Results:
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     cpu: dict[str, dict[int, CpuUse]] = field(default_factory=dict)  # of the median runs
     propagation: PropagationResult | None = None
+    tls_handshakes: Handshakes | None = None
+    streams: StreamsResult | None = None
+    profile: Profile | None = None
     only: list[str] | None = None  # --only: the sections that ran
     errors: list[str] = field(default_factory=list)
 
     def run(self, target: str, conc: int) -> WrkResult | None:
         return self.runs.get(target, {}).get(conc)
-
-
-@dataclass
-class Check:
-    name: str
-    value: float | None
-    shown: str
-    target: str
-    passed: bool | None  # None: not measured, or informational
-    informational: bool = False  # printed for comparison, no target
-
-    @property
-    def status(self) -> str:
-        if self.informational and self.value is not None:
-            return "info"
-        if self.passed is None:
-            return "NOT MEASURED"
-        return "PASS" if self.passed else "FAIL"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": self.value,
-            "target": self.target,
-            "status": self.status,
-            "informational": self.informational,
-        }
-
-
-def _check(
-    name: str,
-    value: float | None,
-    fmt: str,
-    target: str,
-    ok: Callable[[float], bool],
-) -> Check:
-    if value is None:
-        return Check(name, None, "n/a", target, None)
-    return Check(name, value, fmt.format(value), target, ok(value))
-
-
-def _info(name: str, value: float | None, fmt: str) -> Check:
-    shown = "n/a" if value is None else fmt.format(value)
-    return Check(name, value, shown, "-", None, informational=True)
 
 
 def _ratio(res: Results, num: str, den: str, conc: int) -> float | None:
@@ -141,10 +109,10 @@ def checks(res: Results) -> list[Check]:
             name = f"{num}/{den} req/s, c={conc} ({what})"
             value = _ratio(res, num, den, conc)
             if floor is None:
-                out.append(_info(name, value, "{:.3f}"))
+                out.append(info(name, value, "{:.3f}"))
                 continue
             out.append(
-                _check(
+                check(
                     name,
                     value,
                     "{:.3f}",
@@ -158,10 +126,10 @@ def checks(res: Results) -> list[Check]:
         added = t1.p50_ms - a1.p50_ms if a1 and t1 else None
         name = f"added p50 at c=1 ({target} - a)"
         if target == "cq":
-            out.append(_info(name, added, "{:.3f} ms"))
+            out.append(info(name, added, "{:.3f} ms"))
         else:
             out.append(
-                _check(
+                check(
                     name,
                     added,
                     "{:.3f} ms",
@@ -171,18 +139,18 @@ def checks(res: Results) -> list[Check]:
             )
     c64 = res.run("c", 64)
     tail = c64.p99_ms / c64.p50_ms if c64 and c64.p50_ms > 0 else None
-    out.append(_check("p99/p50 of c at c=64", tail, "{:.2f}", "<= 3", lambda v: v <= 3.0))
+    out.append(check("p99/p50 of c at c=64", tail, "{:.2f}", "<= 3", lambda v: v <= 3.0))
     delta = (
         res.sse_proxy.first_event_ms_median - res.sse_direct.first_event_ms_median
         if res.sse_proxy and res.sse_direct
         else None
     )
     out.append(
-        _check("SSE first event, proxy - direct", delta, "{:+.2f} ms", "<= 2 ms", lambda v: v <= 2)
+        check("SSE first event, proxy - direct", delta, "{:+.2f} ms", "<= 2 ms", lambda v: v <= 2)
     )
     rss = [v / 1024 for v in res.rss_kib.values()]
     out.append(
-        _check(
+        check(
             "PoolSwitch RSS, max of measured",
             max(rss) if len(rss) == 3 else None,
             "{:.1f} MiB",
@@ -193,7 +161,7 @@ def checks(res: Results) -> list[Check]:
     first, second = res.rss_kib.get("after_c64"), res.rss_kib.get("after_c64_repeat")
     growth = (second - first) / 1024 if first is not None and second is not None else None
     out.append(
-        _check(
+        check(
             "RSS growth, 2nd c=64 run vs 1st",
             growth,
             "{:+.1f} MiB",
@@ -202,10 +170,12 @@ def checks(res: Results) -> list[Check]:
         )
     )
     out += _propagation_checks(res.propagation)
+    out += tls.checks(res.runs, res.tls_handshakes)
+    out += streams.checks(res.streams)
     measured = [r for t in res.runs.values() for r in t.values()]
     bad = sum(r.non2xx + r.errors_total for r in measured)
     out.append(
-        _check(
+        check(
             "non-2xx + socket errors, all runs",
             float(bad) if measured else None,
             "{:.0f}",
@@ -220,21 +190,21 @@ def _propagation_checks(prop: PropagationResult | None) -> list[Check]:
     summary = prop.summary_ms() if prop else None
     p99 = summary["p99"] if summary else None
     return [
-        _check(
+        check(
             "propagation A -> B (B's /status), p99",
             p99,
             "{:.1f} ms",
             f"<= {PROPAGATION_P99_MS:g} ms",
             lambda v: v <= PROPAGATION_P99_MS,
         ),
-        _check(
+        check(
             "propagation, B's histogram share <= 100 ms",
             prop.share_within("0.1") if prop else None,
             "{:.3f}",
             f">= {PROPAGATION_SHARE:g}",
             lambda v: v >= PROPAGATION_SHARE,
         ),
-        _check(
+        check(
             "propagation, transitions B never showed",
             float(prop.not_seen) if prop else None,
             "{:.0f}",
@@ -368,6 +338,7 @@ def render(res: Results, all_checks: list[Check]) -> str:
         "pinning",
         "duration",
         "installed",
+        "profile",
     ):
         if key in m:
             add(f"{key + ':':12} {m[key]}")
@@ -380,6 +351,8 @@ def render(res: Results, all_checks: list[Check]) -> str:
     rps = {t: {c: r.rps for c, r in by_conc.items()} for t, by_conc in res.runs.items()}
     lines += render_cpu(res.cpu, rps)
     lines += render_propagation(res.propagation)
+    lines += tls.render(res.tls_handshakes)
+    lines += streams.render(res.streams)
     if res.only is None or "sse" in res.only:
         lines += _render_sse(res)
     if res.only is None or "c" in res.only:
@@ -403,6 +376,7 @@ def render(res: Results, all_checks: list[Check]) -> str:
         add("Measurements that could not be made:")
         for e in res.errors:
             add(f"  - {e}")
+    lines += profiler.render(res.profile)
     return "\n".join(lines)
 
 
@@ -426,6 +400,9 @@ def to_json(res: Results, all_checks: list[Check]) -> dict[str, Any]:
             t: {str(c): u.to_json() for c, u in by_conc.items()} for t, by_conc in res.cpu.items()
         },
         "propagation": res.propagation.to_json() if res.propagation else None,
+        "tls_handshakes": res.tls_handshakes.to_json() if res.tls_handshakes else None,
+        "streams": ({t: r.to_json() for t, r in res.streams.runs.items()} if res.streams else None),
+        "profile": res.profile.to_json() if res.profile else None,
         "checks": [c.to_json() for c in all_checks],
         "errors": res.errors,
     }

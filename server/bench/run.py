@@ -3,6 +3,7 @@
 Run from the repository root, with PoolSwitch installed in this interpreter:
 
     python server/bench/run.py [--duration SECONDS] [--quick] [--json PATH] [--only SECTIONS]
+                               [--profile] [--streams N]
 
 Measures, in one run: wrk against (a) nginx directly, (b) nginx as a keepalive
 reverse proxy in its own process on the proxy's CPU, without and (bl) with its access
@@ -10,9 +11,11 @@ log, (c) PoolSwitch with 2 keys at its default log level and (cq) quiet, (d) wit
 keys, (e) with 2 keys of which one is always rate limited (429, Retry-After: 1); SSE
 first-event delay direct vs through PoolSwitch; PoolSwitch's RSS; (r) on Redis vs (rm) on
 memory, (w2) `--workers 2` vs (w1) 1, and the propagation delay between two replicas on one
-Redis (shared_state.py). Prints a report with the acceptance targets. Exit code 0 when
-everything could be measured (even if a target is missed), 1 when a measurement could not be
-made, 130 on Ctrl-C.
+Redis (shared_state.py); (t) an HTTPS upstream vs (tp) plain HTTP with its TLS handshakes
+counted (tls.py); N concurrent SSE streams direct, through PoolSwitch and through nginx
+(streams.py); with --profile, py-spy's top frames of (c) at c=16 (profiler.py). Prints a report
+with the acceptance targets. Exit code 0 when everything could be measured (even if a target
+is missed), 1 when a measurement could not be made, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from types import FrameType
 
 import nginx
 import poolswitch_proc
+import profiler
 import sse
+import streams
+import tls
 from nginx import NginxProxy, NginxUpstream
 from paired import paired
 from payloads import CHAT_PATH, CHAT_REQUEST_JSON, COMPLETION_JSON
@@ -89,6 +95,9 @@ class Bench:
         self.res = Results()
         self.wrk = Wrk(write_script(tmp / "post.lua"), pinning)
         self.nginx: NginxUpstream | None = None
+        self.profile = False  # --profile: py-spy records (c) during its c=16 run
+        self.streams = streams.STREAMS
+        self.profiled_pid: int | None = None
 
     # -- helpers -------------------------------------------------------------
 
@@ -98,9 +107,17 @@ class Bench:
         progress(f"ERROR {msg}")
 
     def load(self, target: str, url: str, conc: int) -> WrkResult:
-        """A warm-up run (not reported), then the measured run."""
+        """A warm-up run (not reported), then the measured run (recorded by py-spy for (c)
+        at c=16 with --profile)."""
         self.wrk.run(url, conc, self.warmup)
+        recorder = None
+        if self.profile and target == "c" and conc == 16 and self.profiled_pid is not None:
+            recorder = profiler.Recorder(self.tmp, target, self.profiled_pid, self.duration)
         r = self.wrk.run(url, conc, self.duration)
+        if recorder is not None:
+            self.res.profile = recorder.finish()
+            if self.res.profile.problem:
+                self.fail("--profile", BenchError(self.res.profile.problem))
         flag = (
             f", {r.non2xx} non-2xx, {r.errors_total} socket errors"
             if (r.non2xx or r.errors_total)
@@ -143,6 +160,7 @@ class Bench:
         storage: dict[str, str] | None = None,
         admin_token: str | None = None,
         workers: int = 1,
+        settings: dict[str, object] | None = None,
     ) -> PoolSwitch:
         """Started on `cpu` (default: the proxy CPU)."""
         ps = PoolSwitch(
@@ -157,6 +175,7 @@ class Bench:
             storage=storage,
             admin_token=admin_token,
             workers=workers,
+            settings=settings,
         )
         ps.start()
         extra = f", storage {storage['backend']}" if storage else ""
@@ -208,6 +227,7 @@ class Bench:
     def poolswitch_2keys(self) -> None:
         assert self.nginx is not None
         ps = self.start_poolswitch("poolswitch-c", nginx.url(self.nginx.ports.upstream), 2)
+        self.profiled_pid = ps.pid
         try:
             self.check_forwarding(ps)
             self.record_rss(ps, "idle")
@@ -220,6 +240,7 @@ class Bench:
             if kids:
                 progress(f"note: poolswitch-c has child processes {kids}")
         finally:
+            self.profiled_pid = None
             self.stop_poolswitch(ps)
 
     def poolswitch_plain(
@@ -300,6 +321,16 @@ class Bench:
         finally:
             self.procs.stop(name)
 
+    def tls_targets(self) -> None:
+        """(t) HTTPS upstream against (tp) plain HTTP, paired, and (t)'s TLS handshakes."""
+        assert self.nginx is not None
+        runs, self.res.tls_handshakes = tls.run_section(self, self.nginx.ports.upstream)
+        for target, by_conc in runs.items():
+            self.res.runs.setdefault(target, {}).update(by_conc)
+
+    def streams_targets(self) -> None:
+        self.res.streams = streams.run_section(self, self.streams)
+
     def run_all(self, only: frozenset[str] | None = None) -> None:
         """Every section, or those named in `only` (see SECTIONS)."""
         wanted = SECTIONS if only is None else only
@@ -333,6 +364,7 @@ class Bench:
                 ("redis", "(r) PoolSwitch on Redis vs (rm) memory, paired", shared.redis_vs_memory),
                 ("workers", "(w2) --workers 2 vs (w1) 1, paired", shared.workers),
                 ("propagation", "propagation delay, two replicas on Redis", shared.propagation),
+                ("tls", "(t) HTTPS upstream vs (tp) plain, paired", self.tls_targets),
             )
             try:
                 for name, what, section in sections:
@@ -350,6 +382,11 @@ class Bench:
                 self.sse_targets()
             except BenchError as exc:
                 self.fail("SSE first-event delay", exc)
+        if "streams" in wanted:
+            try:
+                self.streams_targets()
+            except BenchError as exc:
+                self.fail("many open streams", exc)
 
 
 def _rps(run: WrkResult) -> float:
@@ -360,12 +397,12 @@ THREE_POOLS = ("openai", "anthropic", "gemini")
 """(p): a gateway config, three pools at /openai, /anthropic, /gemini; load goes to /gemini."""
 PAIRED_ROUNDS = 5
 UPSTREAM_SECTIONS = frozenset(
-    {"nginx", "c", "cq", "d", "e", "pools", "redis", "workers", "propagation"}
+    {"nginx", "c", "cq", "d", "e", "pools", "redis", "workers", "propagation", "tls"}
 )
-SECTIONS = UPSTREAM_SECTIONS | {"sse"}
+SECTIONS = UPSTREAM_SECTIONS | {"sse", "streams"}
 REDIS_SECTIONS = frozenset({"redis", "workers", "propagation"})
 """Names for --only: nginx (a, b, bl), c (with RSS), cq, d, e, pools (p, p1), redis (r, rm),
-workers (w1, w2), propagation, sse."""
+workers (w1, w2), propagation, tls (t, tp), sse, streams (sd, s, sn)."""
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -384,7 +421,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SECTIONS",
         help=f"comma-separated sections to run, of: {', '.join(sorted(SECTIONS))} (default all)",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="record (c) with py-spy during its c=16 run and print the top frames",
+    )
+    p.add_argument(
+        "--streams",
+        type=_positive,
+        default=streams.STREAMS,
+        metavar="N",
+        help=f"concurrent SSE streams of the streams section (default {streams.STREAMS:,})",
+    )
     return p.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
 
 
 def _sections(text: str) -> frozenset[str]:
@@ -418,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         procs = Processes(tmp, pinning)
         try:
             bench = Bench(tmp, procs, pinning, duration, warmup)
+            bench.profile = args.profile
+            bench.streams = args.streams
             res = bench.res
             res.meta = {
                 "poolswitch": poolswitch_proc.version(),
@@ -434,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
                 res.meta["load"] = f"{load:.2f} (1-min load average before starting){busy}"
             if installed:
                 res.meta["installed"] = " ".join(installed)
+            if args.profile:
+                res.meta["profile"] = "py-spy records (c) during its c=16 run (--profile)"
+                if args.only is not None and "c" not in args.only:
+                    bench.fail("--profile", BenchError("needs section c (--only ...,c)"))
             if args.only is not None:
                 res.only = sorted(args.only)
                 res.meta["sections"] = f"only {', '.join(res.only)} (--only)"

@@ -1,5 +1,6 @@
 """What the schema of one field cannot say: the document before validation (pools take the
-top-level settings as defaults, `null` means the default, sqlite_path is relative to the file)
+top-level settings as defaults, `null` means the default, sqlite_path and upstream_ca_file are
+relative to the file)
 and the checks across fields (duplicates, a caller's pools, which form of config this is).
 
 The checks read the document, not the validated config, so that they run even when other
@@ -23,6 +24,7 @@ _KEY_ID = re.compile(KEY_ID)
 _POOL_NAME = re.compile(POOL_NAME)
 MISSING_URL = "missing (the API to forward to, e.g. https://api.openai.com)"
 MISSING_KEYS = "missing (at least one key is needed)"
+CA_FILE = "upstream_ca_file"
 
 
 def _parts(hint: Any) -> list[Any]:
@@ -75,12 +77,13 @@ def prepare(
         path = storage.get("sqlite_path", "poolswitch.db")
         if isinstance(path, str) and path.strip() and not Path(path).is_absolute():
             doc["storage"] = {**storage, "sqlite_path": str(base_dir / path)}
+    doc = _relative_to(doc, base_dir, CA_FILE)
     inherited: set[Loc] = set()
     if isinstance(doc.get("pools"), list):
         pools = []
         for i, pool in enumerate(doc["pools"]):
             if isinstance(pool, dict):
-                pool = dict(pool)
+                pool = _relative_to(dict(pool), base_dir, CA_FILE)
                 if "route" not in pool:
                     if _is(pool.get("name"), _POOL_NAME.match):
                         pool["route"] = "/" + pool["name"]
@@ -93,6 +96,15 @@ def prepare(
             pools.append(pool)
         doc["pools"] = pools
     return doc, inherited
+
+
+def _relative_to(doc: dict[str, Any], base_dir: Path | None, name: str) -> dict[str, Any]:
+    """A relative path in setting `name` as seen from the config file's directory."""
+    path = doc.get(name)
+    relative = isinstance(path, str) and path.strip() and not Path(path).is_absolute()
+    if base_dir is not None and relative:
+        return {**doc, name: str(base_dir / str(path))}
+    return doc
 
 
 def check(doc: dict[str, Any]) -> list[Problem]:

@@ -29,6 +29,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from poolswitch import upstreamtls
+
 PROBLEM = "poolswitch"
 """The error type of every problem our rules raise: its message is the line we print."""
 
@@ -247,6 +249,15 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _ca_file(value: str) -> str:
+    if not value.strip():
+        raise fail("must be a path to a PEM file of CA certificates")
+    problem = upstreamtls.ca_problem(value)
+    if problem is not None:
+        raise fail(problem)
+    return value
+
+
 def _redis_url(value: str) -> str:
     """redis://[user:password@]host[:port][/db] or rediss:// (TLS); the message never repeats
     the URL (it may carry the password)."""
@@ -396,6 +407,12 @@ Url = Annotated[
     AfterValidator(_url),
     OnError("must be an http or https URL"),
     Doc(format="uri", pattern="^https?://"),
+]
+CaFile = Annotated[
+    str,
+    Strict(),
+    AfterValidator(_ca_file),
+    OnError("must be a path to a PEM file of CA certificates"),
 ]
 RedisUrl = Annotated[
     str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -16,6 +17,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from poolswitch import upstreamtls
 from poolswitch.errors import ConnectError, ReadTimeout, TransportError
 
 _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
@@ -122,8 +124,12 @@ class Forwarder:
         connect_timeout: float,
         read_timeout: float,
         max_connections: int = 256,
+        ca_file: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.ca_file = ca_file
+        self.ca_fingerprint = ""
+        """Of the CA file read by open() ("" without one): a reload compares it."""
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
@@ -131,7 +137,14 @@ class Forwarder:
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
+        """Open the connection pool; with a CA file, read it (OSError or ValueError when it no
+        longer loads: config validation read it before)."""
+        tls: ssl.SSLContext | bool = True  # aiohttp's default: the system's CAs
+        if self.ca_file is not None:
+            text, self.ca_fingerprint = upstreamtls.read_bundle(self.ca_file)
+            tls = upstreamtls.client_context(text)
         connector = aiohttp.TCPConnector(
+            ssl=tls,
             limit=self._max_connections,
             limit_per_host=0,
             ttl_dns_cache=300,

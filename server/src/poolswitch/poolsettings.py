@@ -16,6 +16,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from poolswitch.fieldtypes import (
     Boolean,
+    CaFile,
     Choice,
     HeaderName,
     Integer,
@@ -208,6 +209,16 @@ class PoolSettings:
     connect_timeout_seconds: Annotated[
         Number, Range(0, above=True), about("Wait for a connection to the upstream.")
     ] = 10.0
+    upstream_ca_file: Annotated[
+        CaFile | None,
+        about(
+            "PEM bundle of CA certificates trusted for the `https` upstream in addition to "
+            "the system's (a private CA, a TLS-inspecting egress proxy); relative to the "
+            "config file. Read when the config loads (a file that does not load is a config "
+            "problem) and again by a reload. `null`: the system's CAs only (also in a pool, "
+            "when the top level sets one)."
+        ),
+    ] = None
     attempt_timeout_seconds: Annotated[
         Annotated[Number, Range(0, above=True)] | None,
         about(

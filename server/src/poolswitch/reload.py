@@ -10,7 +10,8 @@ redactor that knows every key value. `swap()`:
    each, nothing changes;
 2. waits until no pool has a store write in flight (the new pools continue from what was
    written: with one writer per key, no counter is counted twice), and opens the upstream
-   clients that changed;
+   clients that changed (a pool's upstream settings, `upstream_ca_file` among them, or the
+   content of its CA file);
 3. builds the new generation and swaps it in, in one step on the event loop (no `await`
    between building and the swap): a key with the same id and value in the same pool keeps
    its state object (cooldown, disable, strikes, counters); a key whose value changed starts
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from poolswitch import upstreamtls
 from poolswitch.config import Config, PoolConfig, load_config
 from poolswitch.errors import ConfigError
 from poolswitch.forwarder import Forwarder
@@ -111,8 +113,36 @@ def needs_restart(running: Config, new: Config) -> list[str]:
     ]
 
 
-def _upstream(p: PoolConfig) -> tuple[str, float, float]:
-    return (p.upstream_base_url, p.connect_timeout_seconds, p.request_timeout_seconds)
+def _upstream(p: PoolConfig) -> tuple[str, float, float, str | None]:
+    return (
+        p.upstream_base_url,
+        p.connect_timeout_seconds,
+        p.request_timeout_seconds,
+        p.upstream_ca_file,
+    )
+
+
+def _same_ca(forwarder: Forwarder) -> bool:
+    """The CA file the client read still holds the same bytes (a renewed bundle at the same
+    path needs a new client); a file that no longer reads is a change (the reload's config
+    validation has read it already)."""
+    if forwarder.ca_file is None:
+        return True
+    try:
+        return upstreamtls.read_bundle(forwarder.ca_file)[1] == forwarder.ca_fingerprint
+    except (OSError, ValueError):
+        return False
+
+
+def forwarder_for(p: PoolConfig, max_connections: int) -> Forwarder:
+    """A pool's upstream client (not yet open)."""
+    return Forwarder(
+        p.upstream_base_url,
+        connect_timeout=p.connect_timeout_seconds,
+        read_timeout=p.request_timeout_seconds,
+        max_connections=max_connections,
+        ca_file=p.upstream_ca_file,
+    )
 
 
 @dataclass
@@ -150,14 +180,7 @@ class Generation:
         }
         given = forwarders or {}
         clients = {
-            p.name: given.get(p.name)
-            or Forwarder(
-                p.upstream_base_url,
-                connect_timeout=p.connect_timeout_seconds,
-                read_timeout=p.request_timeout_seconds,
-                max_connections=max_connections,
-            )
-            for p in config.pools
+            p.name: given.get(p.name) or forwarder_for(p, max_connections) for p in config.pools
         }
         # One redactor for every relayed answer: it knows every key value of every pool.
         redactor = Redactor((key.secret, key.id) for pool in pools.values() for key in pool.keys)
@@ -237,16 +260,26 @@ async def swap(
     clients: dict[str, Forwarder] = {}
     for p in config.pools:
         prior = before.get(p.name)
-        if prior is not None and _upstream(prior) == _upstream(p):
-            clients[p.name] = current.forwarders[p.name]
+        running = current.forwarders.get(p.name)
+        if (
+            prior is not None
+            and running is not None
+            and _upstream(prior) == _upstream(p)
+            and _same_ca(running)
+        ):
+            clients[p.name] = running
         else:
-            clients[p.name] = Forwarder(
-                p.upstream_base_url,
-                connect_timeout=p.connect_timeout_seconds,
-                read_timeout=p.request_timeout_seconds,
-                max_connections=max_connections,
-            )
-            await clients[p.name].open()
+            clients[p.name] = forwarder_for(p, max_connections)
+            try:
+                await clients[p.name].open()
+            except (OSError, ValueError) as exc:  # the CA file changed since validation
+                reused = {id(f) for f in current.forwarders.values()}
+                for opened in clients.values():
+                    if id(opened) not in reused:
+                        await opened.close()
+                why = exc.strerror if isinstance(exc, OSError) else str(exc)
+                problem = f"upstream_ca_file (pool {p.name}): cannot load ({why})"
+                return refused(version, [problem], metrics)
     old = list(current.pools.values())
     for _ in range(SETTLE_TRIES):
         settled = await asyncio.gather(*(p.settle(SETTLE_SECONDS) for p in old))

@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -203,6 +204,7 @@ class FakeUpstream:
         auth_query_param: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not all(isinstance(k, str) and k and isinstance(i, str) for k, i in keys.items()):
             raise TypeError("keys must map non-empty key values (str) to key ids (str)")
@@ -213,6 +215,7 @@ class FakeUpstream:
         self.auth_query_param = auth_query_param
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context  # a server context: serve https
         self.url = ""
         self.attempts: list[Attempt] = []
         self._scripts: dict[str, list[dict[str, Any]]] = {}
@@ -269,14 +272,15 @@ class FakeUpstream:
         runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            await web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context).start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         port = runner.addresses[0][1]
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{host}:{port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        self.url = f"{scheme}://{host}:{port}"
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
