@@ -1,4 +1,4 @@
-"""The pure parts of protocol.py: the connection cap and the sweep's ticks."""
+"""The pure parts of protocol.py: the connection cap, the open-file limit and the sweep's ticks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import resource
 
 import pytest
 
-from poolswitch.protocol import ANSWER_431, FD_RESERVE, effective_max_connections, sweep_ticks
+from poolswitch.protocol import (
+    ANSWER_431,
+    FD_RESERVE,
+    effective_max_connections,
+    raise_fd_limit,
+    sweep_ticks,
+)
 
 
 @pytest.mark.parametrize(
@@ -37,6 +43,34 @@ def test_effective_max_connections(
 ) -> None:
     monkeypatch.setattr(resource, "getrlimit", lambda _which: (soft, resource.RLIM_INFINITY))
     assert effective_max_connections(configured, 256) == (expected, soft)
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "raised"),
+    [
+        (1024, 20000, (1024, 20000)),
+        (20000, 20000, None),  # nothing to do
+        (1024, resource.RLIM_INFINITY, (1024, resource.RLIM_INFINITY)),
+        (resource.RLIM_INFINITY, resource.RLIM_INFINITY, None),
+    ],
+)
+def test_the_soft_open_file_limit_is_raised_to_the_hard_one(
+    monkeypatch: pytest.MonkeyPatch, soft: int, hard: int, raised: tuple[int, int] | None
+) -> None:
+    set_to: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (soft, hard))
+    monkeypatch.setattr(resource, "setrlimit", lambda _which, limits: set_to.append(limits))
+    assert raise_fd_limit() == raised
+    assert set_to == ([] if raised is None else [(hard, hard)])
+
+
+def test_a_refused_raise_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_which: int, _limits: tuple[int, int]) -> None:
+        raise ValueError("not allowed")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (1024, 4096))
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    assert raise_fd_limit() is None
 
 
 def test_the_431_answer_is_the_wire_contract_envelope() -> None:

@@ -89,11 +89,13 @@ class PoolSwitchApp:
         clock: Clock = time.time,
         rng: random.Random | None = None,
         registry: CollectorRegistry | None = None,
-        max_connections: int = 256,
+        max_connections: int | None = None,
         config_path: str | None = None,
         config_version: str | None = None,
     ) -> None:
-        self.upstream_connections = max_connections
+        # a pool's upstream connections: one per request in flight at most (not a hidden cap
+        # below max_in_flight_requests, which would queue streams past it with no deadline)
+        self.upstream_connections = max_connections or config.max_in_flight_requests
         self.clock, self.rng = clock, rng
         self.config_path = config_path
         self.store = create_store(config.storage, clock)

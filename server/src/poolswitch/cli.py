@@ -40,7 +40,7 @@ from poolswitch import __version__, democli, keyscli, logsink, reloadcli
 from poolswitch.app import PoolSwitchApp
 from poolswitch.config import LOG_FORMATS, Config
 from poolswitch.origins import is_loopback
-from poolswitch.protocol import effective_max_connections, protocol_class
+from poolswitch.protocol import effective_max_connections, protocol_class, raise_fd_limit
 from poolswitch.proxy import STREAM_CUT
 from poolswitch.proxyclient import URL_HELP, base_url, fetch, load_or_say
 from poolswitch.storage import check_store
@@ -80,6 +80,9 @@ def build_server(
     """The uvicorn server as `poolswitch start` runs it (tests use this too)."""
     logging.getLogger("uvicorn.error").addFilter(_not_a_cut_stream)  # once: same object
     config = app.config
+    raised = raise_fd_limit()
+    if raised is not None:
+        log.info("open-file limit raised from %d to %d (the hard limit)", *raised)
     max_connections, fd_limit = effective_max_connections(
         config.max_connections, app.upstream_connections
     )

@@ -331,8 +331,9 @@ class Config(PoolSettings):
         Range(1),
         about(
             "Open caller connections; new ones beyond it are closed at once, so open ones "
-            "keep working. Lowered at start to the file-descriptor limit minus what the "
-            "upstream pool and the process need (logged)."
+            "keep working. At start the soft open-file limit is raised to the hard one, "
+            "then this is lowered to that limit minus one upstream connection per request "
+            "in flight and what the process needs (logged)."
         ),
     ] = 1000
     max_in_flight_requests: Annotated[
@@ -340,7 +341,8 @@ class Config(PoolSettings):
         Range(1),
         about(
             "Proxied requests served at once; beyond it `503 overloaded` with "
-            "`Retry-After: 1`, nothing sent upstream."
+            "`Retry-After: 1`, nothing sent upstream. Also the most upstream connections "
+            "a pool opens (one per request in flight)."
         ),
     ] = 512
     max_buffered_body_bytes: Annotated[

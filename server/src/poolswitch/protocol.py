@@ -89,6 +89,20 @@ NOT_HTTP = "the request is not valid HTTP/1.1"
 NO_TUNNELS = "CONNECT is not proxied: PoolSwitch forwards requests, it opens no tunnels"
 
 
+def raise_fd_limit() -> tuple[int, int] | None:
+    """Lift the soft open-file limit to the hard one, as nginx and Go programs do (a default
+    soft limit of 1,024 would cap the connections far below what the host allows): (before,
+    after), or None when nothing changed or the system refused."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard or soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError):
+        return None
+    return soft, hard
+
+
 def effective_max_connections(configured: int, upstream_connections: int) -> tuple[int, int]:
     """The connection cap the process can keep: (cap, soft file-descriptor limit)."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
