@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from poolswitch.accesslog import AccessLog
 from poolswitch.callers import Callers, positions
 from poolswitch.config import CallerConfig, Config
 from poolswitch.envelope import error_response, with_cors
@@ -32,7 +33,6 @@ from poolswitch.errors import (
     Unauthorized,
 )
 from poolswitch.limits import CONCURRENCY, POOL, CallerLimit
-from poolswitch.logjson import ACCESS_FORMAT, ACCESS_LOGGER
 from poolswitch.metrics import Metrics, method_label, status_class
 from poolswitch.origins import Gate, cors_headers, is_preflight, preflight_headers
 from poolswitch.proxy import Exchange, Proxy
@@ -44,7 +44,6 @@ from poolswitch.router import Router
 from poolswitch.trace import ASK, Trace
 from poolswitch.trace import HEADER as TRACE
 
-log = logging.getLogger(ACCESS_LOGGER)
 errlog = logging.getLogger("poolswitch.proxy")
 
 UNAUTHORIZED = (
@@ -134,6 +133,7 @@ class Gateway:
             ]
         )
         self._max_in_flight = config.max_in_flight_requests
+        self.access_log = AccessLog()
         self._rejections = {
             (caller, reason): metrics.caller_rejections.labels(caller, reason)
             for caller in self.callers
@@ -195,20 +195,18 @@ class Gateway:
                 method_label(scope["method"]), status_class(ex.status), ex.caller, ex.pool
             ).inc()
             self.metrics.request_duration.observe(elapsed)
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    ACCESS_FORMAT,
-                    scope["method"],
-                    scope["path"],
-                    ex.status,
-                    " incomplete" if ex.incomplete else "",
-                    ex.key_id or "-",
-                    ex.attempts,
-                    ex.caller,
-                    ex.pool,
-                    elapsed * 1000.0,
-                    ex.request_id,
-                )
+            self.access_log.write(
+                scope["method"],
+                scope["path"],
+                ex.status,
+                " incomplete" if ex.incomplete else "",
+                ex.key_id or "-",
+                ex.attempts,
+                ex.caller,
+                ex.pool,
+                elapsed * 1000.0,
+                ex.request_id,
+            )
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, ex: Exchange, trace: bool = False

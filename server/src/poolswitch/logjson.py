@@ -44,22 +44,7 @@ class JsonFormatter(MaskingFormatter):
         }
         args = record.args
         if record.msg is ACCESS_FORMAT and isinstance(args, tuple) and len(args) == 10:
-            method, path, status, incomplete, key, attempts, caller, pool, ms, rid = args
-            if mask is not None:
-                path = mask.mask(str(path))
-            doc["msg"] = ACCESS_FORMAT % (method, path, *args[2:])
-            doc.update(
-                method=method,
-                path=path,
-                status=status,
-                incomplete=bool(incomplete),
-                key=None if key == NONE else key,
-                attempts=attempts,
-                caller=None if caller == NONE else caller,
-                pool=None if pool == NONE else pool,
-                ms=round(float(ms), 1),  # type: ignore[arg-type]
-                request_id=rid,
-            )
+            self._access(doc, args)
         else:
             message = record.getMessage()
             doc["msg"] = mask.mask(message) if mask is not None else message
@@ -70,6 +55,35 @@ class JsonFormatter(MaskingFormatter):
         if record.stack_info:
             doc["stack"] = mask.mask(record.stack_info) if mask is not None else record.stack_info
         return _encode(doc)
+
+    def access_line(self, created: float, args: tuple[object, ...]) -> str:
+        """The line format() makes of an access record with these ACCESS_FORMAT arguments,
+        without the record (accesslog.py)."""
+        doc: dict[str, object] = {
+            "ts": self._timestamp(created, int((created - int(created)) * 1000)),
+            "level": "INFO",
+            "logger": ACCESS_LOGGER,
+        }
+        self._access(doc, args)
+        return _encode(doc)
+
+    def _access(self, doc: dict[str, object], args: tuple[object, ...]) -> None:
+        method, path, status, incomplete, key, attempts, caller, pool, ms, rid = args
+        if self.mask is not None:
+            path = self.mask.mask(str(path))
+        doc["msg"] = ACCESS_FORMAT % (method, path, *args[2:])
+        doc.update(
+            method=method,
+            path=path,
+            status=status,
+            incomplete=bool(incomplete),
+            key=None if key == NONE else key,
+            attempts=attempts,
+            caller=None if caller == NONE else caller,
+            pool=None if pool == NONE else pool,
+            ms=round(float(ms), 1),  # type: ignore[arg-type]
+            request_id=rid,
+        )
 
     def _timestamp(self, created: float, msecs: float) -> str:
         second = int(created)

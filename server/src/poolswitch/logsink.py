@@ -50,6 +50,20 @@ class BatchedHandler(logging.StreamHandler[TextIO]):
         if record.levelno >= logging.WARNING:
             self.flush()
             return
+        self._arm()
+
+    def write_line(self, line: str) -> None:
+        """A line already formatted and masked (accesslog.py), at INFO: batched like a record."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                self.stream.write(line + self.terminator)
+            except RecursionError:
+                raise
+            except Exception:  # as emit(): a broken stderr must not break the request
+                return
+        self._arm()
+
+    def _arm(self) -> None:
         if self._armed:
             return
         try:
