@@ -56,8 +56,10 @@ CONCURRENCY = (1, 16, 64)
 REDIS_FLOOR = 0.9  # (r) on Redis / (rm) on memory, c=16 and c=64
 PROPAGATION_P99_MS = 100.0  # A's transition -> B's /status shows it, p99 over 200
 PROPAGATION_SHARE = 0.99  # of B's own histogram observations within 100 ms
-PROXY_FLOOR = 0.075  # PoolSwitch (default log) / nginx proxy (access log off), c=16 and c=64
-ADDED_P50_MS = 0.3  # PoolSwitch (default log) p50 - direct nginx p50, c=1
+# issue 16's targets (issue 10 asked for 0.075 and 0.3 ms, p99/p50 <= 3)
+PROXY_FLOOR = 0.15  # PoolSwitch (default log) / nginx proxy (access log off), c=16 and c=64
+ADDED_P50_MS = 0.2  # PoolSwitch (default log) p50 - direct nginx p50, c=1
+TAIL_RATIO = 2.0  # PoolSwitch p99 / p50 at c=64
 RSS_LIMIT_MIB = 60.0
 RSS_GROWTH_MIB = 2.0
 
@@ -139,7 +141,15 @@ def checks(res: Results) -> list[Check]:
             )
     c64 = res.run("c", 64)
     tail = c64.p99_ms / c64.p50_ms if c64 and c64.p50_ms > 0 else None
-    out.append(check("p99/p50 of c at c=64", tail, "{:.2f}", "<= 3", lambda v: v <= 3.0))
+    out.append(
+        check(
+            "p99/p50 of c at c=64",
+            tail,
+            "{:.2f}",
+            f"<= {TAIL_RATIO:g}",
+            lambda v: v <= TAIL_RATIO,
+        )
+    )
     delta = (
         res.sse_proxy.first_event_ms_median - res.sse_direct.first_event_ms_median
         if res.sse_proxy and res.sse_direct
