@@ -16,9 +16,9 @@ import functools
 import secrets
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
+import harness
 from poolswitch_testing.redis_server import RedisServer, RedisServerError
 
 import propagation
@@ -26,8 +26,8 @@ from cpu import CpuSampler, CpuUse
 from nginx import NginxUpstream
 from paired import paired
 from payloads import CHAT_PATH
-from poolswitch_proc import DEFAULT_LOG_LEVEL, PoolSwitch
-from proc import BenchError, Cpus, Pinning, child_pids
+from poolswitch_proc import PoolSwitch
+from proc import BenchError, Cpus, child_pids
 from report import Results
 from wrk import Wrk, WrkResult
 
@@ -45,34 +45,14 @@ def progress(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-class Harness(Protocol):
+class Harness(harness.Harness, Protocol):
     """What these sections use of run.py's Bench."""
 
-    tmp: Path
-    pinning: Pinning
     duration: float
     warmup: float
     res: Results
     wrk: Wrk
     nginx: NginxUpstream | None
-
-    def start_poolswitch(
-        self,
-        name: str,
-        upstream: str,
-        n_keys: int,
-        log_level: str = DEFAULT_LOG_LEVEL,
-        pools: tuple[str, ...] = (),
-        *,
-        cpu: Cpus = None,
-        storage: dict[str, str] | None = None,
-        admin_token: str | None = None,
-        workers: int = 1,
-    ) -> PoolSwitch: ...
-
-    def stop_poolswitch(self, ps: PoolSwitch) -> None: ...
-
-    def check_forwarding(self, ps: PoolSwitch) -> None: ...
 
 
 class SharedState:

@@ -20,14 +20,15 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+import harness
 
 import streams_client
 from cpu import process_cpu_s
 from nginx import _Instance, pick_ports
 from payloads import CHAT_PATH
-from poolswitch_proc import DEFAULT_LOG_LEVEL, PoolSwitch
-from proc import BenchError, Cpus, Pinning, Processes, child_pids, free_port, wait_http_ok
+from proc import BenchError, Processes, child_pids, free_port, wait_http_ok
 from report_checks import Check, check, info
 from streams_client import Load
 
@@ -191,27 +192,7 @@ class NginxStreams(_Instance):
         wait_http_ok(f"http://127.0.0.1:{self.port}/ready", 10.0)
 
 
-class Harness(Protocol):
-    tmp: Path
-    procs: Processes
-    pinning: Pinning
-
-    def start_poolswitch(
-        self,
-        name: str,
-        upstream: str,
-        n_keys: int,
-        log_level: str = DEFAULT_LOG_LEVEL,
-        pools: tuple[str, ...] = (),
-        *,
-        cpu: Cpus = None,
-        storage: dict[str, str] | None = None,
-        admin_token: str | None = None,
-        workers: int = 1,
-        settings: dict[str, object] | None = None,
-    ) -> PoolSwitch: ...
-
-    def stop_poolswitch(self, ps: PoolSwitch) -> None: ...
+Harness = harness.Harness
 
 
 def _measure(

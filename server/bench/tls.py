@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import harness
+
 import nginx
 from nginx import _common, _http_common, _Instance, _nginx_string, pick_ports
 from paired import paired
 from payloads import CHAT_PATH, COMPLETION_JSON
-from poolswitch_proc import DEFAULT_LOG_LEVEL, PoolSwitch
-from proc import BenchError, Cpus, Pinning, Processes
+from poolswitch_proc import PoolSwitch
+from proc import BenchError, Processes
 from report_checks import Check, check, info
 from wrk import WrkResult
 
@@ -137,33 +139,10 @@ class NginxTls(_Instance):
         return count_handshakes(self.log.read_text().splitlines())
 
 
-class Harness(Protocol):
+class Harness(harness.Harness, Protocol):
     """What this section uses of run.py's Bench."""
 
-    tmp: Path
-    procs: Processes
-    pinning: Pinning
-
     def load(self, target: str, url: str, conc: int) -> WrkResult: ...
-
-    def start_poolswitch(
-        self,
-        name: str,
-        upstream: str,
-        n_keys: int,
-        log_level: str = DEFAULT_LOG_LEVEL,
-        pools: tuple[str, ...] = (),
-        *,
-        cpu: Cpus = None,
-        storage: dict[str, str] | None = None,
-        admin_token: str | None = None,
-        workers: int = 1,
-        settings: dict[str, object] | None = None,
-    ) -> PoolSwitch: ...
-
-    def stop_poolswitch(self, ps: PoolSwitch) -> None: ...
-
-    def check_forwarding(self, ps: PoolSwitch) -> None: ...
 
 
 def _rps(run: WrkResult) -> float:
