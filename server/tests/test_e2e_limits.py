@@ -299,7 +299,7 @@ class HangingUpstream:
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                     b"transfer-encoding: chunked\r\n\r\n"
-                    b'15\r\ndata: {"first": 1}\n\n\r\n'
+                    b'14\r\ndata: {"first": 1}\n\n\r\n'  # 20 bytes
                 )
             try:
                 for _ in range(1000):  # until the proxy closes (or 10 s of silence)

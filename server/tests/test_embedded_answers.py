@@ -100,8 +100,8 @@ def test_an_unreachable_upstream_is_the_proxys_502(kind: str, make_proxy: ProxyF
         by_proxy = proxy_answer(http)
     with Either(kind, upstream_base_url=dead, keys=keys("ab")) as c:
         embedded = embedded_error(c)
-    # the message ends with the HTTP library's name for the failure (aiohttp's in the proxy)
-    library = b"cannot connect to upstream: ClientConnectorError"
+    # the message ends with the name of the failure (the OS error's in the proxy)
+    library = b"cannot connect to upstream: ConnectionRefusedError"
     assert library in by_proxy["body"]
     by_proxy["body"] = by_proxy["body"].replace(
         library, b"cannot connect to upstream: ConnectError"

@@ -223,7 +223,7 @@ def test_callers_keep_their_use_and_clients_are_reused(tmp_path: Path) -> None:
             assert app.forwarders["default"] is not forwarder
             await asyncio.sleep(0)  # the retiring task: nothing in flight, closes at once
             await asyncio.sleep(0)
-            assert old.in_flight() == 0 and forwarder._session is None
+            assert old.in_flight() == 0 and forwarder._client is None
 
     asyncio.run(scenario())
 

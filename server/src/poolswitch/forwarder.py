@@ -1,31 +1,24 @@
-"""The upstream HTTP exchange: the only module that knows aiohttp.
+"""The upstream HTTP exchange of a pool: its client (upstreamhttp.py) and how it is opened.
 
-One shared `ClientSession` with a connection pool sized for the concurrency, no automatic
-decompression (bodies pass through as the upstream encoded them), no headers of its own beyond
-Host and Content-Length, and the request target sent as given (no re-quoting).
+One client per pool with a connection pool sized for the concurrency, no decompression (bodies
+pass through as the upstream encoded them), no headers of its own beyond Host and
+Content-Length, and the request target sent as given (no re-quoting). The request loop
+(proxy.py) sees it through the `Upstream` and `Response` protocols below, which its tests fake.
 """
 
 from __future__ import annotations
 
-import asyncio
-import io
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Protocol
-
-import aiohttp
-from multidict import CIMultiDict
-from yarl import URL
+from urllib.parse import urlsplit
 
 from poolswitch import upstreamtls
-from poolswitch.errors import ConnectError, ReadTimeout, TransportError
-
-_SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
-CHUNK = 64 * 1024
+from poolswitch.upstreamhttp import Answer, Client
 
 
 class Response(Protocol):
-    """What the request loop needs of an upstream answer (UpstreamResponse; fakes in tests)."""
+    """What the request loop needs of an upstream answer (upstreamhttp.Answer; fakes in tests)."""
 
     @property
     def status(self) -> int: ...
@@ -61,62 +54,9 @@ class Upstream(Protocol):
     ) -> Response: ...
 
 
-class UpstreamResponse:
-    """An upstream answer whose body has not been read yet. Always `release()` it."""
-
-    __slots__ = ("_resp", "content_length", "headers", "raw_headers", "status")
-
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
-        self._resp = resp
-        self.status = resp.status
-        self.headers: Mapping[str, str] = resp.headers
-        self.raw_headers = resp.raw_headers
-        self.content_length = resp.content_length
-
-    async def read(self, limit: int) -> tuple[bytes, bool]:
-        """Up to `limit` bytes of the body, and whether that was all of it."""
-        try:
-            data = await self._resp.content.read(limit)
-            while len(data) < limit and not self._resp.content.at_eof():
-                more = await self._resp.content.read(limit - len(data))
-                if not more:
-                    break
-                data += more
-            return data, self._resp.content.at_eof()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _transport_error(exc) from exc
-
-    async def read_event(self, limit: int) -> bytes:
-        """Read until the first server-sent event is complete (a blank line), the body ends or
-        `limit` bytes have come; return all that was read."""
-        content = self._resp.content
-        data = b""
-        try:
-            while len(data) < limit and not content.at_eof():
-                data += await content.readany()
-                if b"\n\n" in data or b"\r\n\r\n" in data:
-                    break
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _transport_error(exc) from exc
-        return data
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The rest of the body, piece by piece as it arrives."""
-        try:
-            async for chunk in self._resp.content.iter_any():
-                yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _transport_error(exc) from exc
-
-    def release(self) -> None:
-        """Return the connection to the pool (or drop it if the body was not read to the end)."""
-        if self._resp.content.at_eof():
-            self._resp.release()
-        else:
-            self._resp.close()
-
-
 class Forwarder:
+    """A pool's upstream client: `open()` before the first `send()`, `close()` at the end."""
+
     def __init__(
         self,
         base_url: str,
@@ -127,46 +67,33 @@ class Forwarder:
         ca_file: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._prefix = urlsplit(self.base_url).path  # sent before every target
         self.ca_file = ca_file
         self.ca_fingerprint = ""
         """Of the CA file read by open() ("" without one): a reload compares it."""
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Client | None = None
 
     async def open(self) -> None:
         """Open the connection pool; with a CA file, read it (OSError or ValueError when it no
         longer loads: config validation read it before)."""
-        tls: ssl.SSLContext | bool = True  # aiohttp's default: the system's CAs
+        tls: ssl.SSLContext | None = None  # the system's CAs
         if self.ca_file is not None:
             text, self.ca_fingerprint = upstreamtls.read_bundle(self.ca_file)
             tls = upstreamtls.client_context(text)
-        connector = aiohttp.TCPConnector(
-            ssl=tls,
+        self._client = Client(
+            self.base_url,
+            connect_timeout=self._connect_timeout,
             limit=self._max_connections,
-            limit_per_host=0,
-            ttl_dns_cache=300,
-            enable_cleanup_closed=False,
+            tls=tls,
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            auto_decompress=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-        )
-        # aiohttp re-sends an idempotent request by itself when a reused connection drops;
-        # re-sending is the retry policy's decision (another key, counted as an attempt), so
-        # turn that off, as aiohttp's own test client does.
-        self._session._retry_connection = False
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def send(
         self,
@@ -175,44 +102,15 @@ class Forwarder:
         headers: Iterable[tuple[str, str]],
         body: bytes,
         read_timeout: float | None = None,
-    ) -> UpstreamResponse:
-        """Send `method base_url+target`; `target` is the raw path and query, already encoded.
-        `read_timeout` overrides the session's wait for an answer (a request near its deadline)."""
-        assert self._session is not None, "Forwarder.open() was not called"
-        url = URL(self.base_url + target, encoded=True)
-        try:
-            resp = await self._session.request(
-                method,
-                url,
-                headers=CIMultiDict(headers),
-                data=_payload(body, method),
-                allow_redirects=False,
-                compress=None,
-                timeout=self._timeout
-                if read_timeout is None
-                else aiohttp.ClientTimeout(
-                    total=None,
-                    connect=None,
-                    sock_connect=self._timeout.sock_connect,
-                    sock_read=read_timeout,
-                ),
-            )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _transport_error(exc) from exc
-        return UpstreamResponse(resp)
-
-
-def _payload(body: bytes, method: str) -> bytes | io.BytesIO | None:
-    """The body as aiohttp should send it: large ones as a stream, so writes are paced."""
-    if not body:
-        return None if method in ("GET", "HEAD") else body
-    return io.BytesIO(body) if len(body) > CHUNK * 16 else body
-
-
-def _transport_error(exc: BaseException) -> TransportError:
-    """Map aiohttp's errors onto ours; the message names the failure, never a header."""
-    if isinstance(exc, (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError)):
-        return ConnectError(f"cannot connect to upstream: {type(exc).__name__}")
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return ReadTimeout("upstream did not answer in time")
-    return TransportError(f"upstream connection failed: {type(exc).__name__}")
+    ) -> Answer:
+        """Send `method base_url+target`; `target` is the raw path and query, already encoded
+        (a base URL's own path comes first). `read_timeout` overrides the wait for the answer's
+        next bytes (a request near its deadline)."""
+        assert self._client is not None, "Forwarder.open() was not called"
+        return await self._client.request(
+            method,
+            self._prefix + target,
+            headers,
+            body,
+            self._read_timeout if read_timeout is None else read_timeout,
+        )
