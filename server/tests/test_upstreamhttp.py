@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from poolswitch.errors import ConnectError, ReadTimeout, TransportError
-from poolswitch.upstreamhttp import HIGH_WATER, WHOLE_WRITE, Client, Origin, request_head
+from poolswitch.upstreamanswer import HIGH_WATER
+from poolswitch.upstreamhttp import WHOLE_WRITE, Client, Origin, request_head
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 Run = Callable[[Handler, Callable[[Client, list[bytes]], Awaitable[None]]], None]

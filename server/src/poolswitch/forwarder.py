@@ -14,7 +14,8 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from poolswitch import upstreamtls
-from poolswitch.upstreamhttp import Answer, Client
+from poolswitch.upstreamanswer import Answer
+from poolswitch.upstreamhttp import Client
 
 
 class Response(Protocol):

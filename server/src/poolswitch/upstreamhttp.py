@@ -1,6 +1,6 @@
 """HTTP/1.1 to one upstream origin: keep-alive connections in a pool, each request written as
 given, each answer parsed by httptools (llhttp, the parser uvicorn's server side uses) and its
-body handed over as it arrives.
+body handed over as it arrives (upstreamanswer.py).
 
 Why not aiohttp's ClientSession: for a proxy that sends every request as it came and never
 follows a redirect, stores a cookie, decompresses or re-quotes, the session's generality is
@@ -14,8 +14,7 @@ What it does, and nothing else:
   `Content-Length` (none for a body-less GET or HEAD), then the body (large ones in pieces, as
   the socket drains), and returns the `Answer` once its headers have come;
 - `read_timeout`: the longest wait for the next bytes of the answer (headers or body), not
-  counted while the reader is the slow one (reading is paused when more than `HIGH_WATER`
-  bytes wait to be read, and resumed below `LOW_WATER`);
+  counted while the reader is the slow one (the answer pauses reading when too much waits);
 - an answer read to its end on a connection both sides keep alive goes back to the pool when
   released; any other is closed (an answer to HEAD, or one whose body ends when the connection
   closes). An idle connection the upstream closed leaves the pool at once; one idle for
@@ -34,21 +33,19 @@ import asyncio
 import collections
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from poolswitch.errors import ConnectError, ReadTimeout, TransportError
+from poolswitch.upstreamanswer import Answer
 
 CHUNK = 64 * 1024
 WHOLE_WRITE = 16 * CHUNK  # bodies up to this go out in one write
-HIGH_WATER = 256 * 1024  # unread answer bytes that pause reading from the socket...
-LOW_WATER = 64 * 1024  # ...until fewer than these wait
 KEEPALIVE_SECONDS = 15.0
 NO_BODY_STATUS = frozenset({204, 304})
-CLOSE_TURNS = 10
+CLOSE_SECONDS = 1.0
 
 
 class Origin:
@@ -82,127 +79,6 @@ def request_head(
         lines.append(f"Content-Length: {len(body)}\r\n")
     lines.append("\r\n")
     return "".join(lines).encode("utf-8")
-
-
-class Answer:
-    """An upstream answer whose headers have come; its body is read with `read`, `read_event`
-    or `chunks`. Always `release()` it: that returns the connection or closes it."""
-
-    __slots__ = (
-        "_buffer",
-        "_conn",
-        "_eof",
-        "_error",
-        "_size",
-        "_waiter",
-        "content_length",
-        "headers",
-        "raw_headers",
-        "status",
-    )
-
-    def __init__(
-        self, conn: _Connection, status: int, raw_headers: list[tuple[bytes, bytes]]
-    ) -> None:
-        self._conn: _Connection | None = conn
-        self.status = status
-        self.raw_headers = raw_headers
-        self.headers = CIMultiDictProxy(
-            CIMultiDict(
-                (name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
-                for name, value in raw_headers
-            )
-        )
-        length = self.headers.get("content-length")
-        self.content_length = int(length) if length is not None and length.isdigit() else None
-        self._buffer: collections.deque[bytes] = collections.deque()
-        self._size = 0
-        self._eof = False
-        self._error: TransportError | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    # fed by the connection
-
-    def feed(self, data: bytes) -> None:
-        self._buffer.append(data)
-        self._size += len(data)
-        if self._size > HIGH_WATER and self._conn is not None:
-            self._conn.pause()
-        self._wake()
-
-    def feed_eof(self) -> None:
-        self._eof = True
-        self._wake()
-
-    def fail(self, error: TransportError) -> None:
-        if not self._eof:
-            self._error = error
-            self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # read by the proxy
-
-    def at_eof(self) -> bool:
-        return self._eof and not self._buffer
-
-    async def _more(self) -> bool:
-        """Wait until bytes are buffered or the body ended; False at its end."""
-        while not self._buffer:
-            if self._error is not None:
-                raise self._error
-            if self._eof:
-                return False
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return True
-
-    def _take(self, limit: int) -> bytes:
-        first = self._buffer.popleft()
-        if len(first) > limit:
-            self._buffer.appendleft(first[limit:])
-            first = first[:limit]
-        self._size -= len(first)
-        if self._size < LOW_WATER and self._conn is not None:
-            self._conn.resume()
-        return first
-
-    async def read(self, limit: int) -> tuple[bytes, bool]:
-        """Up to `limit` bytes of the body, and whether that was all of it."""
-        parts: list[bytes] = []
-        got = 0
-        while got < limit and await self._more():
-            part = self._take(limit - got)
-            parts.append(part)
-            got += len(part)
-        return b"".join(parts), self.at_eof()
-
-    async def read_event(self, limit: int) -> bytes:
-        """Until the first server-sent event is complete (a blank line), the body ends or
-        `limit` bytes have come; all that was read."""
-        data = b""
-        while len(data) < limit and await self._more():
-            data += self._take(limit - len(data))
-            if b"\n\n" in data or b"\r\n\r\n" in data:
-                break
-        return data
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The rest of the body, piece by piece as it arrives."""
-        while await self._more():
-            yield self._take(len(self._buffer[0]))
-
-    def release(self) -> None:
-        """Return the connection to the pool when the body was read to its end, else close it."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.finished(reusable=self.at_eof() and self._error is None)
 
 
 class _Connection(asyncio.Protocol):
@@ -351,13 +227,16 @@ class _Connection(asyncio.Protocol):
         else:
             self.close()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Close the connection (`abort`: at once, without a TLS goodbye)."""
         self.keep_alive = False
         self._cancel_timer()
-        if self.transport is not None:
-            self.transport.close()
-        else:
+        if self.transport is None:
             self.client.forget(self)
+        elif abort:
+            self.transport.abort()
+        else:
+            self.transport.close()
 
     # the read timeout: one timer per exchange, moved on lazily
 
@@ -512,12 +391,12 @@ class Client:
                 return
 
     async def close(self) -> None:
-        """Close every connection, and let the loop finish closing their sockets."""
+        """Drop every connection (no TLS goodbye: the process is stopping or the pool was
+        replaced), and wait, briefly, until the loop has closed their sockets."""
         self._closed = True
         for conn in list(self._open):
-            conn.close()
+            conn.close(abort=True)
         self._idle.clear()
-        for _ in range(CLOSE_TURNS):  # a transport closes on the loop's next turn
-            if not self._open:
-                break
-            await asyncio.sleep(0)
+        deadline = time.monotonic() + CLOSE_SECONDS
+        while self._open and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
