@@ -157,18 +157,20 @@ def test_bad_arguments_exit_2() -> None:
         assert "error: argument" in done.stderr
 
 
-def test_the_proxy_commands_do_not_import_rich() -> None:
+def test_the_proxy_commands_do_not_import_the_demos_libraries() -> None:
+    """rich (the live view) and aiohttp (the demo's upstream and traffic) load with the demo
+    alone: not in a serving proxy's memory."""
     code = (
         "import sys\n"
         "import poolswitch.app, poolswitch.cli\n"
         "poolswitch.cli.parser().parse_args(['demo', '--json'])\n"
         "poolswitch.cli.parser().parse_args(['start', '--config', 'x.yaml'])\n"
-        "print('rich' in sys.modules, 'poolswitch.demo' in sys.modules)\n"
+        "print(*(m in sys.modules for m in ('rich', 'aiohttp', 'poolswitch.demo')))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert done.stdout.split() == ["False", "False"], done.stdout + done.stderr
+    assert done.stdout.split() == ["False", "False", "False"], done.stdout + done.stderr
 
 
 def test_parse_trace() -> None:

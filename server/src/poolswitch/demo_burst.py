@@ -20,9 +20,10 @@ from typing import Any
 
 import aiohttp
 
+from poolswitch import democli
 from poolswitch.trace import HEADER as TRACE_HEADER
 
-REQUESTS = 40
+REQUESTS = democli.REQUESTS
 CONCURRENCY = 3
 STREAM_EVERY = 5
 """Every fifth request is streamed."""

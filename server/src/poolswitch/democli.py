@@ -18,7 +18,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from poolswitch.demo_burst import REQUESTS
+REQUESTS = 40
+"""The burst's default size (demo_burst.py, with aiohttp, loads only when the command runs)."""
 
 
 def add_command(sub: Any) -> None:
