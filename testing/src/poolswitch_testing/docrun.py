@@ -154,25 +154,22 @@ def run_block(block: Block, page: Page) -> Outcome:
 
 
 def _dispatch(block: Block, page: Page) -> tuple[str, str]:
-    directive = block.directive
-    if directive is not None and directive.kind == "not run":
-        return "not run", directive.arg
-    if directive is not None and directive.kind == "copy of":
-        return _copy_of(block, directive.arg)
+    kind, arg = (block.directive.kind, block.directive.arg) if block.directive else (None, "")
+    if kind == "not run":
+        return "not run", arg
+    if kind == "copy of":
+        return _copy_of(block, arg)
     lang = block.lang
     if lang in ("sh", "bash", "shell", "console"):
-        serves = directive is not None and directive.kind == "serves"
-        return ("ran", _serve(block, page)) if serves else ("ran", _shell(block, page))
+        return "ran", (_serve(block, page) if kind == "serves" else _shell(block, page))
     if lang == "python":
         return "ran", _script(block, page, [sys.executable], ".py")
     if lang in ("js", "javascript", "mjs"):
         return "ran", _node(block, page)
     if lang in ("yaml", "yml"):
-        fragment = directive is not None and directive.kind == "config fragment"
-        return "checked", _config(block, page, fragment)
+        return "checked", _config(block, page, kind == "config fragment")
     if lang == "json":
-        sample = directive.arg if directive is not None and directive.kind == "sample" else None
-        return "checked", _json(block, page, sample)
+        return "checked", _json(block, page, arg if kind == "sample" else None)
     raise Failed(
         f"no way to run a ```{lang or '(untagged)'} block: mark it <!-- docs: not run: why -->"
     )
@@ -229,26 +226,36 @@ def _serve(block: Block, page: Page) -> str:
     port = free_port()
     script = PREAMBLE + rewrite(block.text, page, port, port)
     log = page.scratch / f"block-{block.line}.log"
+    env = environment(block.text, page)
+    page.servers.append(_serving(["bash", "-c", script], page.scratch, env, port, log))
+    page.port = port
+    return f"serving on 127.0.0.1:{port}"
+
+
+def _serving(
+    argv: list[str], cwd: Path, env: dict[str, str], port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """`argv` started in a session of its own, once `/health` answers on `port`; Failed (the
+    log's tail) when it exits first or does not answer within SERVE_SECONDS."""
     with log.open("wb") as out:
         server = subprocess.Popen(
-            ["bash", "-c", script],
-            cwd=page.scratch,
-            env=environment(block.text, page),
+            argv,
+            cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    page.servers.append(server)
     deadline = time.monotonic() + SERVE_SECONDS
-    while time.monotonic() < deadline:
+    while not _health(port):
         if server.poll() is not None:
             raise Failed(f"exit {server.returncode} before serving:\n{_tail(log.read_text())}")
-        if _health(port):
-            page.port = port
-            return f"serving on 127.0.0.1:{port}"
+        if time.monotonic() > deadline:
+            _stop(server)
+            raise Failed(f"/health did not answer in {SERVE_SECONDS:g}s:\n{_tail(log.read_text())}")
         time.sleep(0.1)
-    raise Failed(f"/health did not answer within {SERVE_SECONDS:g}s:\n{_tail(log.read_text())}")
+    return server
 
 
 def _config(block: Block, page: Page, fragment: bool) -> str:
@@ -360,22 +367,13 @@ def stand_in() -> Iterator[str]:
 def demo(scratch: Path) -> Iterator[int]:
     """`poolswitch demo --no-traffic` on a free port: the proxy a page talks to by default."""
     port = free_port()
-    log = scratch / "demo.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            ["poolswitch", "demo", "--no-traffic", "--port", str(port)],
-            env=environment("", Page(scratch, "", port)),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = ["poolswitch", "demo", "--no-traffic", "--port", str(port)]
+    env = environment("", Page(scratch, "", port))
     try:
-        deadline = time.monotonic() + SERVE_SECONDS
-        while not _health(port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"poolswitch demo did not start:\n{_tail(log.read_text())}")
-            time.sleep(0.1)
+        server = _serving(argv, scratch, env, port, scratch / "demo.log")
+    except Failed as exc:
+        raise SystemExit(f"poolswitch demo did not start: {exc}") from None
+    try:
         yield port
     finally:
         _stop(server)
