@@ -69,7 +69,7 @@ def request_head(
     method: str, target: str, host: str, headers: Iterable[tuple[str, str]], body: bytes
 ) -> bytes:
     """The request line and headers, as sent. A header that would split the head (a CR or LF
-    in it) is refused: TransportError, nothing sent."""
+    in it) is refused: ConnectError, nothing sent."""
     lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
     for name, value in headers:
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
@@ -317,13 +317,8 @@ class Client:
             raise
 
     async def _take(self) -> _Connection:
-        now = time.monotonic()
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.usable(now):
-                return conn
-            conn.close()
-        while len(self._open) >= self.limit:
+        conn = self._reuse()
+        while conn is None and len(self._open) >= self.limit:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
@@ -331,12 +326,18 @@ class Client:
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-            while self._idle:
-                conn = self._idle.pop()
-                if conn.usable(time.monotonic()):
-                    return conn
-                conn.close()
-        return await self._connect()
+            conn = self._reuse()
+        return conn if conn is not None else await self._connect()
+
+    def _reuse(self) -> _Connection | None:
+        """The newest idle connection still usable; the stale ones on the way are closed."""
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable(now):
+                return conn
+            conn.close()
+        return None
 
     async def _connect(self) -> _Connection:
         if self._closed:
