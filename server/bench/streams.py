@@ -26,7 +26,7 @@ import harness
 
 import streams_client
 from cpu import process_cpu_s
-from nginx import _Instance, pick_ports
+from nginx import _http_common, _Instance, pick_ports
 from payloads import CHAT_PATH
 from proc import BenchError, Processes, child_pids, free_port, wait_http_ok
 from report_checks import Check, check, info
@@ -151,13 +151,7 @@ events {{
     worker_connections {conns};
 }}
 http {{
-    access_log off;
-    client_body_temp_path {w}/client_body;
-    proxy_temp_path {w}/proxy;
-    fastcgi_temp_path {w}/fastcgi;
-    uwsgi_temp_path {w}/uwsgi;
-    scgi_temp_path {w}/scgi;
-    keepalive_timeout 75s;
+{_http_common(w)}
     upstream streams_upstream {{
         server 127.0.0.1:{upstream_port};
         keepalive 1024;
