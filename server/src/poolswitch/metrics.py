@@ -1,7 +1,8 @@
 """Prometheus metrics on an injected registry.
 
-Counters and histograms are updated on the request path; key state is read from the pool at
-scrape time by a collector, so there is nothing to keep in sync. Labels come from closed sets
+Counters and histograms are updated on the request path (in one process as plain numbers,
+collected at scrape time: tally.py); key state is read from the pool at scrape time by a
+collector, so there is nothing to keep in sync. Labels come from closed sets
 only: method, status class, outcome, reason, configured pool name and key id, configured caller
 id (`-` when none). Never a path, a client address or a token. Every metric about keys carries
 the `pool` label: key ids are unique per pool only.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from poolswitch.keys import AVAILABLE, COOLING_DOWN, DISABLED
 from poolswitch.pool import Clock, KeySnapshot
+from poolswitch.tally import Tally
 
 PoolView = tuple[str, Sequence[KeySnapshot], bool]
 """What the collector reads of a pool at scrape time: (name, key snapshots, guard tripped)."""
@@ -34,6 +37,40 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _PROPAGATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class CounterLike(Protocol):
+    def labels(self, *values: str) -> Incrementable: ...
+
+
+class Incrementable(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class HistogramLike(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+MakeCounter = Callable[[str, str, Sequence[str]], CounterLike]
+MakeHistogram = Callable[[str, str, Sequence[float]], HistogramLike]
+
+
+def _tallied_metrics(registry: CollectorRegistry) -> tuple[MakeCounter, MakeHistogram]:
+    tally = Tally()
+    registry.register(tally)
+    return tally.counter, tally.histogram
+
+
+def _shared_metrics() -> tuple[MakeCounter, MakeHistogram]:
+    """prometheus_client's metrics, on no registry: the multiprocess collector reads them."""
+
+    def counter(name: str, documentation: str, labelnames: Sequence[str]) -> CounterLike:
+        return Counter(name, documentation, labelnames, registry=None)
+
+    def histogram(name: str, documentation: str, buckets: Sequence[float]) -> HistogramLike:
+        return Histogram(name, documentation, buckets=buckets, registry=None)
+
+    return counter, histogram
 
 
 def method_label(method: str) -> str:
@@ -54,64 +91,54 @@ class Metrics:
     ) -> None:
         self.registry = registry
         shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        # In multiprocess mode the scrape reads every worker's files, not these objects.
-        counted = None if shared else registry
-        self.requests = Counter(
+        # One process: plain numbers, collected at scrape time (tally.py). In multiprocess
+        # mode prometheus_client's own metrics, whose files every worker's scrape reads.
+        counter, histogram = _shared_metrics() if shared else _tallied_metrics(registry)
+        self.requests = counter(
             "poolswitch_requests",
             "Requests answered, by method, status class, caller and pool (- when none).",
             ["method", "status_class", "caller", "pool"],
-            registry=counted,
         )
-        self.caller_rejections = Counter(
+        self.caller_rejections = counter(
             "poolswitch_caller_rejections",
             "Requests refused for a caller's limits, by caller and reason (rpm, concurrency, "
             "pool); nothing was sent upstream.",
             ["caller", "reason"],
-            registry=counted,
         )
-        self.proxy_errors = Counter(
-            "poolswitch_proxy_errors",
-            "Answers the proxy made itself, by error code.",
-            ["code"],
-            registry=counted,
+        self.proxy_errors = counter(
+            "poolswitch_proxy_errors", "Answers the proxy made itself, by error code.", ["code"]
         )
-        self.upstream_attempts = Counter(
+        self.upstream_attempts = counter(
             "poolswitch_upstream_attempts",
             "Attempts sent upstream, by pool, key and outcome.",
             ["pool", "key_id", "outcome"],
-            registry=counted,
         )
-        self.failovers = Counter(
+        self.failovers = counter(
             "poolswitch_failovers",
             "Times a request moved on to another key, by pool and reason.",
             ["pool", "reason"],
-            registry=counted,
         )
-        self.request_duration = Histogram(
+        self.request_duration = histogram(
             "poolswitch_request_duration_seconds",
             "Time from request received to response headers sent, retries included.",
-            buckets=_BUCKETS,
-            registry=counted,
+            _BUCKETS,
         )
-        self.upstream_duration = Histogram(
+        self.upstream_duration = histogram(
             "poolswitch_upstream_duration_seconds",
             "Time of one upstream attempt until its response headers arrived.",
-            buckets=_BUCKETS,
-            registry=counted,
+            _BUCKETS,
         )
-        self.propagation = Histogram(
+        self.propagation = histogram(
             "poolswitch_state_propagation_seconds",
             "From another process's key transition (its clock) to this one applying it to its "
             "key selection; shared stores only.",
-            buckets=_PROPAGATION_BUCKETS,
-            registry=counted,
+            _PROPAGATION_BUCKETS,
         )
-        self.config_reloads = Counter(
+        self.config_reloads = counter(
             "poolswitch_config_reloads",
             "Config reloads (SIGHUP, `poolswitch reload`), by result: ok, or failed (the old "
             "config kept serving).",
             ["result"],
-            registry=counted,
         )
         for result in ("ok", "failed"):
             self.config_reloads.labels(result)
